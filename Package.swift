@@ -1,0 +1,71 @@
+// swift-tools-version:6.1
+// sd: a local-first virtual distributed file system. See ARCHITECTURE.md for the target graph.
+
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+// BLAKE3's many-chunk kernel is compiled twice from one source file (Sources/SDBlake3Kernel*/Kernel8.swift):
+// once for the baseline CPU and, on x86_64, once more for AVX2 (x86-64-v3), chosen at run time by a CPU
+// check. Swift has no per-function target attributes, so the second copy is a target of its own.
+var kernelTargets: [Target] = [
+    .target(name: "SDBlake3Kernel", swiftSettings: strictSettings + [.unsafeFlags(["-Ounchecked"])])
+]
+var coreKernelDeps: [Target.Dependency] = ["SDSystem", "SDBlake3Kernel", "CSDPlatform"]
+#if arch(x86_64)
+kernelTargets.append(
+    .target(
+        name: "SDBlake3KernelAVX2",
+        swiftSettings: strictSettings + [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+    )
+)
+coreKernelDeps.append("SDBlake3KernelAVX2")
+#endif
+
+let package = Package(
+    name: "sd",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "sd", targets: ["sd"]),
+        .library(name: "SDCore", targets: ["SDCore"]),
+        .library(name: "SDStore", targets: ["SDStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: kernelTargets + [
+        // Layer 0
+        .target(name: "CSDPlatform"),
+        .target(name: "SDSystem", dependencies: ["CSDPlatform"], swiftSettings: strictSettings),
+        .target(name: "SDCore", dependencies: coreKernelDeps, swiftSettings: strictSettings),
+        // Layer 1
+        .target(
+            name: "SDStore",
+            dependencies: ["SDCore", "SDSystem", .product(name: "GRDB", package: "GRDB.swift")],
+            swiftSettings: strictSettings
+        ),
+        // Executables
+        .executableTarget(
+            name: "sd",
+            dependencies: [
+                "SDCore", "SDSystem", "SDStore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Tests
+        .target(name: "SDTestSupport", dependencies: ["SDCore", "SDSystem"], path: "Tests/SDTestSupport",
+                swiftSettings: strictSettings),
+        .testTarget(name: "SDCoreTests", dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
+                    resources: [], swiftSettings: strictSettings),
+        .testTarget(name: "SDSystemTests", dependencies: ["SDSystem", "SDTestSupport"], swiftSettings: strictSettings),
+        .testTarget(name: "SDStoreTests", dependencies: ["SDStore", "SDCore", "SDTestSupport"],
+                    swiftSettings: strictSettings),
+        .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),
+    ],
+    swiftLanguageModes: [.v6]
+)

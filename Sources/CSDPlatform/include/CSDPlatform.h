@@ -1,0 +1,13 @@
+// CSDPlatform: the few things Swift's Glibc/Darwin overlays do not expose.
+#ifndef CSD_PLATFORM_H
+#define CSD_PLATFORM_H
+
+/// 1 when the CPU can run AVX2 code (and the OS saves the YMM registers), else 0.
+int csd_cpu_has_avx2(void);
+
+/// renameat2(2) with flags (RENAME_NOREPLACE = 1, RENAME_EXCHANGE = 2). Returns 0 or -1 with errno set.
+/// On systems without renameat2, RENAME_NOREPLACE is emulated with link(2)+unlink(2) for files
+/// and fails with ENOSYS otherwise.
+int csd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
+
+#endif

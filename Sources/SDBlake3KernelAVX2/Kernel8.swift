@@ -1,0 +1,1 @@
+../SDBlake3Kernel/Kernel8.swift

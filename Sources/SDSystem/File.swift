@@ -1,0 +1,70 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open, read-only file, read by offset (`pread`), so one handle can serve concurrent readers.
+///
+/// The descriptor is closed when the value is deinitialized; the type is not copyable so that exactly one
+/// owner closes it.
+public struct ReadOnlyFile: ~Copyable, Sendable {
+    public let descriptor: Int32
+    public let path: String
+
+    /// Opens `path` for reading. Symbolic links are followed (as `cat` and `b3sum` do).
+    ///
+    /// #### Errors
+    /// `SystemError` with ENOENT when missing, EACCES when unreadable, EISDIR when a folder.
+    public init(path: String) throws(SystemError) {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError.current("open", path: path) }
+        var st = stat()
+        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+            close(fd)
+            throw SystemError("read", path: path, errno: EISDIR)
+        }
+        self.descriptor = fd
+        self.path = path
+    }
+
+    deinit { close(descriptor) }
+
+    /// The file's size in bytes now.
+    public func size() throws(SystemError) -> UInt64 {
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { throw SystemError.current("stat", path: path) }
+        return UInt64(st.st_size)
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset`; returns the count read, short only at end of file.
+    public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws(SystemError) -> Int {
+        var done = 0
+        while done < buffer.count {
+            let n = retryingEINTR {
+                pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset) + off_t(done))
+            }
+            if n < 0 { throw SystemError.current("read", path: path) }
+            if n == 0 { break }
+            done += n
+        }
+        return done
+    }
+
+    /// Maps the whole file read-only and calls `body` with its bytes.
+    ///
+    /// #### Implementation details
+    /// `mmap(PROT_READ, MAP_PRIVATE)` plus `MADV_SEQUENTIAL`. If another process truncates the file while it
+    /// is mapped, touching the lost pages raises SIGBUS: use this only where that risk is accepted (as
+    /// `b3sum` does), and `read(into:at:)` elsewhere.
+    public func withMappedBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) throws -> R {
+        let length = Int(try size())
+        if length == 0 { return try body(UnsafeRawBufferPointer(start: nil, count: 0)) }
+        guard let base = mmap(nil, length, PROT_READ, MAP_PRIVATE, descriptor, 0), base != MAP_FAILED else {
+            throw SystemError.current("mmap", path: path)
+        }
+        defer { munmap(base, length) }
+        _ = madvise(base, length, MADV_SEQUENTIAL)
+        return try body(UnsafeRawBufferPointer(start: base, count: length))
+    }
+}

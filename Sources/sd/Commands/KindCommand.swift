@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct KindCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "kind")
+}

@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct LibraryCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "library")
+}

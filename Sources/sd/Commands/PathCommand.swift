@@ -1,0 +1,5 @@
+import ArgumentParser
+
+struct PathCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "path")
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import Foundation
+import SDCore
+
+@main
+struct SD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sd",
+        abstract: "sd: one fast, trustworthy index over all your files, wherever they are.",
+        discussion: """
+            Examples:
+              sd library create Home
+              sd hash photo.jpg            # content id, as Spacedrive computes it
+              sd hash --full movie.mkv     # full BLAKE3, same output as b3sum
+              sd kind report.pdf
+
+            EXIT STATUS
+              0 success; 1 a user error (missing file, bad path, bad arguments); 2 an internal error.
+            """,
+        version: "0.1.0",
+        subcommands: [LibraryCommand.self, HashCommand.self, KindCommand.self, PathCommand.self]
+    )
+
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            exit(withError: error)
+        }
+    }
+
+    /// One place maps every error to a message and an exit status (see EXIT STATUS above).
+    static func exit(withError error: any Error) -> Never {
+        let code = exitCode(for: error)
+        if code == .success || error is CleanExit {
+            // --help, --version
+            Self.exit(withError: error as (any Error)?)
+        }
+        if let userError = error as? UserError {
+            Output.error(userError.message)
+            Foundation.exit(userError.code)
+        }
+        if code == .validationFailure {
+            // Bad arguments: argument-parser's message and usage, but our exit status for a user error.
+            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            Foundation.exit(1)
+        }
+        if error is ExitCode { Foundation.exit(code.rawValue) }
+        Output.error("internal error: \(error)")
+        Foundation.exit(2)
+    }
+}
+
+/// An error the user can fix; its message says how. Exit status 1.
+struct UserError: Error, CustomStringConvertible {
+    var message: String
+    var code: Int32 = 1
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+}
+
+/// Options every command takes.
+struct GlobalOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
+    var json = false
+}
+
+enum Output {
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("sd: error: \(message)\n".utf8))
+    }
+
+    static func warning(_ message: String) {
+        FileHandle.standardError.write(Data("sd: warning: \(message)\n".utf8))
+    }
+
+    /// Prints a value as pretty, key-sorted JSON on standard output.
+    static func json(_ value: some Encodable) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        var data = try encoder.encode(value)
+        data.append(0x0A)
+        FileHandle.standardOutput.write(data)
+    }
+}
