@@ -46,6 +46,7 @@ let package = Package(
         .target(
             name: "SDStore",
             dependencies: ["SDCore", "SDSystem", .product(name: "GRDB", package: "GRDB.swift")],
+            exclude: ["Schema/README.md"],
             swiftSettings: strictSettings
         ),
         // Executables
@@ -63,7 +64,8 @@ let package = Package(
         .testTarget(name: "SDCoreTests", dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
                     resources: [], swiftSettings: strictSettings),
         .testTarget(name: "SDSystemTests", dependencies: ["SDSystem", "SDTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "SDStoreTests", dependencies: ["SDStore", "SDCore", "SDTestSupport"],
+        .testTarget(name: "SDStoreTests", dependencies: ["SDStore", "SDCore", "SDSystem", "SDTestSupport",
+                                                         .product(name: "GRDB", package: "GRDB.swift")],
                     swiftSettings: strictSettings),
         .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),
     ],

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SDCore
+import SDStore
 
 @main
 struct SD: ParsableCommand {
@@ -38,8 +39,11 @@ struct SD: ParsableCommand {
             Self.exit(withError: error as (any Error)?)
         }
         if let userError = error as? UserError {
-            Output.error(userError.message)
-            Foundation.exit(userError.code)
+            Output.fatal(userError.message, status: userError.code)
+        }
+        if let libraryError = error as? LibraryError {
+            // Every library error is something the user can act on; the message says what.
+            Output.fatal(libraryError.message, status: 1)
         }
         if code == .validationFailure {
             // Bad arguments: argument-parser's message and usage, but our exit status for a user error.
@@ -47,8 +51,7 @@ struct SD: ParsableCommand {
             Foundation.exit(1)
         }
         if error is ExitCode { Foundation.exit(code.rawValue) }
-        Output.error("internal error: \(error)")
-        Foundation.exit(2)
+        Output.fatal("internal error: \(error)", status: 2)
     }
 }
 
@@ -67,8 +70,20 @@ struct GlobalOptions: ParsableArguments {
 }
 
 enum Output {
+    /// Whether the command line asked for JSON: errors are then also reported as a JSON object on stdout.
+    static let wantsJSON = CommandLine.arguments.dropFirst().contains("--json")
+
     static func error(_ message: String) {
         FileHandle.standardError.write(Data("sd: error: \(message)\n".utf8))
+    }
+
+    /// Reports the error that ends the command (stderr, plus a JSON object on stdout under --json).
+    static func fatal(_ message: String, status: Int32) -> Never {
+        error(message)
+        if wantsJSON, let data = try? JSONEncoder().encode(["error": message, "exitStatus": "\(status)"]) {
+            FileHandle.standardOutput.write(data + Data([0x0A]))
+        }
+        Foundation.exit(status)
     }
 
     static func warning(_ message: String) {

@@ -1,5 +1,123 @@
 import ArgumentParser
+import Foundation
+import SDCore
+import SDStore
+
+/// Options for commands that work on a library.
+struct LibraryOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The library: a NAME under the data folder, or a PATH to a .sdlibrary folder.",
+                                            valueName: "name|path"))
+    var library: String?
+
+    var locator: LibraryLocator { LibraryLocator() }
+
+    func device() throws -> DeviceIdentity {
+        try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
+    }
+
+    /// Opens the chosen library; the default one is created on first use.
+    func open() throws -> Library {
+        try locator.open(library, device: try device())
+    }
+}
 
 struct LibraryCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "library")
+    static let configuration = CommandConfiguration(
+        commandName: "library",
+        abstract: "Create, list and inspect libraries.",
+        subcommands: [Create.self, List.self, Info.self]
+    )
+
+    struct Create: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create a new library.",
+            discussion: """
+                Creates NAME.sdlibrary in the data folder ($SD_DATA_DIR, else $XDG_DATA_HOME/sd, else
+                ~/.local/share/sd), or in --in DIR.
+
+                Example:
+                  sd library create Photos
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The library's name.") var name: String
+        @Option(name: .customLong("in"), help: ArgumentHelp("Create it in this folder instead.", valueName: "dir"))
+        var directory: String?
+
+        func run() throws {
+            let locator = LibraryLocator()
+            let device = try LibraryOptions().device()
+            let dir = directory.map { locator.path(for: $0.hasSuffix("/") ? $0 : $0 + "/") } ?? locator.dataDirectory
+            let library = try Library.create(name: name, in: dir, device: device)
+            defer { try? library.close() }
+            if global.json {
+                try Output.json(try library.info())
+            } else {
+                print("created library '\(name)' (\(library.manifest.id)) at \(library.path)")
+            }
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the libraries in the data folder.",
+            discussion: "Example:\n  sd library list --json"
+        )
+        @OptionGroup var global: GlobalOptions
+
+        func run() throws {
+            let locator = LibraryLocator()
+            let listed = locator.list()
+            if global.json { return try Output.json(listed) }
+            if listed.isEmpty {
+                print("no libraries in \(locator.dataDirectory); create one with `sd library create NAME`")
+            }
+            for item in listed {
+                if let problem = item.problem {
+                    print("\(item.name)  \(item.path)  (cannot be read: \(problem))")
+                } else {
+                    print("\(item.name)  \(item.id ?? "-")  \(item.path)")
+                }
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show a library's identity, schema and counts.",
+            discussion: """
+                Without --library, shows the default library (created on first use).
+
+                Examples:
+                  sd library info
+                  sd library info --library Photos --check
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Flag(help: "Also run SQLite's full integrity check (slow on large libraries).") var check = false
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let info = try library.info(checkIntegrity: check)
+            if global.json { return try Output.json(info) }
+            print("""
+                library      \(info.name) (\(info.id))
+                path         \(info.path)
+                schema       \(info.schemaVersion)
+                created      \(ISO8601DateFormatter().string(from: info.created))
+                this device  \(library.device.name) (\(library.device.id))
+                devices      \(info.devices)
+                locations    \(info.locations)
+                entries      \(info.entries)
+                contents     \(info.contentIdentities)
+                tags         \(info.tags)
+                jobs         \(info.jobs)
+                database     \(info.databaseBytes) bytes
+                """)
+            if let integrity = info.integrity { print("integrity    \(integrity)") }
+            if let integrity = info.integrity, integrity != "ok" { throw ExitCode(1) }
+        }
+    }
 }

@@ -1,0 +1,94 @@
+import Foundation
+import SDCore
+import SDTestSupport
+import Testing
+
+/// The real `sd` binary, run as a user would.
+struct CLITests {
+    let dir: TemporaryDirectory
+    let sd: SDBinary
+
+    init() throws {
+        dir = try TemporaryDirectory(prefix: "sd-e2e")
+        sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+    }
+
+    @Test func defaultLibraryIsCreatedOnFirstUse() throws {
+        let r = try sd.run(["library", "info", "--json"])
+        #expect(r.status == 0, "\(r.stderr)")
+        let info = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        #expect(info?["name"] as? String == "Default")
+        #expect(FileManager.default.fileExists(atPath: dir.file("data/Default.sdlibrary/library.db")))
+        let list = try sd.run(["library", "list"])
+        #expect(list.stdout.contains("Default"))
+    }
+
+    @Test func userErrorsExitOneWithOneLine() throws {
+        let missing = try sd.run(["hash", dir.file("nope")])
+        #expect(missing.status == 1)
+        #expect(missing.stderr.split(separator: "\n").count == 1)
+        #expect(missing.stderr.contains("No such file"))
+
+        let badPath = try sd.run(["path", "parse", "sd://not-a-device/x"])
+        #expect(badPath.status == 1)
+        #expect(badPath.stderr.contains("not a device id"))
+
+        let noLibrary = try sd.run(["library", "info", "--library", dir.file("missing.sdlibrary")])
+        #expect(noLibrary.status == 1)
+        #expect(noLibrary.stderr.contains("sd library create"))
+
+        let badFlag = try sd.run(["hash", "--no-such-flag", "x"])
+        #expect(badFlag.status == 1)
+
+        let twice = try sd.run(["library", "create", "Same"])
+        #expect(twice.status == 0)
+        let again = try sd.run(["library", "create", "Same", "--json"])
+        #expect(again.status == 1)
+        #expect(again.stdout.contains("\"error\""))
+    }
+
+    @Test func helpHasAnExampleAndExitsZero() throws {
+        for command in [["--help"], ["hash", "--help"], ["kind", "--help"], ["library", "create", "--help"],
+                        ["path", "parse", "--help"]] {
+            let r = try sd.run(command)
+            #expect(r.status == 0, "\(command)")
+            #expect(r.stdout.contains("Example"), "\(command) help has no example")
+        }
+    }
+
+    @Test func pathFormatAndParseRoundTrip() throws {
+        let formatted = try sd.run(["path", "format", "/tmp/a b/c%d.txt"])
+        #expect(formatted.status == 0)
+        let text = formatted.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(text.hasSuffix("/tmp/a%20b/c%25d.txt"))
+        let parsed = try sd.run(["path", "parse", "--json", text])
+        #expect(parsed.stdout.contains("\"path\" : \"/tmp/a b/c%d.txt\""))
+    }
+
+    @Test func kindReportsMethod() throws {
+        let png = try dir.write("image-without-extension", [0x89] + Array("PNG\r\n\u{1A}\n".utf8) + [0, 0, 0, 13])
+        let r = try sd.run(["kind", png])
+        #expect(r.status == 0)
+        #expect(r.stdout.hasPrefix("image  image/png  magic"))
+    }
+
+    /// `sd hash --full` prints exactly what b3sum prints, on 100 random files of many sizes.
+    @Test func fullHashEqualsB3sum() throws {
+        let b3sum = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it (apt-get install b3sum)")
+        var rng = SeededRNG(seed: 2026)
+        var files: [String] = []
+        for i in 0..<100 {
+            let size: Int = switch i % 4 {
+            case 0: Int(rng.next() % 4096)
+            case 1: Int(rng.next() % 64) * 1024 + Int(rng.next() % 3) - 1
+            case 2: Int(rng.next() % 300_000)
+            default: Int(rng.next() % (3 << 20))
+            }
+            files.append(try dir.write("random/file \(i).bin", rng.bytes(max(0, size))))
+        }
+        let ours = try sd.run(["hash", "--full"] + files)
+        let theirs = try Run.program(b3sum, files)
+        #expect(ours.status == 0)
+        #expect(ours.stdout == String(decoding: theirs.out, as: UTF8.self))
+    }
+}

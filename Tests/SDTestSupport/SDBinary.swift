@@ -1,0 +1,58 @@
+import Foundation
+
+/// The built `sd` executable (beside the test bundle, or $SD_BINARY), run with a private data and config
+/// folder so that tests never touch the user's libraries.
+public struct SDBinary: Sendable {
+    public let path: String
+    public let environment: [String: String]
+
+    public init(dataDirectory: String, configDirectory: String) throws {
+        let env = ProcessInfo.processInfo.environment
+        var candidates: [String] = []
+        if let explicit = env["SD_BINARY"] { candidates.append(explicit) }
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        var dir = bundle.deletingLastPathComponent()
+        for _ in 0..<3 {
+            candidates.append(dir.appendingPathComponent("sd").path)
+            dir = dir.deletingLastPathComponent()
+        }
+        candidates.append(Fixtures.repositoryRoot.appendingPathComponent(".build/debug/sd").path)
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw SDBinaryError.notBuilt(candidates)
+        }
+        path = found
+        var environment = env
+        environment["SD_DATA_DIR"] = dataDirectory
+        environment["SD_CONFIG_DIR"] = configDirectory
+        self.environment = environment
+    }
+
+    public struct Result: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+    }
+
+    @discardableResult
+    public func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
+        let r = try Run.program(path, arguments, environment: environment.merging(extra) { $1 })
+        return Result(status: r.status, stdout: String(decoding: r.out, as: UTF8.self),
+                      stderr: String(decoding: r.err, as: UTF8.self))
+    }
+}
+
+public enum SDBinaryError: Error, CustomStringConvertible {
+    case notBuilt([String])
+    public var description: String {
+        switch self {
+        case .notBuilt(let places): "the sd executable is not built (looked in \(places)); run `swift build` first"
+        }
+    }
+}
+
+/// The project's shared folder (`../shared` beside the repository), with the benchmark tree generator and
+/// the content-id oracle.
+public enum Shared {
+    public static let directory = Fixtures.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
+    public static func script(_ name: String) -> String { directory.appendingPathComponent("bench/\(name)").path }
+}
