@@ -11,6 +11,8 @@ import Darwin
 public struct ReadOnlyFile: ~Copyable, Sendable {
     public let descriptor: Int32
     public let path: String
+    /// The size when the file was opened (one `fstat` serves both the folder check and this).
+    public let sizeAtOpen: UInt64
 
     /// Opens `path` for reading. Symbolic links are followed (as `cat` and `b3sum` do).
     ///
@@ -20,12 +22,18 @@ public struct ReadOnlyFile: ~Copyable, Sendable {
         let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
         guard fd >= 0 else { throw SystemError.current("open", path: path) }
         var st = stat()
-        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+        guard fstat(fd, &st) == 0 else {
+            let error = SystemError.current("stat", path: path)
+            close(fd)
+            throw error
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
             close(fd)
             throw SystemError("read", path: path, errno: EISDIR)
         }
         self.descriptor = fd
         self.path = path
+        self.sizeAtOpen = UInt64(st.st_size)
     }
 
     deinit { close(descriptor) }

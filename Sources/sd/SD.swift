@@ -24,7 +24,8 @@ struct SD: ParsableCommand {
 
     static func main() {
         do {
-            var command = try parseAsRoot()
+            let arguments = BulkOperands.take(from: Array(CommandLine.arguments.dropFirst()))
+            var command = try parseAsRoot(arguments)
             try command.run()
         } catch {
             exit(withError: error)

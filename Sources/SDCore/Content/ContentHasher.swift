@@ -14,11 +14,13 @@ public struct ContentHasher: ~Copyable {
     public static let sampleLength = 10_240
     public static let sampleCount = 4
 
+    /// Holds the size prefix and the sampled bytes: at most 8 + 100 KiB.
     private let buffer: UnsafeMutableRawBufferPointer
-    private let pieceLength = 8 << 20
+    /// Bytes per read when hashing whole files.
+    static let pieceLength = 8 << 20
 
     public init() {
-        buffer = .allocate(byteCount: max(Int(Self.wholeFileLimit) + 8, 8 << 20), alignment: 64)
+        buffer = .allocate(byteCount: Int(Self.wholeFileLimit) + 8, alignment: 64)
     }
 
     deinit { buffer.deallocate() }
@@ -62,7 +64,8 @@ public struct ContentHasher: ~Copyable {
         let size = try reader.size()
         var hasher = BLAKE3.Hasher(threads: threads)
         var offset: UInt64 = 0
-        let piece = UnsafeMutableRawBufferPointer(rebasing: buffer[..<pieceLength])
+        let piece = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.pieceLength, alignment: 64)
+        defer { piece.deallocate() }
         while offset < size {
             let n = try reader.read(into: piece, at: offset)
             if n == 0 { throw ContentHashError.changedWhileReading }

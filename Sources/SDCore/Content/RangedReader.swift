@@ -9,7 +9,8 @@ public protocol RangedReader: ~Copyable {
     func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int
 }
 
-/// A local file as a `RangedReader`.
+/// A local file as a `RangedReader`. Its size is the size when it was opened, so every read of one hashing
+/// pass agrees on it; a file that shrinks meanwhile makes the hasher fail rather than hash a mix.
 public struct LocalFileReader: RangedReader, ~Copyable {
     public let file: ReadOnlyFile
 
@@ -17,7 +18,7 @@ public struct LocalFileReader: RangedReader, ~Copyable {
         file = try ReadOnlyFile(path: path)
     }
 
-    public func size() throws -> UInt64 { try file.size() }
+    public func size() throws -> UInt64 { file.sizeAtOpen }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {
         try file.read(into: buffer, at: offset)

@@ -28,7 +28,9 @@ struct HashCommand: ParsableCommand {
     var singleThread = false
 
     @Argument(help: "Files to hash.")
-    var files: [String]
+    var operands: [String]
+
+    var files: [String] { operands + BulkOperands.taken }
 
     struct Result: Encodable {
         var path: String
@@ -44,7 +46,7 @@ struct HashCommand: ParsableCommand {
         var results: [Result] = []
         var failed = false
         // Many files: hash them in batches over the cores, printing in argument order as each batch ends.
-        let batchSize = 512
+        let batchSize = 2048
         var start = 0
         while start < files.count {
             let batch = Array(files[start..<min(start + batchSize, files.count)])

@@ -18,7 +18,9 @@ struct KindCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @Flag(help: "Always read the file's first bytes, even when the extension is known.") var checkContent = false
-    @Argument(help: "Files to identify.") var files: [String]
+    @Argument(help: "Files to identify.") var operands: [String]
+
+    var files: [String] { operands + BulkOperands.taken }
 
     struct Result: Encodable {
         var path: String
