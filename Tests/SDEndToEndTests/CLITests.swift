@@ -40,6 +40,10 @@ struct CLITests {
         let badFlag = try sd.run(["hash", "--no-such-flag", "x"])
         #expect(badFlag.status == 1)
 
+        let elsewhere = try sd.run(["library", "create", "Elsewhere", "--in", dir.file("other")])
+        #expect(elsewhere.status == 0)
+        #expect(FileManager.default.fileExists(atPath: dir.file("other/Elsewhere.sdlibrary/library.json")))
+
         let twice = try sd.run(["library", "create", "Same"])
         #expect(twice.status == 0)
         let again = try sd.run(["library", "create", "Same", "--json"])
@@ -48,8 +52,9 @@ struct CLITests {
     }
 
     @Test func helpHasAnExampleAndExitsZero() throws {
-        for command in [["--help"], ["hash", "--help"], ["kind", "--help"], ["library", "create", "--help"],
-                        ["path", "parse", "--help"]] {
+        for command in [["--help"], ["hash", "--help"], ["kind", "--help"], ["library", "--help"],
+                        ["library", "create", "--help"], ["library", "list", "--help"], ["library", "info", "--help"],
+                        ["path", "--help"], ["path", "parse", "--help"], ["path", "format", "--help"]] {
             let r = try sd.run(command)
             #expect(r.status == 0, "\(command)")
             #expect(r.stdout.contains("Example"), "\(command) help has no example")

@@ -23,10 +23,15 @@ public struct LibraryLocator: Sendable {
     /// A NAME means `<data dir>/NAME.sdlibrary`; anything with a '/' or ending in `.sdlibrary` is a path.
     public func path(for nameOrPath: String) -> String {
         if nameOrPath.contains("/") || nameOrPath.hasSuffix(Library.folderExtension) {
-            let absolute = nameOrPath.hasPrefix("/") ? nameOrPath : FileManager.default.currentDirectoryPath + "/" + nameOrPath
-            return (absolute as NSString).standardizingPath
+            return Self.absolute(nameOrPath)
         }
         return "\(dataDirectory)/\(nameOrPath)\(Library.folderExtension)"
+    }
+
+    /// `path` made absolute against the current folder, with `.` and `..` resolved.
+    public static func absolute(_ path: String) -> String {
+        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
+        return (absolute as NSString).standardizingPath
     }
 
     /// Whether `nameOrPath` is a bare name (so the library may be created on first use).

@@ -25,6 +25,14 @@ struct LibraryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "library",
         abstract: "Create, list and inspect libraries.",
+        discussion: """
+            A library is one folder, NAME.sdlibrary: the index (SQLite), sidecars and config. Copying the folder
+            is a backup.
+
+            Examples:
+              sd library create Photos
+              sd library info --library Photos
+            """,
         subcommands: [Create.self, List.self, Info.self]
     )
 
@@ -47,7 +55,7 @@ struct LibraryCommand: ParsableCommand {
         func run() throws {
             let locator = LibraryLocator()
             let device = try LibraryOptions().device()
-            let dir = directory.map { locator.path(for: $0.hasSuffix("/") ? $0 : $0 + "/") } ?? locator.dataDirectory
+            let dir = directory.map(LibraryLocator.absolute) ?? locator.dataDirectory
             let library = try Library.create(name: name, in: dir, device: device)
             defer { try? library.close() }
             if global.json {

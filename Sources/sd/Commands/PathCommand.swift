@@ -7,6 +7,11 @@ struct PathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "path",
         abstract: "Parse and format SdPaths (sd://<device-id>/<path>, sd://content/<content-id>).",
+        discussion: """
+            Examples:
+              sd path format ~/notes.txt
+              sd path parse sd://content/9c1e5d0a1b2c3d4e
+            """,
         subcommands: [Parse.self, Format.self]
     )
 
@@ -87,8 +92,7 @@ struct PathCommand: ParsableCommand {
                 } else {
                     deviceID = try LibraryOptions().device().id
                 }
-                let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-                result = .physical(device: deviceID, path: (absolute as NSString).standardizingPath)
+                result = .physical(device: deviceID, path: LibraryLocator.absolute(path))
             }
             if global.json { return try Output.json(["sdPath": result.description]) }
             print(result.description)
