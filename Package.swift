@@ -1,4 +1,4 @@
-// swift-tools-version:6.1
+// swift-tools-version:6.2
 // sd: a local-first virtual distributed file system. See ARCHITECTURE.md for the target graph.
 
 import PackageDescription
@@ -6,6 +6,7 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("ExistentialAny"),
     .enableUpcomingFeature("MemberImportVisibility"),
+    .treatAllWarnings(as: .error),
 ]
 
 // BLAKE3's many-chunk kernel is compiled twice from one source file (Sources/SDBlake3Kernel*/Kernel8.swift):
@@ -16,13 +17,13 @@ var kernelTargets: [Target] = [
 ]
 var coreKernelDeps: [Target.Dependency] = ["SDSystem", "SDBlake3Kernel", "CSDPlatform"]
 #if arch(x86_64)
-kernelTargets.append(
-    .target(
-        name: "SDBlake3KernelAVX2",
-        swiftSettings: strictSettings + [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+    kernelTargets.append(
+        .target(
+            name: "SDBlake3KernelAVX2",
+            swiftSettings: strictSettings + [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+        )
     )
-)
-coreKernelDeps.append("SDBlake3KernelAVX2")
+    coreKernelDeps.append("SDBlake3KernelAVX2")
 #endif
 
 let package = Package(
@@ -59,14 +60,27 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Tests
-        .target(name: "SDTestSupport", dependencies: ["SDCore", "SDSystem"], path: "Tests/SDTestSupport",
-                swiftSettings: strictSettings),
-        .testTarget(name: "SDCoreTests", dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
-                    resources: [], swiftSettings: strictSettings),
+        .target(
+            name: "SDTestSupport",
+            dependencies: ["SDCore", "SDSystem"],
+            path: "Tests/SDTestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDCoreTests",
+            dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
+            resources: [],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "SDSystemTests", dependencies: ["SDSystem", "SDTestSupport"], swiftSettings: strictSettings),
-        .testTarget(name: "SDStoreTests", dependencies: ["SDStore", "SDCore", "SDSystem", "SDTestSupport",
-                                                         .product(name: "GRDB", package: "GRDB.swift")],
-                    swiftSettings: strictSettings),
+        .testTarget(
+            name: "SDStoreTests",
+            dependencies: [
+                "SDStore", "SDCore", "SDSystem", "SDTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),
     ],
     swiftLanguageModes: [.v6]

@@ -2,9 +2,9 @@ import CSDPlatform
 import Synchronization
 
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// The file operations sd needs to keep the library consistent on disk: atomic writes, no-replace renames,
@@ -145,7 +145,8 @@ public enum FileSystem {
 
     static func temporaryName(for path: String) -> String {
         let dir = parent(of: path)
-        let name = path.utf8.split(separator: UInt8(ascii: "/")).last.map { String(decoding: $0, as: UTF8.self) } ?? "file"
+        let name =
+            path.utf8.split(separator: UInt8(ascii: "/")).last.map { String(decoding: $0, as: UTF8.self) } ?? "file"
         return "\(dir)/.\(name).tmp-\(getpid())-\(counter.next())"
     }
 }
@@ -153,6 +154,9 @@ public enum FileSystem {
 /// A process-wide counter for unique temporary names.
 final class Counter: Sendable {
     private let value = Mutex(0)
-    func next() -> Int { value.withLock { $0 += 1; return $0 } }
+    func next() -> Int {
+        value.withLock {
+            $0 += 1; return $0
+        }
+    }
 }
-

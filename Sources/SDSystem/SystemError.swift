@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-@preconcurrency import Glibc
+    @preconcurrency import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A failed system call: which operation, on which path, the errno, and a message that says what it means.
@@ -38,9 +38,9 @@ public struct SystemError: Error, Sendable, CustomStringConvertible {
 @inline(__always)
 func Glibc_errno() -> Int32 {
     #if canImport(Glibc)
-    return Glibc.errno
+        return Glibc.errno
     #else
-    return Darwin.errno
+        return Darwin.errno
     #endif
 }
 

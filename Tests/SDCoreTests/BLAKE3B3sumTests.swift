@@ -16,7 +16,10 @@ struct BLAKE3B3sumTests {
     }()
 
     @Test func matchesB3sumAtEveryBoundary() throws {
-        let b3sum = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it (apt-get install b3sum)")
+        let b3sum = try #require(
+            Run.which("b3sum"),
+            "b3sum is needed: scripts/test installs it (apt-get install b3sum)"
+        )
         let dir = try TemporaryDirectory(prefix: "sd-b3")
         var rng = SeededRNG(seed: 31337)
         let all = rng.bytes(Self.sizes.last!)

@@ -68,13 +68,17 @@ struct SDPathTests {
             for _ in 0..<length {
                 // Bias towards interesting bytes: ASCII, '%', '/', high bytes, UTF-8 lead bytes.
                 let pick = rng.next() % 6
-                let b: UInt8 = switch pick {
-                case 0: UInt8(truncatingIfNeeded: rng.next() % 255 + 1)
-                case 1: [UInt8(ascii: "%"), UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), 0x20][Int(rng.next() % 5)]
-                case 2: UInt8(truncatingIfNeeded: 0xC2 + rng.next() % 0x33)
-                case 3: UInt8(truncatingIfNeeded: 0x80 + rng.next() % 0x40)
-                default: UInt8(truncatingIfNeeded: 0x61 + rng.next() % 26)
-                }
+                let b: UInt8 =
+                    switch pick {
+                    case 0: UInt8(truncatingIfNeeded: rng.next() % 255 + 1)
+                    case 1:
+                        [UInt8(ascii: "%"), UInt8(ascii: "/"), UInt8(ascii: "?"), UInt8(ascii: "#"), 0x20][
+                            Int(rng.next() % 5)
+                        ]
+                    case 2: UInt8(truncatingIfNeeded: 0xC2 + rng.next() % 0x33)
+                    case 3: UInt8(truncatingIfNeeded: 0x80 + rng.next() % 0x40)
+                    default: UInt8(truncatingIfNeeded: 0x61 + rng.next() % 26)
+                    }
                 bytes.append(b)
             }
             let path = SDPath.physical(device: Self.device, path: bytes)
@@ -145,8 +149,13 @@ struct HLCTests {
         var rng = SeededRNG(seed: 99)
         var stamps: [HLCTimestamp] = []
         for _ in 0..<2000 {
-            stamps.append(HLCTimestamp(physical: rng.next() % 5, logical: UInt32(rng.next() % 3),
-                                       device: rng.next() % 2 == 0 ? Self.a : Self.b))
+            stamps.append(
+                HLCTimestamp(
+                    physical: rng.next() % 5,
+                    logical: UInt32(rng.next() % 3),
+                    device: rng.next() % 2 == 0 ? Self.a : Self.b
+                )
+            )
         }
         let sorted = stamps.sorted()
         let byText = stamps.sorted { $0.description < $1.description }
@@ -154,7 +163,8 @@ struct HLCTests {
         for s in stamps { #expect(HLCTimestamp(s.description) == s) }
         // Last-writer-wins merge (max) is commutative, associative and idempotent.
         for _ in 0..<500 {
-            let x = stamps[Int(rng.next() % 2000)], y = stamps[Int(rng.next() % 2000)], z = stamps[Int(rng.next() % 2000)]
+            let x = stamps[Int(rng.next() % 2000)], y = stamps[Int(rng.next() % 2000)],
+                z = stamps[Int(rng.next() % 2000)]
             #expect(max(x, y) == max(y, x))
             #expect(max(max(x, y), z) == max(x, max(y, z)))
             #expect(max(x, x) == x)

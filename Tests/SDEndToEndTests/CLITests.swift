@@ -52,9 +52,11 @@ struct CLITests {
     }
 
     @Test func helpHasAnExampleAndExitsZero() throws {
-        for command in [["--help"], ["hash", "--help"], ["kind", "--help"], ["library", "--help"],
-                        ["library", "create", "--help"], ["library", "list", "--help"], ["library", "info", "--help"],
-                        ["path", "--help"], ["path", "parse", "--help"], ["path", "format", "--help"]] {
+        for command in [
+            ["--help"], ["hash", "--help"], ["kind", "--help"], ["library", "--help"],
+            ["library", "create", "--help"], ["library", "list", "--help"], ["library", "info", "--help"],
+            ["path", "--help"], ["path", "parse", "--help"], ["path", "format", "--help"],
+        ] {
             let r = try sd.run(command)
             #expect(r.status == 0, "\(command)")
             #expect(r.stdout.contains("Example"), "\(command) help has no example")
@@ -79,16 +81,20 @@ struct CLITests {
 
     /// `sd hash --full` prints exactly what b3sum prints, on 100 random files of many sizes.
     @Test func fullHashEqualsB3sum() throws {
-        let b3sum = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it (apt-get install b3sum)")
+        let b3sum = try #require(
+            Run.which("b3sum"),
+            "b3sum is needed: scripts/test installs it (apt-get install b3sum)"
+        )
         var rng = SeededRNG(seed: 2026)
         var files: [String] = []
         for i in 0..<100 {
-            let size: Int = switch i % 4 {
-            case 0: Int(rng.next() % 4096)
-            case 1: Int(rng.next() % 64) * 1024 + Int(rng.next() % 3) - 1
-            case 2: Int(rng.next() % 300_000)
-            default: Int(rng.next() % (3 << 20))
-            }
+            let size: Int =
+                switch i % 4 {
+                case 0: Int(rng.next() % 4096)
+                case 1: Int(rng.next() % 64) * 1024 + Int(rng.next() % 3) - 1
+                case 2: Int(rng.next() % 300_000)
+                default: Int(rng.next() % (3 << 20))
+                }
             files.append(try dir.write("random/file \(i).bin", rng.bytes(max(0, size))))
         }
         let ours = try sd.run(["hash", "--full"] + files)

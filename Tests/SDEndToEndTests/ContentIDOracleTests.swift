@@ -6,7 +6,10 @@ import Testing
 struct ContentIDOracleTests {
     @Test func matchesTheOracleOnAGeneratedTreeAndAtTheSampleBoundary() throws {
         let makeTree = Shared.script("make-tree.py"), oracle = Shared.script("content-id-ref.py")
-        try #require(FileManager.default.fileExists(atPath: oracle), "needs the project's shared folder at \(Shared.directory.path)")
+        try #require(
+            FileManager.default.fileExists(atPath: oracle),
+            "needs the project's shared folder at \(Shared.directory.path)"
+        )
         _ = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it")
         let dir = try TemporaryDirectory(prefix: "sd-oracle")
         let python = Run.which("python3") ?? "/usr/bin/python3"
@@ -19,13 +22,17 @@ struct ContentIDOracleTests {
         try dir.write("tree/empty", [])
         let files = try FileManager.default.subpathsOfDirectory(atPath: dir.file("tree")).sorted()
             .map { dir.file("tree/\($0)") }
-            .filter { var isDir: ObjCBool = false; return FileManager.default.fileExists(atPath: $0, isDirectory: &isDir) && !isDir.boolValue }
+            .filter {
+                var isDir: ObjCBool = false;
+                return FileManager.default.fileExists(atPath: $0, isDirectory: &isDir) && !isDir.boolValue
+            }
         #expect(files.count > 1500)
         let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
         let ours = try sd.run(["hash"] + files)
         let theirs = try Run.program(python, [oracle] + files)
         #expect(ours.status == 0, "\(ours.stderr)")
-        let a = ours.stdout.split(separator: "\n"), b = String(decoding: theirs.out, as: UTF8.self).split(separator: "\n")
+        let a = ours.stdout.split(separator: "\n"),
+            b = String(decoding: theirs.out, as: UTF8.self).split(separator: "\n")
         #expect(a.count == files.count)
         #expect(a == b)
     }

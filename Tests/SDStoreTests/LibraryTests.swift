@@ -3,6 +3,7 @@ import GRDB
 import SDCore
 import SDSystem
 import SDTestSupport
+import Synchronization
 import Testing
 
 @testable import SDStore
@@ -69,13 +70,17 @@ struct LibraryTests {
     @Test func refusesToCreateOverAnExistingLibrary() throws {
         _ = try Library.create(name: "Home", in: dir.path, device: device)
         let before = try sha(dir.file("Home.sdlibrary/library.json"))
-        let error = try #require(throws: LibraryError.self) { try Library.create(name: "Home", in: dir.path, device: device) }
+        let error = try #require(throws: LibraryError.self) {
+            try Library.create(name: "Home", in: dir.path, device: device)
+        }
         #expect(error.code == .alreadyExists)
         #expect(try sha(dir.file("Home.sdlibrary/library.json")) == before)
     }
 
     @Test func missingFolderIsNotFound() {
-        let error = #expect(throws: LibraryError.self) { try Library.open(at: dir.file("Nope.sdlibrary"), device: device) }
+        let error = #expect(throws: LibraryError.self) {
+            try Library.open(at: dir.file("Nope.sdlibrary"), device: device)
+        }
         #expect(error?.code == .notFound)
         #expect(error?.message.contains("sd library create") == true)
     }
@@ -106,7 +111,9 @@ struct LibraryTests {
         for i in 0..<100 { bytes[i] = UInt8(truncatingIfNeeded: i &* 37 &+ 11) }
         try Data(bytes).write(to: URL(fileURLWithPath: db))
         let before = try sha(db)
-        let error = #expect(throws: LibraryError.self) { try Library.open(at: dir.file("Home.sdlibrary"), device: device) }
+        let error = #expect(throws: LibraryError.self) {
+            try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        }
         #expect(error?.code == .corrupt)
         #expect(error?.message.contains("backup") == true)
         #expect(try sha(db) == before)
@@ -116,7 +123,9 @@ struct LibraryTests {
         _ = try Library.create(name: "Home", in: dir.path, device: device)
         let manifest = dir.file("Home.sdlibrary/library.json")
         try Data("{ not json".utf8).write(to: URL(fileURLWithPath: manifest))
-        let error = #expect(throws: LibraryError.self) { try Library.open(at: dir.file("Home.sdlibrary"), device: device) }
+        let error = #expect(throws: LibraryError.self) {
+            try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        }
         #expect(error?.code == .corrupt)
     }
 
@@ -128,7 +137,9 @@ struct LibraryTests {
         let path = dir.file("Home.sdlibrary/library.json")
         try FileSystem.writeAtomically(try manifest.encoded(), to: path)
         let dbBefore = try sha(dir.file("Home.sdlibrary/library.db"))
-        let error = #expect(throws: LibraryError.self) { try Library.open(at: dir.file("Home.sdlibrary"), device: device) }
+        let error = #expect(throws: LibraryError.self) {
+            try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        }
         #expect(error?.code == .tooNew)
         #expect(try sha(dir.file("Home.sdlibrary/library.db")) == dbBefore)
     }
@@ -139,7 +150,9 @@ struct LibraryTests {
             try db.execute(sql: "INSERT INTO grdb_migrations (identifier) VALUES ('v99-from-the-future')")
         }
         try library.close()
-        let error = #expect(throws: LibraryError.self) { try Library.open(at: dir.file("Home.sdlibrary"), device: device) }
+        let error = #expect(throws: LibraryError.self) {
+            try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        }
         #expect(error?.code == .tooNew)
     }
 
@@ -149,13 +162,21 @@ struct LibraryTests {
         func columns(_ table: String) throws -> Set<String> {
             try library.database.read { db in Set(try db.columns(in: table).map(\.name)) }
         }
-        for table in ["devices", "volumes", "locations", "entries", "content_identities", "tags", "entry_tags",
-                      "user_metadata", "jobs", "audit_log"] {
+        for table in [
+            "devices", "volumes", "locations", "entries", "content_identities", "tags", "entry_tags",
+            "user_metadata", "jobs", "audit_log",
+        ] {
             #expect(try library.database.read { try $0.tableExists(table) }, "\(table) missing")
         }
-        for table in ["volumes", "locations", "entries"] { #expect(try columns(table).contains("device_id"), "\(table)") }
+        for table in ["volumes", "locations", "entries"] {
+            #expect(try columns(table).contains("device_id"), "\(table)")
+        }
         for table in ["tags", "entry_tags", "user_metadata"] { #expect(try columns(table).contains("hlc"), "\(table)") }
-        #expect(try columns("entries").isSuperset(of: ["uuid", "parent_id", "name", "inode", "mtime_ns", "size", "category"]))
+        #expect(
+            try columns("entries").isSuperset(of: [
+                "uuid", "parent_id", "name", "inode", "mtime_ns", "size", "category",
+            ])
+        )
         #expect(try columns("audit_log").contains("uuid"))
     }
 
@@ -191,5 +212,3 @@ struct LibraryTests {
         #expect(home.dataDirectory == "/home/me/.local/share/sd")
     }
 }
-
-import Synchronization

@@ -42,10 +42,10 @@ struct FileSystemTests {
         let n = try buffer.withUnsafeMutableBytes { try file.read(into: $0, at: 180) }
         #expect(n == 20 && buffer[0] == 180 && buffer[19] == 199)
         #expect(file.sizeAtOpen == 200)
-        let missing = #expect(throws: SystemError.self) { try ReadOnlyFile(path: dir.file("nope")) }
+        let missing = #expect(throws: SystemError.self) { _ = try ReadOnlyFile(path: dir.file("nope")) }
         #expect(missing?.isNotFound == true)
         #expect(missing?.description.contains("nope") == true)
-        #expect(throws: SystemError.self) { try ReadOnlyFile(path: dir.path) }
+        #expect(throws: SystemError.self) { _ = try ReadOnlyFile(path: dir.path) }
     }
 
     /// flock is per open file, so two holders in one process exclude each other as two processes would.
@@ -55,7 +55,9 @@ struct FileSystemTests {
         DispatchQueue.concurrentPerform(iterations: 6) { _ in
             for _ in 0..<20 {
                 try! FileLock.withLock(path: path, mode: .exclusive) {
-                    let now = inside.withLock { $0 += 1; return $0 }
+                    let now = inside.withLock {
+                        $0 += 1; return $0
+                    }
                     maxInside.withLock { $0 = max($0, now) }
                     usleep(200)
                     inside.withLock { $0 -= 1 }

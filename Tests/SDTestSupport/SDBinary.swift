@@ -36,8 +36,11 @@ public struct SDBinary: Sendable {
     @discardableResult
     public func run(_ arguments: [String], environment extra: [String: String] = [:]) throws -> Result {
         let r = try Run.program(path, arguments, environment: environment.merging(extra) { $1 })
-        return Result(status: r.status, stdout: String(decoding: r.out, as: UTF8.self),
-                      stderr: String(decoding: r.err, as: UTF8.self))
+        return Result(
+            status: r.status,
+            stdout: String(decoding: r.out, as: UTF8.self),
+            stderr: String(decoding: r.err, as: UTF8.self)
+        )
     }
 }
 

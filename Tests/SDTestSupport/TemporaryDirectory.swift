@@ -17,8 +17,10 @@ public final class TemporaryDirectory: Sendable {
     @discardableResult
     public func write(_ name: String, _ bytes: [UInt8]) throws -> String {
         let full = file(name)
-        try FileManager.default.createDirectory(atPath: (full as NSString).deletingLastPathComponent,
-                                                withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            atPath: (full as NSString).deletingLastPathComponent,
+            withIntermediateDirectories: true
+        )
         try Data(bytes).write(to: URL(fileURLWithPath: full))
         return full
     }
@@ -29,8 +31,12 @@ public final class TemporaryDirectory: Sendable {
 /// Runs a program and returns its exit status and standard output.
 public enum Run {
     @discardableResult
-    public static func program(_ path: String, _ arguments: [String], input: Data? = nil,
-                               environment: [String: String]? = nil) throws -> (status: Int32, out: Data, err: Data) {
+    public static func program(
+        _ path: String,
+        _ arguments: [String],
+        input: Data? = nil,
+        environment: [String: String]? = nil
+    ) throws -> (status: Int32, out: Data, err: Data) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments

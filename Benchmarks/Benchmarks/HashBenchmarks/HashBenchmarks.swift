@@ -4,7 +4,10 @@ import SDCore
 /// BLAKE3 throughput (single thread and over the cores), content ids on in-memory content, and the file-kind
 /// extension fast path. Throughput figures are bytes per second of input.
 let benchmarks: @Sendable () -> Void = {
-    Benchmark.defaultConfiguration = .init(metrics: [.wallClock, .throughput, .mallocCountTotal], maxDuration: .seconds(3))
+    Benchmark.defaultConfiguration = .init(
+        metrics: [.wallClock, .throughput, .mallocCountTotal],
+        maxDuration: .seconds(3)
+    )
 
     let sizes = [1024, 64 * 1024, 16 << 20]
     for size in sizes {

@@ -73,7 +73,12 @@ extension BLAKE3 {
                     pushChainingValue(state.output().chainingValue(), chunkCounter: state.counter)
                 } else {
                     let (left, right) = compressSubtreeToParentNode(
-                        subtree, key: key, counter: chunk.counter, flags: flags, parallelDepth: depth)
+                        subtree,
+                        key: key,
+                        counter: chunk.counter,
+                        flags: flags,
+                        parallelDepth: depth
+                    )
                     pushChainingValue(left, chunkCounter: chunk.counter)
                     pushChainingValue(right, chunkCounter: chunk.counter + subtreeChunks / 2)
                 }

@@ -4,11 +4,11 @@ import Foundation
 import SDBlake3Kernel
 
 #if arch(x86_64)
-import SDBlake3KernelAVX2
+    import SDBlake3KernelAVX2
 #endif
 
 #if _endian(big)
-#error("BLAKE3 here reads message words straight from memory and assumes a little-endian host")
+    #error("BLAKE3 here reads message words straight from memory and assumes a little-endian host")
 #endif
 
 /// BLAKE3, written for sd: the hash, keyed hash, key derivation, extendable output and a streaming hasher.
@@ -85,27 +85,50 @@ public enum BLAKE3 {
 
     // MARK: - Kernel selection
 
-    typealias Hash8 = @Sendable (
-        UnsafePointer<UnsafeRawPointer>, Int, UnsafePointer<UInt32>, UInt64, Bool, UInt32, UInt32, UInt32,
-        UnsafeMutableRawPointer
-    ) -> Void
+    typealias Hash8 =
+        @Sendable (
+            UnsafePointer<UnsafeRawPointer>, Int, UnsafePointer<UInt32>, UInt64, Bool, UInt32, UInt32, UInt32,
+            UnsafeMutableRawPointer
+        ) -> Void
 
     /// The 8-way kernel for this CPU, chosen once.
     static let hash8: Hash8 = {
         #if arch(x86_64)
-        if csd_cpu_has_avx2() == 1 {
-            return { BLAKE3Kernel8AVX2.hash8($0, blocks: $1, key: $2, counter: $3, incrementCounter: $4, flags: $5,
-                                             flagsStart: $6, flagsEnd: $7, out: $8) }
-        }
+            if csd_cpu_has_avx2() == 1 {
+                return {
+                    BLAKE3Kernel8AVX2.hash8(
+                        $0,
+                        blocks: $1,
+                        key: $2,
+                        counter: $3,
+                        incrementCounter: $4,
+                        flags: $5,
+                        flagsStart: $6,
+                        flagsEnd: $7,
+                        out: $8
+                    )
+                }
+            }
         #endif
-        return { BLAKE3Kernel8.hash8($0, blocks: $1, key: $2, counter: $3, incrementCounter: $4, flags: $5,
-                                     flagsStart: $6, flagsEnd: $7, out: $8) }
+        return {
+            BLAKE3Kernel8.hash8(
+                $0,
+                blocks: $1,
+                key: $2,
+                counter: $3,
+                incrementCounter: $4,
+                flags: $5,
+                flagsStart: $6,
+                flagsEnd: $7,
+                out: $8
+            )
+        }
     }()
 
     /// The name of the kernel in use ("avx2" or "portable"), for benchmarks and `sd hash --verbose`.
     public static var kernelName: String {
         #if arch(x86_64)
-        if csd_cpu_has_avx2() == 1 { return "avx2" }
+            if csd_cpu_has_avx2() == 1 { return "avx2" }
         #endif
         return "portable"
     }
@@ -165,8 +188,13 @@ extension BLAKE3 {
             left.0, left.1, left.2, left.3, left.4, left.5, left.6, left.7,
             right.0, right.1, right.2, right.3, right.4, right.5, right.6, right.7
         )
-        return Output(inputCV: key, block: block, blockLength: UInt32(blockLength), counter: 0,
-                      flags: flags | Flags.parent)
+        return Output(
+            inputCV: key,
+            block: block,
+            blockLength: UInt32(blockLength),
+            counter: 0,
+            flags: flags | Flags.parent
+        )
     }
 }
 
@@ -199,16 +227,26 @@ extension BLAKE3 {
             precondition(count + remaining <= chunkLength, "BUG: a chunk state was given more than 1024 bytes")
             while remaining > 0 {
                 if blockLength == BLAKE3.blockLength {
-                    _ = compress(&cv, block, counter: counter, blockLength: UInt32(BLAKE3.blockLength),
-                                 flags: flags | startFlag)
+                    _ = compress(
+                        &cv,
+                        block,
+                        counter: counter,
+                        blockLength: UInt32(BLAKE3.blockLength),
+                        flags: flags | startFlag
+                    )
                     blocksCompressed += 1
                     blockLength = 0
                     block = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
                 }
                 // Whole blocks straight from the input, keeping the last one (it may end the chunk).
                 while blockLength == 0 && remaining > BLAKE3.blockLength {
-                    _ = compress(&cv, loadWords16(p), counter: counter, blockLength: UInt32(BLAKE3.blockLength),
-                                 flags: flags | startFlag)
+                    _ = compress(
+                        &cv,
+                        loadWords16(p),
+                        counter: counter,
+                        blockLength: UInt32(BLAKE3.blockLength),
+                        flags: flags | startFlag
+                    )
                     blocksCompressed += 1
                     p += BLAKE3.blockLength
                     remaining -= BLAKE3.blockLength
@@ -224,8 +262,13 @@ extension BLAKE3 {
         }
 
         func output() -> Output {
-            Output(inputCV: cv, block: block, blockLength: UInt32(blockLength), counter: counter,
-                   flags: flags | startFlag | Flags.chunkEnd)
+            Output(
+                inputCV: cv,
+                block: block,
+                blockLength: UInt32(blockLength),
+                counter: counter,
+                flags: flags | startFlag | Flags.chunkEnd
+            )
         }
     }
 }
@@ -268,11 +311,22 @@ extension BLAKE3 {
                             }
                             let laneCounter = incrementCounter ? counter + UInt64(done) : counter
                             let target = n == degree ? out + done * outputLength : scratch.baseAddress!
-                            hash8(pointers.baseAddress!, blocks, keyWords, laneCounter, incrementCounter, flags,
-                                  flagsStart, flagsEnd, target)
+                            hash8(
+                                pointers.baseAddress!,
+                                blocks,
+                                keyWords,
+                                laneCounter,
+                                incrementCounter,
+                                flags,
+                                flagsStart,
+                                flagsEnd,
+                                target
+                            )
                             if n < degree {
-                                (out + done * outputLength).copyMemory(from: scratch.baseAddress!,
-                                                                       byteCount: n * outputLength)
+                                (out + done * outputLength).copyMemory(
+                                    from: scratch.baseAddress!,
+                                    byteCount: n * outputLength
+                                )
                             }
                             done += n
                         }
@@ -292,9 +346,19 @@ extension BLAKE3 {
     ) -> Int {
         let fullChunks = input.count / chunkLength
         if fullChunks > 0 {
-            hashMany(input.baseAddress!, count: fullChunks, stride: chunkLength, blocks: chunkLength / blockLength,
-                     key: key, counter: counter, incrementCounter: true, flags: flags,
-                     flagsStart: Flags.chunkStart, flagsEnd: Flags.chunkEnd, out: out)
+            hashMany(
+                input.baseAddress!,
+                count: fullChunks,
+                stride: chunkLength,
+                blocks: chunkLength / blockLength,
+                key: key,
+                counter: counter,
+                incrementCounter: true,
+                flags: flags,
+                flagsStart: Flags.chunkStart,
+                flagsEnd: Flags.chunkEnd,
+                out: out
+            )
         }
         let tail = input.count - fullChunks * chunkLength
         guard tail > 0 else { return fullChunks }
@@ -313,8 +377,19 @@ extension BLAKE3 {
         out: UnsafeMutableRawPointer
     ) -> Int {
         let pairs = count / 2
-        hashMany(cvs, count: pairs, stride: blockLength, blocks: 1, key: key, counter: 0, incrementCounter: false,
-                 flags: flags | Flags.parent, flagsStart: 0, flagsEnd: 0, out: out)
+        hashMany(
+            cvs,
+            count: pairs,
+            stride: blockLength,
+            blocks: 1,
+            key: key,
+            counter: 0,
+            incrementCounter: false,
+            flags: flags | Flags.parent,
+            flagsStart: 0,
+            flagsEnd: 0,
+            out: out
+        )
         if count % 2 == 1 {
             (out + pairs * outputLength).copyMemory(from: cvs + pairs * blockLength, byteCount: outputLength)
             return pairs + 1
@@ -359,23 +434,44 @@ extension BLAKE3 {
                 let halves = (SendableBuffer(leftInput), SendableBuffer(rightInput))
                 DispatchQueue.concurrentPerform(iterations: 2) { side in
                     let n = compressSubtreeWide(
-                        side == 0 ? halves.0.buffer : halves.1.buffer, key: key,
-                        counter: side == 0 ? counter : rightCounter, flags: flags,
-                        parallelDepth: parallelDepth - 1, out: side == 0 ? leftOut.raw : rightOut.raw)
+                        side == 0 ? halves.0.buffer : halves.1.buffer,
+                        key: key,
+                        counter: side == 0 ? counter : rightCounter,
+                        flags: flags,
+                        parallelDepth: parallelDepth - 1,
+                        out: side == 0 ? leftOut.raw : rightOut.raw
+                    )
                     shared.raw.storeBytes(of: n, toByteOffset: side * MemoryLayout<Int>.stride, as: Int.self)
                 }
                 counts = (results[0], results[1])
             } else {
-                counts.0 = compressSubtreeWide(leftInput, key: key, counter: counter, flags: flags,
-                                               parallelDepth: 0, out: leftOut.raw)
-                counts.1 = compressSubtreeWide(rightInput, key: key, counter: rightCounter, flags: flags,
-                                               parallelDepth: 0, out: rightOut.raw)
+                counts.0 = compressSubtreeWide(
+                    leftInput,
+                    key: key,
+                    counter: counter,
+                    flags: flags,
+                    parallelDepth: 0,
+                    out: leftOut.raw
+                )
+                counts.1 = compressSubtreeWide(
+                    rightInput,
+                    key: key,
+                    counter: rightCounter,
+                    flags: flags,
+                    parallelDepth: 0,
+                    out: rightOut.raw
+                )
             }
             // The left half is a full power-of-two subtree, so it always yields `degree` values and the two
             // outputs sit back to back in `cvArray`.
             assert(counts.0 == degree)
-            return compressParents(cvArray.baseAddress!, count: counts.0 + counts.1, key: key, flags: flags,
-                                   out: out)
+            return compressParents(
+                cvArray.baseAddress!,
+                count: counts.0 + counts.1,
+                key: key,
+                flags: flags,
+                out: out
+            )
         }
     }
 
@@ -406,8 +502,14 @@ extension BLAKE3 {
         withUnsafeTemporaryAllocation(byteCount: 2 * degree * outputLength, alignment: 16) { buffers in
             let cvs = buffers.baseAddress!
             let scratch = cvs + degree * outputLength
-            var count = compressSubtreeWide(input, key: key, counter: counter, flags: flags,
-                                            parallelDepth: parallelDepth, out: cvs)
+            var count = compressSubtreeWide(
+                input,
+                key: key,
+                counter: counter,
+                flags: flags,
+                parallelDepth: parallelDepth,
+                out: cvs
+            )
             while count > 2 {
                 count = compressParents(cvs, count: count, key: key, flags: flags, out: scratch)
                 cvs.copyMemory(from: scratch, byteCount: count * outputLength)

@@ -26,8 +26,8 @@ public struct HLCTimestamp: Hashable, Comparable, Codable, Sendable, CustomStrin
     public init?(_ text: String) {
         let parts = text.split(separator: "-", maxSplits: 2)
         guard parts.count == 3, parts[0].count == 16, parts[1].count == 8,
-              let physical = UInt64(parts[0], radix: 16), let logical = UInt32(parts[1], radix: 16),
-              let device = DeviceID(parts[2])
+            let physical = UInt64(parts[0], radix: 16), let logical = UInt32(parts[1], radix: 16),
+            let device = DeviceID(parts[2])
         else { return nil }
         self.init(physical: physical, logical: logical, device: device)
     }

@@ -77,8 +77,10 @@ public struct ContentHasher: ~Copyable {
 
     /// The BLAKE3 hash of a local file, mapped into memory rather than copied (the fastest path; see
     /// `ReadOnlyFile.withMappedBytes` for the SIGBUS caveat if the file is truncated meanwhile).
-    public static func integrityHash(mapping file: borrowing LocalFileReader,
-                                     threads: BLAKE3.Threads = .automatic) throws -> IntegrityHash {
+    public static func integrityHash(
+        mapping file: borrowing LocalFileReader,
+        threads: BLAKE3.Threads = .automatic
+    ) throws -> IntegrityHash {
         try file.file.withMappedBytes { bytes in
             IntegrityHash(digest: BLAKE3.hash(bytes, threads: threads))
         }

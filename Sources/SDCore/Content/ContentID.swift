@@ -27,8 +27,12 @@ public struct ContentID: Hashable, Sendable, Codable, CustomStringConvertible, L
     public init(from decoder: any Decoder) throws {
         let text = try decoder.singleValueContainer().decode(String.self)
         guard let id = ContentID(text) else {
-            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
-                                                    debugDescription: "not a content id: '\(text)'"))
+            throw DecodingError.dataCorrupted(
+                .init(
+                    codingPath: decoder.codingPath,
+                    debugDescription: "not a content id: '\(text)'"
+                )
+            )
         }
         self = id
     }

@@ -10,9 +10,13 @@ extension UUID {
         var digest = SHA1.hash(ns + Array(name.utf8))
         digest[6] = (digest[6] & 0x0F) | 0x50  // version 5
         digest[8] = (digest[8] & 0x3F) | 0x80  // RFC 4122 variant
-        return UUID(uuid: (digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
-                           digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14],
-                           digest[15]))
+        return UUID(
+            uuid: (
+                digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+                digest[8], digest[9], digest[10], digest[11], digest[12], digest[13], digest[14],
+                digest[15]
+            )
+        )
     }
 
     /// Lower-case text form, as sd writes ids everywhere (Foundation's `uuidString` is upper-case).

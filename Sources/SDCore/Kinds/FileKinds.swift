@@ -29,8 +29,12 @@ public enum FileKinds {
             let key = ext.withUnsafeBytes { packedKey($0) }!
             precondition(table[key] == nil, "BUG: extension '\(fields[0])' is listed twice")
             let flag = fields.count > 3 ? String(fields[3]) : nil
-            table[key] = Entry(category: FileCategory(rawValue: String(fields[1]))!, mime: String(fields[2]),
-                               family: flag == "?" ? nil : flag, ambiguous: flag == "?")
+            table[key] = Entry(
+                category: FileCategory(rawValue: String(fields[1]))!,
+                mime: String(fields[2]),
+                family: flag == "?" ? nil : flag,
+                ambiguous: flag == "?"
+            )
         }
         return table
     }()
@@ -38,12 +42,16 @@ public enum FileKinds {
     /// Whole file names with a known kind (no extension, or one that would mislead).
     static let names: [String: FileKind] = {
         var names: [String: FileKind] = [:]
-        for n in ["Makefile", "makefile", "GNUmakefile", "Dockerfile", "Containerfile", "Jenkinsfile", "Rakefile",
-                  "Gemfile", "Podfile", "Vagrantfile", "CMakeLists.txt", "BUILD", "WORKSPACE", "Package.swift"] {
+        for n in [
+            "Makefile", "makefile", "GNUmakefile", "Dockerfile", "Containerfile", "Jenkinsfile", "Rakefile",
+            "Gemfile", "Podfile", "Vagrantfile", "CMakeLists.txt", "BUILD", "WORKSPACE", "Package.swift",
+        ] {
             names[n] = FileKind(category: .code, mime: "text/plain", method: .name)
         }
-        for n in [".gitignore", ".gitattributes", ".gitmodules", ".bashrc", ".zshrc", ".profile", ".bash_profile",
-                  ".vimrc", ".editorconfig", ".npmrc", ".dockerignore", ".env", "config", ".swift-format"] {
+        for n in [
+            ".gitignore", ".gitattributes", ".gitmodules", ".bashrc", ".zshrc", ".profile", ".bash_profile",
+            ".vimrc", ".editorconfig", ".npmrc", ".dockerignore", ".env", "config", ".swift-format",
+        ] {
             names[n] = FileKind(category: .config, mime: "text/plain", method: .name)
         }
         for n in ["README", "LICENSE", "COPYING", "AUTHORS", "CHANGELOG", "NOTICE", "TODO"] {

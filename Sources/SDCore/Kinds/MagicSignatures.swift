@@ -97,8 +97,12 @@ enum MagicSignatures {
                 : MagicMatch(family: "ebml", category: .video, mime: "video/x-matroska")
         }
         if h.has("OggS") {
-            if h.contains("OpusHead", within: 64) { return MagicMatch(family: "ogg", category: .audio, mime: "audio/opus") }
-            if h.contains("theora", within: 64) { return MagicMatch(family: "ogg", category: .video, mime: "video/ogg") }
+            if h.contains("OpusHead", within: 64) {
+                return MagicMatch(family: "ogg", category: .audio, mime: "audio/opus")
+            }
+            if h.contains("theora", within: 64) {
+                return MagicMatch(family: "ogg", category: .video, mime: "video/ogg")
+            }
             return MagicMatch(family: "ogg", category: .audio, mime: "audio/ogg")
         }
         if h.has([0x50, 0x4B, 0x03, 0x04]) || h.has([0x50, 0x4B, 0x05, 0x06]) { return zip(h) }
@@ -119,7 +123,9 @@ enum MagicSignatures {
         if h.has("ID3") || (h[0] == 0xFF && (h[1] == 0xFB || h[1] == 0xF3 || h[1] == 0xF2)) {
             return MagicMatch(family: "mp3", category: .audio, mime: "audio/mpeg")
         }
-        if h[0] == 0xFF && (h[1] == 0xF1 || h[1] == 0xF9) { return MagicMatch(family: "aac", category: .audio, mime: "audio/aac") }
+        if h[0] == 0xFF && (h[1] == 0xF1 || h[1] == 0xF9) {
+            return MagicMatch(family: "aac", category: .audio, mime: "audio/aac")
+        }
         if h.has("fLaC") { return MagicMatch(family: "flac", category: .audio, mime: "audio/flac") }
         if h.has("FORM") && (h.has("AIFF", at: 8) || h.has("AIFC", at: 8)) {
             return MagicMatch(family: "aiff", category: .audio, mime: "audio/aiff")
@@ -135,24 +141,38 @@ enum MagicSignatures {
         }
         if h.has("AT&TFORM") { return MagicMatch(family: "djvu", category: .book, mime: "image/vnd.djvu") }
         // Archives
-        if h.has([0x1F, 0x8B, 0x08]) { return MagicMatch(family: "gzip", category: .archive, mime: "application/gzip") }
+        if h.has([0x1F, 0x8B, 0x08]) {
+            return MagicMatch(family: "gzip", category: .archive, mime: "application/gzip")
+        }
         if h.has("BZh") && h[3] >= 0x31 && h[3] <= 0x39 {
             return MagicMatch(family: "bzip2", category: .archive, mime: "application/x-bzip2")
         }
-        if h.has([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) { return MagicMatch(family: "xz", category: .archive, mime: "application/x-xz") }
-        if h.has([0x28, 0xB5, 0x2F, 0xFD]) { return MagicMatch(family: "zstd", category: .archive, mime: "application/zstd") }
-        if h.has([0x04, 0x22, 0x4D, 0x18]) { return MagicMatch(family: "lz4", category: .archive, mime: "application/x-lz4") }
+        if h.has([0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00]) {
+            return MagicMatch(family: "xz", category: .archive, mime: "application/x-xz")
+        }
+        if h.has([0x28, 0xB5, 0x2F, 0xFD]) {
+            return MagicMatch(family: "zstd", category: .archive, mime: "application/zstd")
+        }
+        if h.has([0x04, 0x22, 0x4D, 0x18]) {
+            return MagicMatch(family: "lz4", category: .archive, mime: "application/x-lz4")
+        }
         if h.has([0x37, 0x7A, 0xBC, 0xAF, 0x27, 0x1C]) {
             return MagicMatch(family: "7z", category: .archive, mime: "application/x-7z-compressed")
         }
-        if h.has("Rar!\u{1A}\u{07}") { return MagicMatch(family: "rar", category: .archive, mime: "application/vnd.rar") }
-        if h.has("MSCF") { return MagicMatch(family: "cab", category: .archive, mime: "application/vnd.ms-cab-compressed") }
+        if h.has("Rar!\u{1A}\u{07}") {
+            return MagicMatch(family: "rar", category: .archive, mime: "application/vnd.rar")
+        }
+        if h.has("MSCF") {
+            return MagicMatch(family: "cab", category: .archive, mime: "application/vnd.ms-cab-compressed")
+        }
         if h.has("ustar", at: 257) { return MagicMatch(family: "tar", category: .archive, mime: "application/x-tar") }
         // Databases
         if h.has("SQLite format 3\0") {
             return MagicMatch(family: "sqlite", category: .database, mime: "application/vnd.sqlite3")
         }
-        if h.has("PAR1") { return MagicMatch(family: "parquet", category: .database, mime: "application/vnd.apache.parquet") }
+        if h.has("PAR1") {
+            return MagicMatch(family: "parquet", category: .database, mime: "application/vnd.apache.parquet")
+        }
         // Executables and packages
         if h.has([0x7F, 0x45, 0x4C, 0x46]) { return elf(h) }
         if h.has([0xFE, 0xED, 0xFA, 0xCE]) || h.has([0xFE, 0xED, 0xFA, 0xCF]) || h.has([0xCE, 0xFA, 0xED, 0xFE])
@@ -170,17 +190,24 @@ enum MagicSignatures {
         if h.has("MZ") && h.count >= 64 {
             let peOffset = Int(h.uint32LE(60))
             if peOffset + 4 > h.count || h.has("PE\0\0", at: peOffset) {
-                return MagicMatch(family: "pe", category: .executable,
-                                  mime: "application/vnd.microsoft.portable-executable")
+                return MagicMatch(
+                    family: "pe",
+                    category: .executable,
+                    mime: "application/vnd.microsoft.portable-executable"
+                )
             }
         }
-        if h.has([0x00, 0x61, 0x73, 0x6D]) { return MagicMatch(family: "wasm", category: .executable, mime: "application/wasm") }
+        if h.has([0x00, 0x61, 0x73, 0x6D]) {
+            return MagicMatch(family: "wasm", category: .executable, mime: "application/wasm")
+        }
         if h.has("!<arch>\n") {
             return h.has("debian-binary", at: 8)
                 ? MagicMatch(family: "ar", category: .package, mime: "application/vnd.debian.binary-package")
                 : MagicMatch(family: "ar", category: .binary, mime: "application/x-archive")
         }
-        if h.has([0xED, 0xAB, 0xEE, 0xDB]) { return MagicMatch(family: "rpm", category: .package, mime: "application/x-rpm") }
+        if h.has([0xED, 0xAB, 0xEE, 0xDB]) {
+            return MagicMatch(family: "rpm", category: .package, mime: "application/x-rpm")
+        }
         if h.has([0x4C, 0x00, 0x00, 0x00, 0x01, 0x14, 0x02, 0x00]) {
             return MagicMatch(family: "lnk", category: .shortcut, mime: "application/x-ms-shortcut")
         }
@@ -194,11 +221,17 @@ enum MagicSignatures {
         if h.has("ttcf") { return MagicMatch(family: "ttc", category: .font, mime: "font/collection") }
         // Meshes
         if h.has("glTF") { return MagicMatch(family: "glb", category: .mesh, mime: "model/gltf-binary") }
-        if h.has("ply\n") || h.has("ply\r\n") { return MagicMatch(family: "ply", category: .mesh, mime: "application/x-ply") }
-        if h.has("Kaydara FBX Binary") { return MagicMatch(family: "fbx", category: .mesh, mime: "application/vnd.autodesk.fbx") }
+        if h.has("ply\n") || h.has("ply\r\n") {
+            return MagicMatch(family: "ply", category: .mesh, mime: "application/x-ply")
+        }
+        if h.has("Kaydara FBX Binary") {
+            return MagicMatch(family: "fbx", category: .mesh, mime: "application/vnd.autodesk.fbx")
+        }
         if h.has("BLENDER") { return MagicMatch(family: "blend", category: .mesh, mime: "application/x-blender") }
         // Encrypted containers
-        if h.has("age-encryption.org/v1") { return MagicMatch(family: "age", category: .encrypted, mime: "application/x-age") }
+        if h.has("age-encryption.org/v1") {
+            return MagicMatch(family: "age", category: .encrypted, mime: "application/x-age")
+        }
         if h.has([0x03, 0xD9, 0xA2, 0x9A]) {
             return MagicMatch(family: "kdbx", category: .encrypted, mime: "application/x-keepass2")
         }
@@ -228,11 +261,15 @@ enum MagicSignatures {
         if h.startsText(with: "<svg") || (h.startsText(with: "<?xml") && h.contains("<svg", within: 1024)) {
             return MagicMatch(family: "xml", category: .image, mime: "image/svg+xml", textual: true)
         }
-        if h.startsText(with: "<?xml") { return MagicMatch(family: "xml", category: .config, mime: "application/xml", textual: true) }
+        if h.startsText(with: "<?xml") {
+            return MagicMatch(family: "xml", category: .config, mime: "application/xml", textual: true)
+        }
         if h.startsText(with: "BEGIN:VCALENDAR") {
             return MagicMatch(family: "text", category: .calendar, mime: "text/calendar", textual: true)
         }
-        if h.startsText(with: "BEGIN:VCARD") { return MagicMatch(family: "text", category: .contact, mime: "text/vcard", textual: true) }
+        if h.startsText(with: "BEGIN:VCARD") {
+            return MagicMatch(family: "text", category: .contact, mime: "text/vcard", textual: true)
+        }
         for field in ["Return-Path:", "Received:", "Delivered-To:", "MIME-Version:", "Message-ID:"]
         where h.startsText(with: field) {
             return MagicMatch(family: "text", category: .email, mime: "message/rfc822", textual: true)
@@ -247,11 +284,11 @@ enum MagicSignatures {
     private static func shebang(_ h: Header) -> MagicMatch {
         let line = String(decoding: h.bytes.prefix(128).prefix { $0 != 0x0A }, as: UTF8.self)
         let mime: String =
-            if line.contains("python") { "text/x-python" }
-            else if line.contains("node") { "text/javascript" }
-            else if line.contains("ruby") { "text/x-ruby" }
-            else if line.contains("perl") { "text/x-perl" }
-            else { "application/x-sh" }
+            if line.contains("python") { "text/x-python" } else if line.contains("node") {
+                "text/javascript"
+            } else if line.contains("ruby") { "text/x-ruby" } else if line.contains("perl") { "text/x-perl" } else {
+                "application/x-sh"
+            }
         return MagicMatch(family: "text", category: .code, mime: mime, textual: true)
     }
 
@@ -286,19 +323,31 @@ enum MagicSignatures {
                 return MagicMatch(family: "zip", category: category, mime: mime)
             }
         }
-        if name.hasPrefix("word/") || h.contains("word/", within: h.count) && h.contains("[Content_Types]", within: 64) {
-            return MagicMatch(family: "zip", category: .document,
-                              mime: "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+        if name.hasPrefix("word/") || h.contains("word/", within: h.count) && h.contains("[Content_Types]", within: 64)
+        {
+            return MagicMatch(
+                family: "zip",
+                category: .document,
+                mime: "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            )
         }
         if name.hasPrefix("xl/") || h.contains("xl/", within: h.count) && h.contains("[Content_Types]", within: 64) {
-            return MagicMatch(family: "zip", category: .spreadsheet,
-                              mime: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            return MagicMatch(
+                family: "zip",
+                category: .spreadsheet,
+                mime: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            )
         }
         if name.hasPrefix("ppt/") || h.contains("ppt/", within: h.count) && h.contains("[Content_Types]", within: 64) {
-            return MagicMatch(family: "zip", category: .presentation,
-                              mime: "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+            return MagicMatch(
+                family: "zip",
+                category: .presentation,
+                mime: "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            )
         }
-        if name.hasPrefix("META-INF/") { return MagicMatch(family: "zip", category: .package, mime: "application/java-archive") }
+        if name.hasPrefix("META-INF/") {
+            return MagicMatch(family: "zip", category: .package, mime: "application/java-archive")
+        }
         if name == "AndroidManifest.xml" {
             return MagicMatch(family: "zip", category: .package, mime: "application/vnd.android.package-archive")
         }

@@ -103,13 +103,21 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
         let scheme = Array(Self.scheme.utf8)
         guard utf8.starts(with: scheme) else {
             if let colon = text.range(of: "://") {
-                throw SDPathError(.unknownScheme, "unknown scheme '\(text[..<colon.lowerBound])://'; sd paths start with sd://")
+                throw SDPathError(
+                    .unknownScheme,
+                    "unknown scheme '\(text[..<colon.lowerBound])://'; sd paths start with sd://"
+                )
             }
-            throw SDPathError(.missingScheme, "'\(text)' is not an sd path: it must start with sd:// (e.g. sd://content/<id> or sd://<device-id>/home/me/file)")
+            throw SDPathError(
+                .missingScheme,
+                "'\(text)' is not an sd path: it must start with sd:// (e.g. sd://content/<id> or sd://<device-id>/home/me/file)"
+            )
         }
         let rest = utf8[scheme.count...]
         guard let slash = rest.firstIndex(of: UInt8(ascii: "/")) else {
-            if rest.isEmpty { throw SDPathError(.missingDevice, "'\(text)' names no device: sd://<device-id>/<absolute path>") }
+            if rest.isEmpty {
+                throw SDPathError(.missingDevice, "'\(text)' names no device: sd://<device-id>/<absolute path>")
+            }
             throw SDPathError(.notAbsolute, "'\(text)' has no path after the device: sd://<device-id>/<absolute path>")
         }
         let authority = String(decoding: rest[..<slash], as: UTF8.self)
@@ -126,9 +134,14 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
             }
             return
         }
-        if authority.isEmpty { throw SDPathError(.missingDevice, "'\(text)' names no device: sd://<device-id>/<absolute path>") }
+        if authority.isEmpty {
+            throw SDPathError(.missingDevice, "'\(text)' names no device: sd://<device-id>/<absolute path>")
+        }
         guard let device = DeviceID(authority) else {
-            throw SDPathError(.invalidDeviceID, "'\(authority)' is not a device id (a UUID such as 6ba7b810-9dad-11d1-80b4-00c04fd430c8)")
+            throw SDPathError(
+                .invalidDeviceID,
+                "'\(authority)' is not a device id (a UUID such as 6ba7b810-9dad-11d1-80b4-00c04fd430c8)"
+            )
         }
         self = .physical(device: device, path: try Self.percentDecode(path))
     }
@@ -141,15 +154,25 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
         while i < utf8.count {
             let b = utf8[i]
             if b == UInt8(ascii: "%") {
-                guard i + 2 < utf8.count, let value = Hex.decode(String(decoding: utf8[(i + 1)...(i + 2)], as: UTF8.self)) else {
-                    throw SDPathError(.badEscape, "bad percent escape at byte \(i + 1) of the path: '%' must be followed by two hex digits")
+                guard i + 2 < utf8.count,
+                    let value = Hex.decode(String(decoding: utf8[(i + 1)...(i + 2)], as: UTF8.self))
+                else {
+                    throw SDPathError(
+                        .badEscape,
+                        "bad percent escape at byte \(i + 1) of the path: '%' must be followed by two hex digits"
+                    )
                 }
-                if value[0] == 0 { throw SDPathError(.nulByte, "the path holds a NUL byte (%00), which no file path can contain") }
+                if value[0] == 0 {
+                    throw SDPathError(.nulByte, "the path holds a NUL byte (%00), which no file path can contain")
+                }
                 out.append(value[0])
                 i += 3
             } else {
                 if b < 0x20 || b == 0x7F {
-                    throw SDPathError(.badCharacter, "the path holds control character \(b) at byte \(i + 1); percent-encode it")
+                    throw SDPathError(
+                        .badCharacter,
+                        "the path holds control character \(b) at byte \(i + 1); percent-encode it"
+                    )
                 }
                 out.append(b)
                 i += 1

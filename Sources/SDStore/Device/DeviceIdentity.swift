@@ -32,8 +32,11 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             throw LibraryError(.io, "cannot create the config folder '\(dir)': \(error)", underlying: error)
         }
         let hostname = ProcessInfo.processInfo.hostName
-        let identity = DeviceIdentity(id: .random(), name: hostname.isEmpty ? "this device" : hostname,
-                                      created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970)))
+        let identity = DeviceIdentity(
+            id: .random(),
+            name: hostname.isEmpty ? "this device" : hostname,
+            created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970))
+        )
         let temporary = "\(path).new-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         let body = try LibraryManifest.encoder.encode(identity).map { $0 } + [0x0A]
         defer { FileSystem.remove(temporary) }
@@ -59,7 +62,11 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             return try LibraryManifest.decoder.decode(DeviceIdentity.self, from: data)
         } catch {
-            throw LibraryError(.corrupt, "this device's identity file '\(path)' cannot be read (\(error)); restore it from a backup, or move it away to make this machine a new device", underlying: error)
+            throw LibraryError(
+                .corrupt,
+                "this device's identity file '\(path)' cannot be read (\(error)); restore it from a backup, or move it away to make this machine a new device",
+                underlying: error
+            )
         }
     }
 }

@@ -24,7 +24,9 @@ public struct LibraryInfo: Codable, Sendable {
 extension Library {
     public func info(checkIntegrity: Bool = false) throws -> LibraryInfo {
         try database.read { db in
-            func count(_ table: String) throws -> Int { try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 }
+            func count(_ table: String) throws -> Int {
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0
+            }
             var integrity: String?
             if checkIntegrity {
                 integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
@@ -32,11 +34,20 @@ extension Library {
             let pageCount = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
             return LibraryInfo(
-                id: manifest.id, name: manifest.name, path: path, schemaVersion: manifest.schemaVersion,
-                created: manifest.created, devices: try count("devices"), locations: try count("locations"),
-                entries: try count("entries"), contentIdentities: try count("content_identities"),
-                tags: try count("tags"), jobs: try count("jobs"),
-                databaseBytes: UInt64(pageCount * pageSize), integrity: integrity)
+                id: manifest.id,
+                name: manifest.name,
+                path: path,
+                schemaVersion: manifest.schemaVersion,
+                created: manifest.created,
+                devices: try count("devices"),
+                locations: try count("locations"),
+                entries: try count("entries"),
+                contentIdentities: try count("content_identities"),
+                tags: try count("tags"),
+                jobs: try count("jobs"),
+                databaseBytes: UInt64(pageCount * pageSize),
+                integrity: integrity
+            )
         }
     }
 

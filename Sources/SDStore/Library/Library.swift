@@ -47,7 +47,8 @@ public final class Library: Sendable {
         if FileSystem.exists(target) {
             throw LibraryError(.alreadyExists, "a library named '\(name)' already exists at '\(target)'")
         }
-        let staging = "\(directory)/.\(name)\(folderExtension).creating-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+        let staging =
+            "\(directory)/.\(name)\(folderExtension).creating-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         do {
             try FileSystem.makeDirectories(directory)
             try FileSystem.makeDirectories(staging)
@@ -57,8 +58,12 @@ public final class Library: Sendable {
             throw LibraryError(.io, "cannot create the library folder in '\(directory)': \(error)", underlying: error)
         }
         do {
-            let manifest = LibraryManifest(id: .random(), name: name, schemaVersion: Schema.version,
-                                           created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970)))
+            let manifest = LibraryManifest(
+                id: .random(),
+                name: name,
+                schemaVersion: Schema.version,
+                created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970))
+            )
             let pool = try openPool("\(staging)/\(databaseName)")
             try Schema.makeMigrator().migrate(pool)
             try pool.write { db in try registerDevice(device, db) }
@@ -78,10 +83,14 @@ public final class Library: Sendable {
     }
 
     static func validate(name: String) throws {
-        let bad = name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.utf8.contains(0)
+        let bad =
+            name.isEmpty || name.hasPrefix(".") || name.contains("/") || name.utf8.contains(0)
             || name.utf8.count > 200 || name.hasSuffix(folderExtension)
         if bad {
-            throw LibraryError(.invalidName, "'\(name)' cannot be a library name: use 1-200 bytes, no '/', not starting with '.' (e.g. Home, Work-2025)")
+            throw LibraryError(
+                .invalidName,
+                "'\(name)' cannot be a library name: use 1-200 bytes, no '/', not starting with '.' (e.g. Home, Work-2025)"
+            )
         }
     }
 
@@ -95,7 +104,10 @@ public final class Library: Sendable {
     /// library is left exactly as it was: sd never repairs or overwrites it silently.
     public static func open(at path: String, device: DeviceIdentity) throws -> Library {
         guard FileSystem.isDirectory(path) else {
-            throw LibraryError(.notFound, "no library at '\(path)'; create one with `sd library create NAME`, or see `sd library list`")
+            throw LibraryError(
+                .notFound,
+                "no library at '\(path)'; create one with `sd library create NAME`, or see `sd library list`"
+            )
         }
         let manifest = try readManifest(path)
         if manifest.schemaVersion > Schema.version {
@@ -103,7 +115,10 @@ public final class Library: Sendable {
         }
         let databasePath = "\(path)/\(databaseName)"
         guard FileSystem.exists(databasePath) else {
-            throw LibraryError(.missingFile, "'\(databasePath)' is missing: the library's index is gone. sd will not create a new one over it; restore the folder from a backup, or create a new library")
+            throw LibraryError(
+                .missingFile,
+                "'\(databasePath)' is missing: the library's index is gone. sd will not create a new one over it; restore the folder from a backup, or create a new library"
+            )
         }
         for sub in subfolders where !FileSystem.isDirectory("\(path)/\(sub)") {
             // Derived data only (thumbnails, logs): an empty folder loses nothing.
@@ -133,7 +148,9 @@ public final class Library: Sendable {
 
     /// Opens the database, checks that SQLite can read it and that its schema is not newer, and migrates it.
     /// Runs under the library's exclusive lock, so two processes never migrate at once.
-    private static func openAndMigrate(path: String, databasePath: String, device: DeviceIdentity) throws -> DatabasePool {
+    private static func openAndMigrate(path: String, databasePath: String, device: DeviceIdentity) throws
+        -> DatabasePool
+    {
         let pool: DatabasePool
         do {
             pool = try openPool(databasePath)
@@ -159,29 +176,50 @@ public final class Library: Sendable {
     static func readManifest(_ path: String) throws -> LibraryManifest {
         let manifestPath = "\(path)/\(manifestName)"
         guard FileSystem.exists(manifestPath) else {
-            throw LibraryError(.missingFile, "'\(manifestPath)' is missing: '\(path)' is not an sd library, or it is damaged. sd has not changed it")
+            throw LibraryError(
+                .missingFile,
+                "'\(manifestPath)' is missing: '\(path)' is not an sd library, or it is damaged. sd has not changed it"
+            )
         }
         let manifest: LibraryManifest
         do {
-            manifest = try LibraryManifest.decoder.decode(LibraryManifest.self, from: Data(contentsOf: URL(fileURLWithPath: manifestPath)))
+            manifest = try LibraryManifest.decoder.decode(
+                LibraryManifest.self,
+                from: Data(contentsOf: URL(fileURLWithPath: manifestPath))
+            )
         } catch {
-            throw LibraryError(.corrupt, "'\(manifestPath)' cannot be read (\(error.localizedDescription)). sd has not changed it; restore it from a backup copy of the library", underlying: error)
+            throw LibraryError(
+                .corrupt,
+                "'\(manifestPath)' cannot be read (\(error.localizedDescription)). sd has not changed it; restore it from a backup copy of the library",
+                underlying: error
+            )
         }
         guard manifest.format == LibraryManifest.formatName else {
-            throw LibraryError(.corrupt, "'\(manifestPath)' is not an sd library manifest (format '\(manifest.format)')")
+            throw LibraryError(
+                .corrupt,
+                "'\(manifestPath)' is not an sd library manifest (format '\(manifest.format)')"
+            )
         }
         return manifest
     }
 
     static func tooNew(_ path: String, found: Int?) -> LibraryError {
         let which = found.map { "schema \($0)" } ?? "a newer schema"
-        return LibraryError(.tooNew, "'\(path)' was written by a newer sd (\(which); this sd knows \(Schema.version)). Upgrade sd to open it; sd has not changed it")
+        return LibraryError(
+            .tooNew,
+            "'\(path)' was written by a newer sd (\(which); this sd knows \(Schema.version)). Upgrade sd to open it; sd has not changed it"
+        )
     }
 
     static func describe(_ error: any Error, path: String) -> LibraryError {
         if let db = error as? DatabaseError,
-           [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(db.resultCode.primaryResultCode) {
-            return LibraryError(.corrupt, "'\(path)' is damaged (SQLite: \(db.message ?? "\(db.resultCode)")). sd has not changed it; restore the library folder from a backup copy", underlying: error)
+            [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(db.resultCode.primaryResultCode)
+        {
+            return LibraryError(
+                .corrupt,
+                "'\(path)' is damaged (SQLite: \(db.message ?? "\(db.resultCode)")). sd has not changed it; restore the library folder from a backup copy",
+                underlying: error
+            )
         }
         return LibraryError(.io, "cannot open '\(path)': \(error)", underlying: error)
     }
@@ -206,16 +244,20 @@ public final class Library: Sendable {
                 INSERT INTO devices (id, name, os, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, os = excluded.os, last_seen_at = excluded.last_seen_at
                 """,
-            arguments: [device.id.description, device.name, Self.osName, Int64(device.created.timeIntervalSince1970 * 1000), now])
+            arguments: [
+                device.id.description, device.name, Self.osName, Int64(device.created.timeIntervalSince1970 * 1000),
+                now,
+            ]
+        )
     }
 
     static var osName: String {
         #if os(Linux)
-        "linux"
+            "linux"
         #elseif os(macOS)
-        "macos"
+            "macos"
         #else
-        "other"
+            "other"
         #endif
     }
 

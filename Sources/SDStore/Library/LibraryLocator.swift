@@ -56,7 +56,11 @@ public struct LibraryLocator: Sendable {
                 let manifest = try Library.readManifest(path)
                 return Listed(name: manifest.name, path: path, id: manifest.id.description)
             } catch {
-                return Listed(name: String(folder.dropLast(Library.folderExtension.count)), path: path, problem: "\(error)")
+                return Listed(
+                    name: String(folder.dropLast(Library.folderExtension.count)),
+                    path: path,
+                    problem: "\(error)"
+                )
             }
         }
     }

@@ -79,16 +79,27 @@ struct HashCommand: ParsableCommand {
             let hasher = ContentHasher()
             var i = worker
             while i < paths.count {
-                slots.set(i, Self.hashOne(paths[i], full: full, threads: workers == 1 ? threads : .single,
-                                          hasher: hasher))
+                slots.set(
+                    i,
+                    Self.hashOne(
+                        paths[i],
+                        full: full,
+                        threads: workers == 1 ? threads : .single,
+                        hasher: hasher
+                    )
+                )
                 i += workers
             }
         }
         return slots.values
     }
 
-    private static func hashOne(_ path: String, full: Bool, threads: BLAKE3.Threads,
-                                hasher: borrowing ContentHasher) -> Result {
+    private static func hashOne(
+        _ path: String,
+        full: Bool,
+        threads: BLAKE3.Threads,
+        hasher: borrowing ContentHasher
+    ) -> Result {
         do {
             let reader = try LocalFileReader(path: path)
             let size = try reader.size()

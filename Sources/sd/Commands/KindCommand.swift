@@ -38,7 +38,9 @@ struct KindCommand: ParsableCommand {
             do {
                 let reader = try LocalFileReader(path: path)
                 let kind = try FileKinds.identify(name: name, reader: reader, alwaysCheckContent: checkContent)
-                results.append(Result(path: path, category: kind.category.rawValue, mime: kind.mime, method: kind.method.rawValue))
+                results.append(
+                    Result(path: path, category: kind.category.rawValue, mime: kind.mime, method: kind.method.rawValue)
+                )
                 if !global.json { print("\(kind.category.rawValue)  \(kind.mime)  \(kind.method.rawValue)  \(path)") }
             } catch {
                 failed = true

@@ -5,8 +5,13 @@ import SDStore
 
 /// Options for commands that work on a library.
 struct LibraryOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The library: a NAME under the data folder, or a PATH to a .sdlibrary folder.",
-                                            valueName: "name|path"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The library: a NAME under the data folder, or a PATH to a .sdlibrary folder.",
+            valueName: "name|path"
+        )
+    )
     var library: String?
 
     var locator: LibraryLocator { LibraryLocator() }
@@ -110,7 +115,8 @@ struct LibraryCommand: ParsableCommand {
             defer { try? library.close() }
             let info = try library.info(checkIntegrity: check)
             if global.json { return try Output.json(info) }
-            print("""
+            print(
+                """
                 library      \(info.name) (\(info.id))
                 path         \(info.path)
                 schema       \(info.schemaVersion)
@@ -123,7 +129,8 @@ struct LibraryCommand: ParsableCommand {
                 tags         \(info.tags)
                 jobs         \(info.jobs)
                 database     \(info.databaseBytes) bytes
-                """)
+                """
+            )
             if let integrity = info.integrity { print("integrity    \(integrity)") }
             if let integrity = info.integrity, integrity != "ok" { throw ExitCode(1) }
         }

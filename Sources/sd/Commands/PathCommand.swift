@@ -43,19 +43,32 @@ struct PathCommand: ParsableCommand {
             var parts: Parts
             switch parsed {
             case .physical(let device, let bytes):
-                parts = Parts(kind: "physical", device: device.description,
-                              path: String(decoding: bytes, as: UTF8.self), pathBytesHex: Hex.encode(bytes),
-                              canonical: parsed.description)
+                parts = Parts(
+                    kind: "physical",
+                    device: device.description,
+                    path: String(decoding: bytes, as: UTF8.self),
+                    pathBytesHex: Hex.encode(bytes),
+                    canonical: parsed.description
+                )
                 if parsed.pathString == nil { parts.path = nil }
             case .content(let id):
-                parts = Parts(kind: "content", contentID: id.hex, contentUUID: id.uuid.lowercased, canonical: parsed.description)
+                parts = Parts(
+                    kind: "content",
+                    contentID: id.hex,
+                    contentUUID: id.uuid.lowercased,
+                    canonical: parsed.description
+                )
             case .contentUUID(let uuid):
                 parts = Parts(kind: "content", contentUUID: uuid.lowercased, canonical: parsed.description)
             }
             if global.json { return try Output.json(parts) }
             print("kind       \(parts.kind)")
             if let d = parts.device { print("device     \(d)") }
-            if let p = parts.path { print("path       \(p)") } else if let h = parts.pathBytesHex { print("path hex   \(h)") }
+            if let p = parts.path {
+                print("path       \(p)")
+            } else if let h = parts.pathBytesHex {
+                print("path hex   \(h)")
+            }
             if let c = parts.contentID { print("content    \(c)") }
             if let u = parts.contentUUID { print("uuid       \(u)") }
             print("canonical  \(parts.canonical)")
@@ -81,13 +94,17 @@ struct PathCommand: ParsableCommand {
             let result: SDPath
             if let content {
                 guard path == nil else { throw UserError("give either --content or a path, not both") }
-                guard let id = ContentID(content) else { throw UserError("'\(content)' is not a content id (16 hex digits)") }
+                guard let id = ContentID(content) else {
+                    throw UserError("'\(content)' is not a content id (16 hex digits)")
+                }
                 result = .content(id)
             } else {
                 guard let path else { throw UserError("give a path, or --content ID (see sd path format --help)") }
                 let deviceID: DeviceID
                 if let device {
-                    guard let parsed = DeviceID(device) else { throw UserError("'\(device)' is not a device id (a UUID)") }
+                    guard let parsed = DeviceID(device) else {
+                        throw UserError("'\(device)' is not a device id (a UUID)")
+                    }
                     deviceID = parsed
                 } else {
                     deviceID = try LibraryOptions().device().id
