@@ -50,11 +50,13 @@ let package = Package(
             exclude: ["Schema/README.md"],
             swiftSettings: strictSettings
         ),
+        // Layer 2
+        .target(name: "SDIndexer", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
         // Executables
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -79,6 +81,11 @@ let package = Package(
                 "SDStore", "SDCore", "SDSystem", "SDTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDIndexerTests",
+            dependencies: ["SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),

@@ -17,22 +17,38 @@ public struct ReadOnlyFile: ~Copyable, Sendable {
     /// Opens `path` for reading. Symbolic links are followed (as `cat` and `b3sum` do).
     ///
     /// #### Errors
-    /// `SystemError` with ENOENT when missing, EACCES when unreadable, EISDIR when a folder.
+    /// `SystemError` with ENOENT when missing, EACCES when unreadable, EISDIR when a folder, EINVAL when not a
+    /// regular file (a fifo, socket or device: sd never reads those).
     public init(path: String) throws(SystemError) {
-        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
-        guard fd >= 0 else { throw SystemError.current("open", path: path) }
+        try self.init(pathBytes: Array(path.utf8))
+    }
+
+    /// Opens the file at `pathBytes` (any bytes: Linux paths need not be UTF-8).
+    ///
+    /// #### Implementation details
+    /// `open(O_RDONLY | O_NONBLOCK)` so that a fifo put where a file was cannot block the caller, then `fstat`
+    /// to refuse anything but a regular file.
+    public init(pathBytes: [UInt8]) throws(SystemError) {
+        let display = String(decoding: pathBytes, as: UTF8.self)
+        let fd = pathBytes.withCString { p in retryingEINTR { open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK) } }
+        guard fd >= 0 else { throw SystemError.current("open", path: display) }
         var st = stat()
         guard fstat(fd, &st) == 0 else {
-            let error = SystemError.current("stat", path: path)
+            let error = SystemError.current("stat", path: display)
             close(fd)
             throw error
         }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
+        switch st.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR:
             close(fd)
-            throw SystemError("read", path: path, errno: EISDIR)
+            throw SystemError("read", path: display, errno: EISDIR)
+        default:
+            close(fd)
+            throw SystemError("read (not a regular file)", path: display, errno: EINVAL)
         }
         self.descriptor = fd
-        self.path = path
+        self.path = display
         self.sizeAtOpen = UInt64(st.st_size)
     }
 

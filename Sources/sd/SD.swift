@@ -11,6 +11,9 @@ struct SD: ParsableCommand {
         discussion: """
             Examples:
               sd library create Home
+              sd location add ~/Pictures && sd index
+              sd ls ~/Pictures --long
+              sd status
               sd hash photo.jpg            # content id, as Spacedrive computes it
               sd hash --full movie.mkv     # full BLAKE3, same output as b3sum
               sd kind report.pdf
@@ -19,7 +22,10 @@ struct SD: ParsableCommand {
               0 success; 1 a user error (missing file, bad path, bad arguments); 2 an internal error.
             """,
         version: "0.1.0",
-        subcommands: [LibraryCommand.self, HashCommand.self, KindCommand.self, PathCommand.self]
+        subcommands: [
+            LibraryCommand.self, LocationCommand.self, IndexCommand.self, LsCommand.self, StatusCommand.self,
+            VolumeCommand.self, HashCommand.self, KindCommand.self, PathCommand.self, DebugCommand.self,
+        ]
     )
 
     static func main() {

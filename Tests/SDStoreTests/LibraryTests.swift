@@ -43,7 +43,7 @@ struct LibraryTests {
     @Test func closingLeavesASelfContainedDatabase() throws {
         let library = try Library.create(name: "Home", in: dir.path, device: device)
         try library.database.write { db in
-            try db.execute(sql: "INSERT INTO tags (id, name, hlc) VALUES ('t1', 'photos', '0')")
+            try db.execute(sql: "INSERT INTO tags (uuid, name, hlc) VALUES ('t1', 'photos', '0')")
         }
         try library.close()
         let wal = dir.file("Home.sdlibrary/library.db-wal")
@@ -54,7 +54,7 @@ struct LibraryTests {
     @Test func reopeningKeepsIdentityAndData() throws {
         let first = try Library.create(name: "Home", in: dir.path, device: device)
         try first.database.write { db in
-            try db.execute(sql: "INSERT INTO tags (id, name, hlc) VALUES ('t1', 'photos', '0')")
+            try db.execute(sql: "INSERT INTO tags (uuid, name, hlc) VALUES ('t1', 'photos', '0')")
         }
         try first.close()
         let again = try Library.open(at: dir.file("Home.sdlibrary"), device: device)

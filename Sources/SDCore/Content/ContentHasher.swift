@@ -55,6 +55,16 @@ public struct ContentHasher: ~Copyable {
         return ContentID(digest: BLAKE3.hash(UnsafeRawBufferPointer(rebasing: buffer[..<filled])))
     }
 
+    /// The content id, and the first bytes of the content (up to `FileKinds.headerLength`, read anyway by the
+    /// sampling) for a magic-byte check.
+    public func contentIDAndHeader(of reader: borrowing some RangedReader & ~Copyable) throws -> (ContentID?, [UInt8]) {
+        let id = try contentID(of: reader)
+        guard id != nil else { return (nil, []) }
+        let size = try reader.size()
+        let headerLength = Int(min(size, UInt64(FileKinds.headerLength)))
+        return (id, Array(UnsafeRawBufferPointer(rebasing: buffer[8..<(8 + headerLength)])))
+    }
+
     /// The BLAKE3 hash of all of `reader`'s bytes, read in 8 MiB pieces (hashed over the cores when
     /// `threads` is `.automatic`).
     public func integrityHash(

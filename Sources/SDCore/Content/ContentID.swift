@@ -18,6 +18,15 @@ public struct ContentID: Hashable, Sendable, Codable, CustomStringConvertible, L
         hex = String(digest.hex.prefix(16))
     }
 
+    /// The id as a signed 64-bit integer (its 16 hex digits read as an unsigned number, bit for bit): the
+    /// library's key for the content, the same on every device.
+    public var int64: Int64 { Int64(bitPattern: UInt64(hex, radix: 16)!) }
+
+    public init(int64: Int64) {
+        let digits = String(UInt64(bitPattern: int64), radix: 16)
+        hex = String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
     /// The content's row id: the name-based UUID (v5) of `hex` in the DNS namespace, as Spacedrive derives
     /// it, so that every device picks the same id without coordination.
     public var uuid: UUID { UUID.nameBased(hex, namespace: .dnsNamespace) }

@@ -18,6 +18,10 @@ public struct LocalFileReader: RangedReader, ~Copyable {
         file = try ReadOnlyFile(path: path)
     }
 
+    public init(pathBytes: [UInt8]) throws(SystemError) {
+        file = try ReadOnlyFile(pathBytes: pathBytes)
+    }
+
     public func size() throws -> UInt64 { file.sizeAtOpen }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {

@@ -53,6 +53,6 @@ extension Library {
 
     /// Ids of the devices that have written to this library.
     public func fetchDeviceIDs() throws -> [String] {
-        try database.read { db in try String.fetchAll(db, sql: "SELECT id FROM devices ORDER BY id") }
+        try database.read { db in try String.fetchAll(db, sql: "SELECT uuid FROM devices ORDER BY uuid") }
     }
 }

@@ -241,8 +241,8 @@ public final class Library: Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try db.execute(
             sql: """
-                INSERT INTO devices (id, name, os, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(id) DO UPDATE SET name = excluded.name, os = excluded.os, last_seen_at = excluded.last_seen_at
+                INSERT INTO devices (uuid, name, os, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, os = excluded.os, last_seen_at = excluded.last_seen_at
                 """,
             arguments: [
                 device.id.description, device.name, Self.osName, Int64(device.created.timeIntervalSince1970 * 1000),

@@ -33,11 +33,15 @@ enum Schema {
     // MARK: - v1
 
     static func v1(_ db: Database) throws {
-        // Every device that has written to this library. Device-owned: each device updates its own row.
+        // Rows that cross to other devices carry a `uuid`; inside one library file they are joined by local
+        // integer keys, which keeps the index small (a million entries must fit in well under 300 MB). Sync
+        // translates local keys to uuids at its boundary.
         try db.execute(
             sql: """
+                -- Every device that has written to this library. Device-owned: each device updates its own row.
                 CREATE TABLE devices (
-                    id TEXT PRIMARY KEY NOT NULL,          -- DeviceID (uuid)
+                    id INTEGER PRIMARY KEY,
+                    uuid TEXT NOT NULL UNIQUE,             -- DeviceID
                     name TEXT NOT NULL,
                     os TEXT NOT NULL,
                     created_at INTEGER NOT NULL,
@@ -46,102 +50,123 @@ enum Schema {
 
                 -- Storage volumes (disks, partitions, remote buckets) seen by a device.
                 CREATE TABLE volumes (
-                    id TEXT PRIMARY KEY NOT NULL,          -- uuid
-                    device_id TEXT NOT NULL REFERENCES devices(id),
+                    id INTEGER PRIMARY KEY,
+                    uuid TEXT NOT NULL UNIQUE,
+                    device_id INTEGER NOT NULL REFERENCES devices(id),
+                    identity TEXT NOT NULL,                -- filesystem UUID, else a derived fingerprint
                     name TEXT NOT NULL,
-                    mount_point BLOB,
-                    filesystem TEXT,
-                    filesystem_uuid TEXT,                  -- stable id of the filesystem, to recognise it when remounted
+                    mount_point BLOB NOT NULL,
+                    filesystem TEXT NOT NULL,
+                    read_only INTEGER NOT NULL DEFAULT 0,
                     total_bytes INTEGER,
                     free_bytes INTEGER,
-                    is_removable INTEGER NOT NULL DEFAULT 0,
                     speed_class TEXT,                      -- 'ssd', 'hdd', 'network', 'remote': for content-path ranking
                     last_seen_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL
+                    UNIQUE (device_id, identity)
                 ) STRICT;
-                CREATE INDEX volumes_device ON volumes(device_id);
 
                 -- Folders the user asked sd to index. Removing one removes its index data, never files.
                 CREATE TABLE locations (
-                    id TEXT PRIMARY KEY NOT NULL,          -- uuid
-                    device_id TEXT NOT NULL REFERENCES devices(id),
-                    volume_id TEXT REFERENCES volumes(id) ON DELETE SET NULL,
+                    id INTEGER PRIMARY KEY,
+                    uuid TEXT NOT NULL UNIQUE,
+                    device_id INTEGER NOT NULL REFERENCES devices(id),
+                    volume_id INTEGER REFERENCES volumes(id) ON DELETE SET NULL,
+                    volume_identity TEXT,                  -- the volume's identity when added: another disk mounted at
+                                                           -- the same path is not this location
                     name TEXT NOT NULL,
-                    path BLOB NOT NULL,                    -- absolute path bytes on device_id
-                    index_mode TEXT NOT NULL DEFAULT 'content',  -- 'metadata' (no hashing) or 'content'
+                    path BLOB NOT NULL,                    -- absolute path bytes on the device
+                    index_content INTEGER NOT NULL DEFAULT 1,
+                    state TEXT NOT NULL DEFAULT 'new',     -- 'new', 'online', 'offline'
+                    state_reason TEXT,
+                    root_entry_id INTEGER,                 -- the entry of the location's root folder
+                    scan_epoch INTEGER NOT NULL DEFAULT 0, -- bumped by each scan; entries remember when they appeared
                     last_indexed_at INTEGER,
                     created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL,
                     UNIQUE (device_id, path)
                 ) STRICT;
 
-                -- One row per distinct content (dedup comes from here). The id is the name-based UUID of content_id,
-                -- so every device derives the same row id without coordination.
+                -- One row per distinct content (dedup comes from here). The key is the content id itself, the
+                -- 16 hex digits read as a signed 64-bit integer, so every device derives the same key without
+                -- coordination; the content's UUID (v5 of the hex, as Spacedrive) is derived from it, not stored.
                 CREATE TABLE content_identities (
-                    id TEXT PRIMARY KEY NOT NULL,          -- uuid v5 of content_id
-                    content_id TEXT NOT NULL UNIQUE,       -- 16 hex digits (Spacedrive V2 compatible)
+                    id INTEGER PRIMARY KEY,
                     size INTEGER NOT NULL,
-                    category TEXT,
-                    mime TEXT,
                     integrity_hash TEXT,                   -- full BLAKE3 (64 hex), computed on demand
                     integrity_checked_at INTEGER,
                     first_seen_at INTEGER NOT NULL
                 ) STRICT;
 
-                -- Every file and folder. Device-owned. `id` is a local integer key (parent links, FTS rowid); `uuid`
-                -- is the stable identity that crosses devices and survives moves.
+                -- Every file and folder. Device-owned (through its location's device_id, also kept here). `uuid`
+                -- (16 random bytes) is the identity that crosses devices and survives moves.
                 CREATE TABLE entries (
                     id INTEGER PRIMARY KEY,
-                    uuid TEXT NOT NULL UNIQUE,
-                    device_id TEXT NOT NULL REFERENCES devices(id),
-                    location_id TEXT NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
+                    uuid BLOB NOT NULL UNIQUE,
+                    device_id INTEGER NOT NULL,
+                    location_id INTEGER NOT NULL REFERENCES locations(id) ON DELETE CASCADE,
                     parent_id INTEGER REFERENCES entries(id) ON DELETE CASCADE,
-                    name BLOB NOT NULL,
-                    extension TEXT,
-                    is_dir INTEGER NOT NULL,
-                    category TEXT,
+                    name BLOB NOT NULL,                    -- exactly as the filesystem has it
+                    type INTEGER NOT NULL,                 -- 0 file, 1 folder, 2 symlink, 3 fifo, 4 socket, 5 char, 6 block
+                    category TEXT,                         -- FileCategory
+                    mime TEXT,                             -- only when the bytes decided it (else from the extension)
                     size INTEGER NOT NULL DEFAULT 0,
                     inode INTEGER,
                     device_number INTEGER,                 -- st_dev
                     mode INTEGER,
                     link_count INTEGER,
-                    mtime_ns INTEGER,
+                    mtime_ns INTEGER,                      -- full nanoseconds, compared exactly
                     ctime_ns INTEGER,
                     symlink_target BLOB,
-                    content_identity_id TEXT REFERENCES content_identities(id) ON DELETE SET NULL,
-                    aggregate_size INTEGER,                -- folders: bytes below
+                    content_id INTEGER REFERENCES content_identities(id),
+                    added_epoch INTEGER NOT NULL,          -- the location scan that first saw it
+                    error TEXT,                            -- why it could not be read, if it could not
+                    aggregate_size INTEGER,                -- folders: bytes of files below
                     aggregate_files INTEGER,               -- folders: files below
-                    created_at INTEGER NOT NULL,
-                    updated_at INTEGER NOT NULL,
+                    aggregate_kinds TEXT,                  -- folders: JSON {category: files below}
                     UNIQUE (parent_id, name)
                 ) STRICT;
-                CREATE INDEX entries_location ON entries(location_id);
-                CREATE INDEX entries_inode ON entries(location_id, inode);
-                CREATE INDEX entries_content ON entries(content_identity_id);
+                CREATE INDEX entries_location ON entries(location_id, type);
+                CREATE INDEX entries_inode ON entries(inode);
+                CREATE INDEX entries_content ON entries(content_id) WHERE content_id IS NOT NULL;
+
+                -- Entries a scan did not find again: removed (or matched to a move) when the scan's processing
+                -- phase ends, so that a crash in between loses nothing and resumes exactly.
+                CREATE TABLE scan_removals (
+                    entry_id INTEGER PRIMARY KEY,
+                    location_id INTEGER NOT NULL
+                ) STRICT;
+
+                -- Follow-up work per entry, queued by the indexer's last phase for the analysis jobs.
+                CREATE TABLE analysis_queue (
+                    entry_id INTEGER NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+                    task TEXT NOT NULL,                    -- 'thumbnail', 'text'
+                    state TEXT NOT NULL DEFAULT 'queued',
+                    PRIMARY KEY (entry_id, task)
+                ) STRICT, WITHOUT ROWID;
 
                 -- Shared metadata: tags, their links to entries, ratings and notes. Any device may edit; the highest
                 -- HLC wins; deletions are tombstones.
                 CREATE TABLE tags (
-                    id TEXT PRIMARY KEY NOT NULL,          -- uuid
+                    id INTEGER PRIMARY KEY,
+                    uuid TEXT NOT NULL UNIQUE,
                     name TEXT NOT NULL,
                     color TEXT,
-                    parent_id TEXT REFERENCES tags(id),
+                    parent_uuid TEXT,
                     hlc TEXT NOT NULL,
                     deleted INTEGER NOT NULL DEFAULT 0
                 ) STRICT;
                 CREATE INDEX tags_name ON tags(name);
 
                 CREATE TABLE entry_tags (
-                    entry_uuid TEXT NOT NULL,              -- entries.uuid: stable across devices and moves
-                    tag_id TEXT NOT NULL REFERENCES tags(id),
+                    entry_uuid BLOB NOT NULL,              -- entries.uuid: stable across devices and moves
+                    tag_uuid TEXT NOT NULL,
                     hlc TEXT NOT NULL,
                     deleted INTEGER NOT NULL DEFAULT 0,
-                    PRIMARY KEY (entry_uuid, tag_id)
+                    PRIMARY KEY (entry_uuid, tag_uuid)
                 ) STRICT;
-                CREATE INDEX entry_tags_tag ON entry_tags(tag_id);
+                CREATE INDEX entry_tags_tag ON entry_tags(tag_uuid);
 
                 CREATE TABLE user_metadata (
-                    entry_uuid TEXT PRIMARY KEY NOT NULL,
+                    entry_uuid BLOB PRIMARY KEY NOT NULL,
                     rating INTEGER,
                     favorite INTEGER NOT NULL DEFAULT 0,
                     note TEXT,
@@ -153,8 +178,9 @@ enum Schema {
                     id TEXT PRIMARY KEY NOT NULL,          -- uuid
                     kind TEXT NOT NULL,                    -- 'index', 'copy', ...
                     state TEXT NOT NULL,                   -- 'queued', 'running', 'paused', 'completed', 'failed', 'cancelled'
-                    device_id TEXT NOT NULL REFERENCES devices(id),
+                    device_id INTEGER NOT NULL REFERENCES devices(id),
                     parent_id TEXT REFERENCES jobs(id),
+                    target TEXT,                           -- what it works on (e.g. a location uuid)
                     input TEXT,                            -- JSON: what the job was asked to do
                     checkpoint TEXT,                       -- JSON: where it got to
                     progress_done INTEGER NOT NULL DEFAULT 0,
@@ -165,14 +191,14 @@ enum Schema {
                     updated_at INTEGER NOT NULL,
                     finished_at INTEGER
                 ) STRICT;
-                CREATE INDEX jobs_state ON jobs(state);
+                CREATE INDEX jobs_state ON jobs(state, kind);
 
                 -- What was done, by whom, with what result: append-only.
                 CREATE TABLE audit_log (
                     id INTEGER PRIMARY KEY,
                     uuid TEXT NOT NULL UNIQUE,
                     at INTEGER NOT NULL,
-                    device_id TEXT NOT NULL,
+                    device_id INTEGER NOT NULL,
                     actor TEXT NOT NULL,                   -- 'user', 'agent', 'sync'
                     action TEXT NOT NULL,
                     target TEXT,

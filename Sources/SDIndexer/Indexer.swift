@@ -1,0 +1,286 @@
+import Dispatch
+import Foundation
+import SDCore
+import SDStore
+import SDSystem
+
+/// The indexer's five phases, in order.
+public enum IndexPhase: String, Sendable, Codable {
+    case discovery, processing, aggregation, contentIdentification = "content", analysisQueueing = "analysis", done
+}
+
+/// Progress of an indexing run, for progress bars.
+public struct IndexProgress: Sendable {
+    public var location: String
+    public var phase: IndexPhase
+    public var entries: Int
+    public var hashed: Int
+    public var toHash: Int
+    public var elapsed: Duration
+}
+
+public struct IndexOptions: Sendable {
+    public var indexContent = true
+    public var allowMassDelete = false
+    public var walkers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    public var hashers = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Entries per processing transaction.
+    public var batchEntries = 20_000
+    /// Files per content-identification transaction (each one a checkpoint).
+    public var hashBatch = 2_000
+    public init() {}
+}
+
+/// What one run did.
+public struct IndexReport: Sendable, Codable {
+    public var location: String
+    public var epoch: Int64 = 0
+    public var resumed = false
+    public var offline: String?
+    public var counts = ScanCounts()
+    public var removals = RemovalSummary()
+    public var hashed = 0
+    public var hashErrors = 0
+    public var analysisQueued = 0
+    public var seconds = 0.0
+}
+
+/// The checkpoint an index job keeps in its row: the scan's epoch and the phase it is in.
+struct IndexCheckpoint: Codable {
+    var epoch: Int64
+    var phase: IndexPhase
+    var lastHashedID: Int64 = 0
+    /// Content checks changed some file's category, so folder per-kind counts need recomputing.
+    var kindsChanged = false
+
+    var json: String { String(decoding: try! JSONEncoder().encode(self), as: UTF8.self) }
+    static func parse(_ text: String?) -> IndexCheckpoint? {
+        text.flatMap { try? JSONDecoder().decode(IndexCheckpoint.self, from: Data($0.utf8)) }
+    }
+}
+
+/// Turns a location's folders into entries: discovery and processing (one pass: threads walk, one writer
+/// batches into SQLite), aggregation, content identification, analysis queueing. Each phase checkpoints in
+/// the job row; a run after a crash resumes the interrupted job at its phase.
+public final class Indexer: Sendable {
+    let library: Library
+    let options: IndexOptions
+    let progress: (@Sendable (IndexProgress) -> Void)?
+
+    public init(
+        library: Library,
+        options: IndexOptions = IndexOptions(),
+        progress: (@Sendable (IndexProgress) -> Void)? = nil
+    ) {
+        self.library = library
+        self.options = options
+        self.progress = progress
+    }
+
+    /// Indexes (or resumes indexing) one location.
+    ///
+    /// #### Errors
+    /// `IndexError.massDelete` (nothing removed; see `IndexOptions.allowMassDelete`); library errors. A
+    /// location whose root is missing or holds another volume is not an error: it is marked offline, its
+    /// entries are kept, and the report says why.
+    public func index(_ given: Location) throws -> IndexReport {
+        let clock = ContinuousClock()
+        let start = clock.now
+        var report = IndexReport(location: given.name)
+        let location = try library.fetchLocation(id: given.id) ?? given
+        if let reason = offlineReason(location) {
+            try library.setLocationState(id: location.id, state: "offline", reason: reason)
+            report.offline = reason
+            return report
+        }
+        var checkpoint: IndexCheckpoint
+        let job: JobRecord
+        if let unfinished = try library.fetchUnfinishedJob(kind: "index", target: location.uuid),
+            let saved = IndexCheckpoint.parse(unfinished.checkpoint)
+        {
+            job = unfinished
+            checkpoint = saved
+            report.resumed = true
+        } else {
+            checkpoint = IndexCheckpoint(epoch: location.scanEpoch + 1, phase: .processing)
+            job = try library.createJob(kind: "index", target: location.uuid, checkpoint: checkpoint.json)
+        }
+        report.epoch = checkpoint.epoch
+        func notify(_ phase: IndexPhase, entries: Int = 0, hashed: Int = 0, toHash: Int = 0) {
+            progress?(
+                IndexProgress(
+                    location: location.name,
+                    phase: phase,
+                    entries: entries,
+                    hashed: hashed,
+                    toHash: toHash,
+                    elapsed: clock.now - start
+                )
+            )
+        }
+        do {
+            var current = location
+            if checkpoint.phase == .processing {
+                let writer = try ScanWriter(library: library, location: location, resumeEpoch: checkpoint.epoch)
+                current = writer.location
+                try walk(writer) { notify(.processing, entries: $0) }
+                report.counts = writer.counts
+                report.removals = try writer.finish(allowMassDelete: options.allowMassDelete)
+                checkpoint.phase = .aggregation
+                try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+            } else {
+                current = try library.fetchLocation(id: location.id) ?? location
+            }
+            if checkpoint.phase == .aggregation {
+                notify(.aggregation)
+                try library.aggregate(location: current)
+                checkpoint.phase =
+                    options.indexContent && current.indexContent ? .contentIdentification : .analysisQueueing
+                try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+            }
+            if checkpoint.phase == .contentIdentification {
+                try identifyContent(current, job: job, checkpoint: &checkpoint, report: &report) { done, total in
+                    notify(.contentIdentification, hashed: done, toHash: total)
+                }
+                if checkpoint.kindsChanged { try library.aggregate(location: current) }
+                checkpoint.phase = .analysisQueueing
+                try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+            }
+            if checkpoint.phase == .analysisQueueing {
+                notify(.analysisQueueing)
+                report.analysisQueued = try library.queueAnalysis(location: current)
+                checkpoint.phase = .done
+            }
+            try library.finishScan(location: current)
+            try library.finishJob(id: job.id, state: "completed")
+        } catch {
+            try? library.finishJob(id: job.id, state: "failed", error: "\(error)")
+            throw error
+        }
+        report.seconds = (clock.now - start).seconds
+        return report
+    }
+
+    /// Why the location cannot be scanned now, if it cannot: its root is gone (an unmounted disk), or a
+    /// different volume is mounted there. Either way nothing may be read as deleted.
+    func offlineReason(_ location: Location) -> String? {
+        guard let root = try? Directory.stat(location.path), root.type == .directory else {
+            return
+                "the folder '\(location.pathString)' is not there (disk unmounted?); its entries are kept until it returns"
+        }
+        if let recorded = location.volumeIdentity,
+            let now = Mounts.volume(containing: location.pathString, in: Mounts.list()), now.identity != recorded
+        {
+            return
+                "a different volume (\(now.identity)) is mounted at '\(location.pathString)' than when it was added (\(recorded)); its entries are kept"
+        }
+        return nil
+    }
+
+    // MARK: - Phases 1 and 2
+
+    private func walk(_ writer: ScanWriter, progress: (Int) -> Void) throws {
+        let root = try Directory.stat(writer.location.path)
+        let walker = Walker(rootPath: writer.location.path, rootDevice: root.device, workers: options.walkers)
+        var entries = 0
+        do {
+            while let listings = walker.take(upTo: options.batchEntries) {
+                try writer.apply(listings)
+                entries += listings.reduce(0) { $0 + $1.entries.count }
+                progress(entries)
+            }
+        } catch {
+            walker.stop()
+            throw error
+        }
+    }
+
+    // MARK: - Phase 4
+
+    private func identifyContent(
+        _ location: Location,
+        job: JobRecord,
+        checkpoint: inout IndexCheckpoint,
+        report: inout IndexReport,
+        progress: (Int, Int) -> Void
+    ) throws {
+        let folders = try library.fetchFolderPaths(location: location)
+        let total = try library.countFilesNeedingContent(location: location)
+        var done = 0
+        progress(0, total)
+        while true {
+            let batch = try library.fetchFilesNeedingContent(
+                location: location,
+                after: checkpoint.lastHashedID,
+                limit: options.hashBatch
+            )
+            guard let last = batch.last else { break }
+            let results = hash(batch, folders: folders)
+            report.hashed += results.filter { $0.contentID != nil }.count
+            report.hashErrors += results.filter { $0.error != nil }.count
+            if results.contains(where: { $0.kind != nil && ($0.kind!.method == .magic || $0.kind!.method == .content) })
+            {
+                checkpoint.kindsChanged = true
+            }
+            checkpoint.lastHashedID = last.id
+            try library.recordContents(results, job: job.id, checkpoint: checkpoint.json)
+            done += batch.count
+            progress(done, total)
+        }
+    }
+
+    /// Hashes files over the cores; each worker keeps one hasher (and its buffer) for all its files.
+    private func hash(_ files: [PendingFile], folders: [Int64: [UInt8]]) -> [ContentResult] {
+        let results = Results(count: files.count)
+        let workers = min(options.hashers, max(1, files.count))
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let hasher = ContentHasher()
+            var i = worker
+            while i < files.count {
+                results.set(i, Self.hashOne(files[i], folders: folders, hasher: hasher))
+                i += workers
+            }
+        }
+        return results.values
+    }
+
+    static func hashOne(_ file: PendingFile, folders: [Int64: [UInt8]], hasher: borrowing ContentHasher)
+        -> ContentResult
+    {
+        guard let folder = folders[file.parentID] else {
+            return ContentResult(entryID: file.id, contentID: nil, kind: nil, error: "its folder is not in the index")
+        }
+        let path = folder + [0x2F] + file.name
+        do {
+            let reader = try LocalFileReader(pathBytes: path)
+            if Int64(reader.file.sizeAtOpen) != file.size {
+                // Changed since the scan: leave it for the next scan, which will see the new size.
+                return ContentResult(entryID: file.id, contentID: nil, kind: nil, error: nil)
+            }
+            let (id, header) = try hasher.contentIDAndHeader(of: reader)
+            var kind: FileKind?
+            if file.needsKind {
+                kind = FileKinds.identify(name: String(decoding: file.name, as: UTF8.self), header: header)
+            }
+            return ContentResult(entryID: file.id, contentID: id, kind: kind, error: nil)
+        } catch let error as SystemError {
+            return ContentResult(entryID: file.id, contentID: nil, kind: nil, error: error.description)
+        } catch {
+            return ContentResult(entryID: file.id, contentID: nil, kind: nil, error: "\(error)")
+        }
+    }
+}
+
+/// Per-index result slots filled by several workers; each index is written by exactly one worker.
+final class Results: @unchecked Sendable {
+    // @unchecked: the lock guards `storage`.
+    private var storage: [ContentResult?]
+    private let lock = NSLock()
+    init(count: Int) { storage = Array(repeating: nil, count: count) }
+    func set(_ i: Int, _ value: ContentResult) { lock.withLock { storage[i] = value } }
+    var values: [ContentResult] { lock.withLock { storage.map { $0! } } }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}

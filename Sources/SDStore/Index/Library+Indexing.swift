@@ -1,0 +1,235 @@
+import Foundation
+import GRDB
+import SDCore
+import SDSystem
+
+/// A file whose content id is still to be computed.
+public struct PendingFile: Sendable {
+    public var id: Int64
+    public var parentID: Int64
+    public var name: [UInt8]
+    public var size: Int64
+    /// The extension did not settle the kind: look at the bytes.
+    public var needsKind: Bool
+}
+
+/// The outcome of hashing one file.
+public struct ContentResult: Sendable {
+    public var entryID: Int64
+    public var contentID: ContentID?
+    public var kind: FileKind?
+    public var error: String?
+
+    public init(entryID: Int64, contentID: ContentID?, kind: FileKind?, error: String?) {
+        self.entryID = entryID
+        self.contentID = contentID
+        self.kind = kind
+        self.error = error
+    }
+}
+
+extension Library {
+    // MARK: - Aggregation (phase 3)
+
+    /// Computes each folder's total size, file count and per-kind counts, bubbled up to the location's root.
+    /// Rows whose figures did not change are not written.
+    public func aggregate(location: Location) throws {
+        try database.write { db in
+            var parent: [Int64: Int64] = [:]
+            let folders = try Row.fetchCursor(
+                db,
+                sql: "SELECT id, parent_id FROM entries WHERE location_id = ? AND type = 1",
+                arguments: [location.id]
+            )
+            while let row = try folders.next() { parent[row[0]] = row[1] ?? -1 }
+            struct Totals {
+                var size: Int64 = 0
+                var files: Int64 = 0
+                var kinds: [String: Int64] = [:]
+            }
+            var totals: [Int64: Totals] = [:]
+            for id in parent.keys { totals[id] = Totals() }
+            let files = try Row.fetchCursor(
+                db,
+                sql: "SELECT parent_id, size, category FROM entries WHERE location_id = ? AND type = 0",
+                arguments: [location.id]
+            )
+            while let row = try files.next() {
+                guard let p: Int64 = row[0] else { continue }
+                totals[p, default: Totals()].size += row[1]
+                totals[p, default: Totals()].files += 1
+                totals[p, default: Totals()].kinds[(row[2] as String?) ?? "unknown", default: 0] += 1
+            }
+            // Deepest folders first, so each adds a complete subtree to its parent.
+            var depth: [Int64: Int] = [:]
+            func depthOf(_ id: Int64) -> Int {
+                if let d = depth[id] { return d }
+                var chain: [Int64] = []
+                var current = id
+                while let p = parent[current], p != -1, depth[current] == nil {
+                    chain.append(current)
+                    current = p
+                }
+                var d = depth[current] ?? 0
+                for c in chain.reversed() {
+                    d += 1
+                    depth[c] = d
+                }
+                return depth[id] ?? 0
+            }
+            let order = parent.keys.sorted { depthOf($0) > depthOf($1) }
+            for id in order {
+                guard let p = parent[id], p != -1, let t = totals[id] else { continue }
+                totals[p, default: Totals()].size += t.size
+                totals[p, default: Totals()].files += t.files
+                for (k, n) in t.kinds { totals[p, default: Totals()].kinds[k, default: 0] += n }
+            }
+            let write = try db.cachedStatement(
+                sql: """
+                    UPDATE entries SET aggregate_size = ?1, aggregate_files = ?2, aggregate_kinds = ?3 WHERE id = ?4
+                    AND (aggregate_size IS NOT ?1 OR aggregate_files IS NOT ?2 OR aggregate_kinds IS NOT ?3)
+                    """
+            )
+            for (id, t) in totals where parent[id] != nil {
+                let kinds =
+                    "{" + t.kinds.sorted { $0.key < $1.key }.map { "\"\($0.key)\":\($0.value)" }.joined(separator: ",")
+                    + "}"
+                try write.execute(arguments: [t.size, t.files, kinds, id])
+            }
+        }
+    }
+
+    // MARK: - Content identification (phase 4)
+
+    /// Absolute path bytes of every folder of the location, by entry id.
+    public func fetchFolderPaths(location: Location) throws -> [Int64: [UInt8]] {
+        try database.read { db in
+            var parent: [Int64: (Int64?, [UInt8])] = [:]
+            let folders = try Row.fetchCursor(
+                db,
+                sql: "SELECT id, parent_id, name FROM entries WHERE location_id = ? AND type = 1",
+                arguments: [location.id]
+            )
+            while let row = try folders.next() { parent[row[0]] = (row[1], [UInt8](row[2] as Data)) }
+            var paths: [Int64: [UInt8]] = [:]
+            func path(_ id: Int64) -> [UInt8] {
+                if let p = paths[id] { return p }
+                guard let (up, name) = parent[id] else { return [] }
+                let result: [UInt8]
+                if let up {
+                    result = path(up) + [0x2F] + name
+                } else {
+                    result = location.path  // the root
+                }
+                paths[id] = result
+                return result
+            }
+            for id in parent.keys { _ = path(id) }
+            return paths
+        }
+    }
+
+    /// Files of the location still without a content id (and without an error), after `afterID`, by id.
+    public func fetchFilesNeedingContent(location: Location, after afterID: Int64, limit: Int) throws -> [PendingFile] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, parent_id, name, size FROM entries INDEXED BY entries_location
+                    WHERE location_id = ? AND type = 0 AND id > ? AND content_id IS NULL AND error IS NULL AND size > 0
+                    ORDER BY id LIMIT ?
+                    """,
+                arguments: [location.id, afterID, limit]
+            ).map { row in
+                let name = [UInt8](row[2] as Data)
+                let needsKind = name.withUnsafeBytes { FileKinds.kind(forName: $0).needsContent }
+                return PendingFile(id: row[0], parentID: row[1], name: name, size: row[3], needsKind: needsKind)
+            }
+        }
+    }
+
+    /// The number of files of the location still waiting for a content id.
+    public func countFilesNeedingContent(location: Location) throws -> Int {
+        try database.read { db in
+            try Int.fetchOne(
+                db,
+                sql: """
+                    SELECT count(*) FROM entries WHERE location_id = ? AND type = 0 AND content_id IS NULL
+                    AND error IS NULL AND size > 0
+                    """,
+                arguments: [location.id]
+            ) ?? 0
+        }
+    }
+
+    /// Records hashing results in one transaction, with the job's checkpoint.
+    public func recordContents(_ results: [ContentResult], job: String?, checkpoint: String?) throws {
+        let now = Self.nowMilliseconds()
+        try database.write { db in
+            let identity = try db.cachedStatement(
+                sql:
+                    "INSERT OR IGNORE INTO content_identities (id, size, first_seen_at) SELECT ?, size, ? FROM entries WHERE id = ?"
+            )
+            let link = try db.cachedStatement(
+                sql: """
+                    UPDATE entries SET content_id = ?, category = coalesce(?, category), mime = ?, error = ? WHERE id = ?
+                    """
+            )
+            for r in results {
+                let key = r.contentID?.int64
+                if let key { try identity.execute(arguments: [key, now, r.entryID]) }
+                let decidedByBytes = r.kind.map { $0.method == .magic || $0.method == .content } ?? false
+                try link.execute(arguments: [
+                    key, decidedByBytes ? r.kind?.category.rawValue : nil, decidedByBytes ? r.kind?.mime : nil, r.error,
+                    r.entryID,
+                ])
+            }
+            if let job, let checkpoint {
+                try db.execute(
+                    sql:
+                        "UPDATE jobs SET checkpoint = ?, progress_done = progress_done + ?, updated_at = ? WHERE id = ?",
+                    arguments: [checkpoint, results.count, now, job]
+                )
+            }
+        }
+    }
+
+    // MARK: - Analysis queueing (phase 5)
+
+    /// Queues follow-up work for files with a content id: thumbnails for images and videos, text extraction for
+    /// documents. Idempotent. Returns the number of tasks added.
+    @discardableResult
+    public func queueAnalysis(location: Location) throws -> Int {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO analysis_queue (entry_id, task)
+                    SELECT id, 'thumbnail' FROM entries WHERE location_id = ? AND type = 0 AND content_id IS NOT NULL
+                    AND category IN ('image', 'video')
+                    """,
+                arguments: [location.id]
+            )
+            var added = db.changesCount
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO analysis_queue (entry_id, task)
+                    SELECT id, 'text' FROM entries WHERE location_id = ? AND type = 0 AND content_id IS NOT NULL
+                    AND category IN ('document', 'book', 'spreadsheet', 'presentation')
+                    """,
+                arguments: [location.id]
+            )
+            added += db.changesCount
+            return added
+        }
+    }
+
+    /// Marks a location's scan as complete and online.
+    public func finishScan(location: Location) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE locations SET state = 'online', state_reason = NULL, last_indexed_at = ? WHERE id = ?",
+                arguments: [Self.nowMilliseconds(), location.id]
+            )
+        }
+    }
+}

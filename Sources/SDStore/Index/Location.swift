@@ -1,0 +1,237 @@
+import Foundation
+import GRDB
+import SDCore
+import SDSystem
+
+/// A folder the user asked sd to index.
+public struct Location: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var uuid: String
+    public var name: String
+    public var path: [UInt8]
+    public var volumeID: Int64?
+    public var volumeIdentity: String?
+    public var indexContent: Bool
+    /// 'new' (never scanned), 'online', 'offline'.
+    public var state: String
+    public var stateReason: String?
+    public var rootEntryID: Int64?
+    public var scanEpoch: Int64
+    public var lastIndexedAt: Int64?
+
+    public var pathString: String { String(decoding: path, as: UTF8.self) }
+
+    init(row: Row) {
+        id = row["id"]
+        uuid = row["uuid"]
+        name = row["name"]
+        path = [UInt8](row["path"] as Data)
+        volumeID = row["volume_id"]
+        volumeIdentity = row["volume_identity"]
+        indexContent = row["index_content"]
+        state = row["state"]
+        stateReason = row["state_reason"]
+        rootEntryID = row["root_entry_id"]
+        scanEpoch = row["scan_epoch"]
+        lastIndexedAt = row["last_indexed_at"]
+    }
+}
+
+/// A volume as recorded in the library.
+public struct VolumeRecord: Sendable, Codable {
+    public var id: Int64
+    public var uuid: String
+    public var identity: String
+    public var name: String
+    public var mountPoint: String
+    public var filesystem: String
+    public var readOnly: Bool
+    public var totalBytes: Int64?
+    public var freeBytes: Int64?
+    public var lastSeenAt: Int64
+}
+
+extension Library {
+    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// This device's local row id.
+    func deviceRowID(_ db: Database) throws -> Int64 {
+        guard
+            let id = try Int64.fetchOne(
+                db,
+                sql: "SELECT id FROM devices WHERE uuid = ?",
+                arguments: [device.id.description]
+            )
+        else { throw LibraryError(.corrupt, "this device is not registered in '\(path)'") }
+        return id
+    }
+
+    /// Records (or refreshes) a mounted volume; returns its row id.
+    public func recordVolume(_ volume: MountedVolume) throws -> Int64 {
+        try database.write { db in try Self.recordVolume(volume, db, device: try deviceRowID(db)) }
+    }
+
+    static func recordVolume(_ v: MountedVolume, _ db: Database, device: Int64) throws -> Int64 {
+        let now = nowMilliseconds()
+        try db.execute(
+            sql: """
+                INSERT INTO volumes (uuid, device_id, identity, name, mount_point, filesystem, read_only, total_bytes,
+                                     free_bytes, last_seen_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT(device_id, identity) DO UPDATE SET mount_point = excluded.mount_point,
+                    filesystem = excluded.filesystem, read_only = excluded.read_only, total_bytes = excluded.total_bytes,
+                    free_bytes = excluded.free_bytes, last_seen_at = excluded.last_seen_at
+                """,
+            arguments: [
+                UUID().lowercased, device, v.identity,
+                v.mountPoint == "/" ? "/" : (v.mountPoint as NSString).lastPathComponent,
+                Data(v.mountPoint.utf8), v.filesystem, v.readOnly, Int64(v.totalBytes), Int64(v.freeBytes), now,
+            ]
+        )
+        return try Int64.fetchOne(
+            db,
+            sql: "SELECT id FROM volumes WHERE device_id = ? AND identity = ?",
+            arguments: [device, v.identity]
+        )!
+    }
+
+    public func fetchVolumes() throws -> [VolumeRecord] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM volumes ORDER BY mount_point").map { row in
+                VolumeRecord(
+                    id: row["id"],
+                    uuid: row["uuid"],
+                    identity: row["identity"],
+                    name: row["name"],
+                    mountPoint: String(decoding: [UInt8](row["mount_point"] as Data), as: UTF8.self),
+                    filesystem: row["filesystem"],
+                    readOnly: row["read_only"],
+                    totalBytes: row["total_bytes"],
+                    freeBytes: row["free_bytes"],
+                    lastSeenAt: row["last_seen_at"]
+                )
+            }
+        }
+    }
+
+    // MARK: - Locations
+
+    /// Adds a folder to index. Nothing is read beyond the folder's own metadata until it is indexed.
+    ///
+    /// #### Errors
+    /// `IndexError` `.badLocation` when the path is not a folder, is already a location, or lies inside
+    /// (or contains) another location of this device.
+    public func addLocation(path: [UInt8], name: String?, volume: MountedVolume?, indexContent: Bool = true) throws
+        -> Location
+    {
+        let text = String(decoding: path, as: UTF8.self)
+        guard (try? Directory.stat(path))?.type == .directory else {
+            throw IndexError(.badLocation, "'\(text)' is not a folder; give the path of a folder to index")
+        }
+        return try database.write { db in
+            let device = try deviceRowID(db)
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT name, path FROM locations WHERE device_id = ?",
+                arguments: [device]
+            ) {
+                let other = [UInt8](row["path"] as Data)
+                let otherName: String = row["name"]
+                if other == path {
+                    throw IndexError(.badLocation, "'\(text)' is already location '\(otherName)'")
+                }
+                if Self.isInside(path, other) || Self.isInside(other, path) {
+                    throw IndexError(
+                        .badLocation,
+                        "'\(text)' overlaps location '\(otherName)' (\(String(decoding: other, as: UTF8.self))); locations must not nest"
+                    )
+                }
+            }
+            let volumeID = try volume.map { try Self.recordVolume($0, db, device: device) }
+            let uuid = UUID().lowercased
+            let locationName =
+                name ?? ((text as NSString).lastPathComponent.isEmpty ? text : (text as NSString).lastPathComponent)
+            try db.execute(
+                sql: """
+                    INSERT INTO locations (uuid, device_id, volume_id, volume_identity, name, path, index_content, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    uuid, device, volumeID, volume?.identity, locationName, Data(path), indexContent,
+                    Self.nowMilliseconds(),
+                ]
+            )
+            return try Location(
+                row: Row.fetchOne(db, sql: "SELECT * FROM locations WHERE uuid = ?", arguments: [uuid])!
+            )
+        }
+    }
+
+    static func isInside(_ path: [UInt8], _ folder: [UInt8]) -> Bool {
+        let prefix = folder.last == 0x2F ? folder : folder + [0x2F]
+        return path.count > prefix.count && Array(path[..<prefix.count]) == prefix
+    }
+
+    public func fetchLocations() throws -> [Location] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM locations ORDER BY id").map(Location.init(row:))
+        }
+    }
+
+    /// The location named by its number, uuid, name or path.
+    public func fetchLocation(_ key: String) throws -> Location? {
+        try fetchLocations().first { "\($0.id)" == key || $0.uuid == key || $0.name == key || $0.pathString == key }
+    }
+
+    public func fetchLocation(id: Int64) throws -> Location? {
+        try database.read { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM locations WHERE id = ?", arguments: [id]).map(Location.init(row:))
+        }
+    }
+
+    /// Removes a location and its index data (entries, queued analysis). Files on disk are not touched.
+    /// Returns the number of entries removed.
+    @discardableResult
+    public func removeLocation(id: Int64) throws -> Int {
+        try database.write { db in
+            let count =
+                try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE location_id = ?", arguments: [id]) ?? 0
+            try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [id])
+            // Children first keeps the cascade shallow; one statement removes them all.
+            try db.execute(sql: "DELETE FROM entries WHERE location_id = ?", arguments: [id])
+            try db.execute(sql: "DELETE FROM locations WHERE id = ?", arguments: [id])
+            return count
+        }
+    }
+
+    /// Marks a location online or offline (with the reason), without touching its entries.
+    public func setLocationState(id: Int64, state: String, reason: String?) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "UPDATE locations SET state = ?, state_reason = ? WHERE id = ?",
+                arguments: [state, reason, id]
+            )
+        }
+    }
+}
+
+/// Why indexing could not go on, with what to do.
+public struct IndexError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable {
+        let name: String
+        public static let badLocation = Code(name: "badLocation")
+        public static let offline = Code(name: "offline")
+        public static let massDelete = Code(name: "massDelete")
+        public static let notFound = Code(name: "notFound")
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) {
+        self.code = code
+        self.message = message
+    }
+
+    public var description: String { message }
+}

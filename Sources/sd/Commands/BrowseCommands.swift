@@ -1,0 +1,157 @@
+import ArgumentParser
+import Foundation
+import SDCore
+import SDStore
+import SDSystem
+
+struct LsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls",
+        abstract: "List a folder's children from the index (not from the disk).",
+        discussion: """
+            Examples:
+              sd ls ~/Pictures --long
+              sd ls sd://<device-id>/home/me/Pictures
+            """
+    )
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Argument(help: "A folder path or SdPath (default: the current folder).") var path: String?
+    @Flag(name: .shortAndLong, help: "Show kind, size, modified time and content id.") var long = false
+
+    struct Item: Encodable {
+        var name: String
+        var type: String
+        var category: String?
+        var size: Int64
+        var modified: String?
+        var contentID: String?
+        var error: String?
+    }
+
+    func run() throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        let target: [UInt8]
+        if let path, path.hasPrefix("sd://") {
+            let parsed: SDPath
+            do { parsed = try SDPath(parsing: path) } catch { throw UserError(error.message) }
+            guard case .physical(let device, let bytes) = parsed else {
+                throw UserError("`sd ls` lists folders; '\(path)' is a content path (see `sd path parse`)")
+            }
+            guard device == library.device.id else {
+                throw UserError("'\(path)' is on another device; only this device's locations can be listed yet")
+            }
+            target = bytes
+        } else {
+            target = Array(LibraryLocator.absolute(path ?? ".").utf8)
+        }
+        guard let (_, entryID) = try library.resolveEntry(path: target) else {
+            throw UserError(
+                "'\(String(decoding: target, as: UTF8.self))' is not in the index; see `sd location list`, then `sd index`"
+            )
+        }
+        let entry = try library.fetchEntry(id: entryID)
+        let children = entry?.type == .directory ? try library.fetchChildren(of: entryID) : (entry.map { [$0] } ?? [])
+        let items = children.map { c in
+            Item(
+                name: String(decoding: c.name, as: UTF8.self),
+                type: "\(c.type)",
+                category: c.category,
+                size: c.type == .directory ? (c.aggregateSize ?? 0) : c.size,
+                modified: c.mtimeNanoseconds.map { Self.date($0) },
+                contentID: c.contentID,
+                error: c.error
+            )
+        }
+        if global.json { return try Output.json(items) }
+        for (item, c) in zip(items, children) {
+            let display = Self.displayName(c.name) + (c.type == .directory ? "/" : "")
+            if long {
+                print(
+                    "\(pad(item.category ?? item.type, 12)) \(pad(ByteFormat.string(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(c.error.map { "  [\($0)]" } ?? "")"
+                )
+            } else {
+                print(display)
+            }
+        }
+    }
+
+    /// Names that are not valid UTF-8 are shown with their odd bytes escaped, never silently replaced.
+    static func displayName(_ bytes: [UInt8]) -> String {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        return bytes.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined()
+    }
+
+    static func date(_ ns: Int64) -> String {
+        let formatter = ISO8601DateFormatter()
+        return formatter.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
+    }
+
+    func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
+        s.count >= n
+            ? s
+            : (right ? String(repeating: " ", count: n - s.count) + s : s + String(repeating: " ", count: n - s.count))
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show what the library holds: entries, bytes, kinds, duplicates, pending work, jobs.",
+        discussion: "Example:\n  sd status --json"
+    )
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+
+    func run() throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        let s = try library.status()
+        if global.json { return try Output.json(s) }
+        print("entries     \(s.entries) (\(s.files) files, \(s.folders) folders)")
+        print("bytes       \(s.bytes) (\(ByteFormat.string(s.bytes)))")
+        print("contents    \(s.contents) distinct")
+        print(
+            "duplicates  \(s.duplicateGroups) groups, \(s.duplicateFiles) files, \(ByteFormat.string(s.wastedBytes)) wasted"
+        )
+        print("pending     \(s.pendingContent) files to identify, \(s.pendingAnalysis) analysis tasks queued")
+        print("errors      \(s.errors) entries could not be read")
+        print("jobs        \(s.runningJobs) running or interrupted")
+        for (kind, k) in s.kinds.sorted(by: { $0.value.files > $1.value.files }) {
+            print(
+                "  \(kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(k.files) files, \(ByteFormat.string(k.bytes))"
+            )
+        }
+        for l in s.locations {
+            print(
+                "location    \(l.name)  \(l.path)  \(l.state)\(l.stateReason.map { " (\($0))" } ?? "")  \(l.entries) entries"
+            )
+        }
+    }
+}
+
+struct DebugCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "debug",
+        abstract: "Tools for tests and diagnosis.",
+        shouldDisplay: false,
+        subcommands: [DumpIndex.self]
+    )
+
+    struct DumpIndex: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "dump-index",
+            abstract: "Print a canonical dump of a location's index."
+        )
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument var location: String
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            guard let found = try library.fetchLocation(location) else { throw UserError("no location '\(location)'") }
+            FileHandle.standardOutput.write(Data(try library.canonicalDump(location: found).utf8))
+        }
+    }
+}

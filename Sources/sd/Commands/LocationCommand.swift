@@ -1,0 +1,136 @@
+import ArgumentParser
+import Foundation
+import SDCore
+import SDStore
+import SDSystem
+
+struct LocationCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "location",
+        abstract: "Add, list and remove the folders sd indexes.",
+        discussion: """
+            Examples:
+              sd location add ~/Pictures --name Pictures
+              sd location list
+              sd location remove Pictures      # removes index data only, never files
+            """,
+        subcommands: [Add.self, List.self, Remove.self]
+    )
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a folder to index (then run `sd index`).",
+            discussion: "Example:\n  sd location add /srv/photos --name Photos"
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The folder.") var path: String
+        @Option(help: "A name for it (default: the folder's name).") var name: String?
+        @Flag(help: "Index names and metadata only, no content ids.") var noContent = false
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let absolute = LibraryLocator.absolute(path)
+            let volume = Mounts.volume(containing: absolute, in: Mounts.list())
+            let location: Location
+            do {
+                location = try library.addLocation(
+                    path: Array(absolute.utf8),
+                    name: name,
+                    volume: volume,
+                    indexContent: !noContent
+                )
+            } catch let error as IndexError {
+                throw UserError(error.message)
+            }
+            if global.json { return try Output.json(location) }
+            print(
+                "added location \(location.id) '\(location.name)' at \(location.pathString); run `sd index` to index it"
+            )
+        }
+    }
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List the locations.",
+            discussion: "Example:\n  sd location list --json"
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let locations = try library.fetchLocations()
+            if global.json { return try Output.json(locations) }
+            if locations.isEmpty { print("no locations; add one with `sd location add PATH`") }
+            for l in locations {
+                let state = l.state + (l.stateReason.map { " (\($0))" } ?? "")
+                print("\(l.id)  \(l.name)  \(l.pathString)  \(state)")
+            }
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Remove a location and its index data. Files on disk are never touched.",
+            discussion: "Example:\n  sd location remove 2"
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The location: its number, name, uuid or path.") var location: String
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            guard let found = try library.fetchLocation(location) else {
+                throw UserError("no location '\(location)'; see `sd location list`")
+            }
+            let removed = try library.removeLocation(id: found.id)
+            if global.json { return try Output.json(["removedEntries": removed]) }
+            print("removed location '\(found.name)' and \(removed) index entries; no file was touched")
+        }
+    }
+}
+
+struct VolumeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "volume",
+        abstract: "Show mounted volumes.",
+        subcommands: [List.self]
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "List mounted volumes: mount point, filesystem, size, free space, identity.",
+            discussion: "Example:\n  sd volume list --all"
+        )
+        @OptionGroup var global: GlobalOptions
+        @Flag(help: "Include virtual filesystems (proc, sysfs, cgroup...).") var all = false
+
+        func run() throws {
+            let virtual: Set<String> = [
+                "proc", "sysfs", "cgroup", "cgroup2", "devpts", "mqueue", "securityfs", "debugfs",
+                "tracefs", "pstore", "bpf", "configfs", "fusectl", "hugetlbfs", "autofs", "binfmt_misc",
+            ]
+            let volumes = Mounts.list().filter { all || !virtual.contains($0.filesystem) }
+            if global.json { return try Output.json(volumes) }
+            for v in volumes {
+                print(
+                    "\(v.mountPoint)  \(v.filesystem)  \(ByteFormat.string(v.totalBytes)) total  \(ByteFormat.string(v.freeBytes)) free\(v.readOnly ? "  read-only" : "")  \(v.identity)"
+                )
+            }
+        }
+    }
+}
+
+enum ByteFormat {
+    static func string(_ bytes: some BinaryInteger) -> String {
+        let value = Double(bytes)
+        let units = ["B", "KB", "MB", "GB", "TB", "PB"]
+        var v = value, i = 0
+        while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
+        return i == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", v, units[i])
+    }
+}
