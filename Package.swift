@@ -46,7 +46,10 @@ let package = Package(
         // Layer 1
         .target(
             name: "SDStore",
-            dependencies: ["SDCore", "SDSystem", .product(name: "GRDB", package: "GRDB.swift")],
+            dependencies: [
+                "SDCore", "SDSystem", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "GRDBSQLite", package: "GRDB.swift"),
+            ],
             exclude: ["Schema/README.md"],
             swiftSettings: strictSettings
         ),

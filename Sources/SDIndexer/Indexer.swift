@@ -43,6 +43,8 @@ public struct IndexReport: Sendable, Codable {
     public var hashErrors = 0
     public var analysisQueued = 0
     public var seconds = 0.0
+    /// Wall-clock seconds per phase ("processing" covers discovery too: they run together).
+    public var phaseSeconds: [String: Double] = [:]
 }
 
 /// The checkpoint an index job keeps in its row: the scan's epoch and the phase it is in.
@@ -120,12 +122,19 @@ public final class Indexer: Sendable {
         }
         do {
             var current = location
+            var mark = clock.now
+            func lap(_ name: String) {
+                report.phaseSeconds[name, default: 0] += (clock.now - mark).seconds
+                mark = clock.now
+            }
             if checkpoint.phase == .processing {
                 let writer = try ScanWriter(library: library, location: location, resumeEpoch: checkpoint.epoch)
                 current = writer.location
                 try walk(writer) { notify(.processing, entries: $0) }
+                lap("processing")
                 report.counts = writer.counts
                 report.removals = try writer.finish(allowMassDelete: options.allowMassDelete)
+                lap("removals")
                 checkpoint.phase = .aggregation
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
             } else {
@@ -134,6 +143,7 @@ public final class Indexer: Sendable {
             if checkpoint.phase == .aggregation {
                 notify(.aggregation)
                 try library.aggregate(location: current)
+                lap("aggregation")
                 checkpoint.phase =
                     options.indexContent && current.indexContent ? .contentIdentification : .analysisQueueing
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
@@ -142,13 +152,19 @@ public final class Indexer: Sendable {
                 try identifyContent(current, job: job, checkpoint: &checkpoint, report: &report) { done, total in
                     notify(.contentIdentification, hashed: done, toHash: total)
                 }
+                lap("content")
                 if checkpoint.kindsChanged { try library.aggregate(location: current) }
+                lap("reaggregation")
                 checkpoint.phase = .analysisQueueing
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
             }
             if checkpoint.phase == .analysisQueueing {
                 notify(.analysisQueueing)
-                report.analysisQueued = try library.queueAnalysis(location: current)
+                // A metadata-only run gives no file a new content id, so there is nothing new to queue.
+                if options.indexContent && current.indexContent {
+                    report.analysisQueued = try library.queueAnalysis(location: current)
+                }
+                lap("analysis")
                 checkpoint.phase = .done
             }
             try library.finishScan(location: current)
@@ -183,9 +199,25 @@ public final class Indexer: Sendable {
         let root = try Directory.stat(writer.location.path)
         let walker = Walker(rootPath: writer.location.path, rootDevice: root.device, workers: options.walkers)
         var entries = 0
+        let trace = ProcessInfo.processInfo.environment["SD_TRACE"] != nil
+        let clock = ContinuousClock()
+        var waiting = Duration.zero, writing = Duration.zero, batches = 0
+        defer {
+            if trace {
+                FileHandle.standardError.write(
+                    Data("walk: waited \(waiting), wrote \(writing) in \(batches) batches\n".utf8)
+                )
+            }
+        }
         do {
-            while let listings = walker.take(upTo: options.batchEntries) {
+            while true {
+                let t0 = clock.now
+                guard let listings = walker.take(upTo: options.batchEntries) else { break }
+                let t1 = clock.now
                 try writer.apply(listings)
+                waiting += t1 - t0
+                writing += clock.now - t1
+                batches += 1
                 entries += listings.reduce(0) { $0 + $1.entries.count }
                 progress(entries)
             }
