@@ -23,6 +23,7 @@ struct IndexKillTests {
         try #require(reference.run(["index"]).status == 0)
         let fullRun = ContinuousClock.now - started
         let expected = try reference.run(["debug", "dump-index", "tree"]).stdout
+        let expectedContents = try Self.contents(reference)
         #expect(expected.split(separator: "\n").count == 5000 + 2 + 1 + Int(try folderCount(dir.file("tree"))))
 
         var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
@@ -45,6 +46,8 @@ struct IndexKillTests {
             #expect(finish.status == 0, "victim \(victimNumber): \(finish.stderr)")
             let dump = try victim.run(["debug", "dump-index", "tree"]).stdout
             #expect(dump == expected, "victim \(victimNumber): the resumed index differs from an uninterrupted one")
+            // Content identities are made after the entries name them: a resumed run must complete them.
+            #expect(try Self.contents(victim) == expectedContents, "victim \(victimNumber)")
             #expect(try victim.run(["status", "--json"]).stdout.contains("\"runningJobs\" : 0"))
             compared += 1
         }
@@ -67,6 +70,11 @@ struct IndexKillTests {
         try finishAndCompare(victim)
         #expect(interruptions >= 20, "only \(interruptions) kills in \(attempts) attempts interrupted a run")
         #expect(compared >= 10)
+    }
+
+    static func contents(_ sd: SDBinary) throws -> Int? {
+        let json = try JSONSerialization.jsonObject(with: Data(try sd.run(["status", "--json"]).stdout.utf8))
+        return (json as? [String: Any])?["contents"] as? Int
     }
 
     private func runAndKill(_ sd: SDBinary, after seconds: Double) throws {

@@ -180,6 +180,17 @@ struct LibraryTests {
         #expect(try columns("audit_log").contains("uuid"))
     }
 
+    /// An index run drops the content-id index while it records many ids; if it dies before making it again,
+    /// opening the library makes it.
+    @Test func droppedContentIndexIsRebuiltOnOpen() throws {
+        let library = try Library.create(name: "Home", in: dir.path, device: device)
+        try library.dropContentIndex()
+        try library.close()
+        let again = try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        let indexes = try again.database.read { try $0.indexes(on: "entries").map(\.name) }
+        #expect(indexes.contains("entries_content"))
+    }
+
     @Test func deviceIdentityIsMadeOnceAndKept() throws {
         let configDir = dir.file("config2")
         let ids = Mutex<Set<String>>([])

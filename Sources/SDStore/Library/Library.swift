@@ -164,7 +164,12 @@ public final class Library: Sendable {
                 throw tooNew(path, found: nil)
             }
             try migrator.migrate(pool)
-            try pool.write { db in try registerDevice(device, db) }
+            try pool.write { db in
+                try registerDevice(device, db)
+                // An index run may drop this index while it records many content ids; if it was killed
+                // before making it again, make it now.
+                try ensureContentIndex(db)
+            }
         } catch let error as LibraryError {
             throw error
         } catch {
