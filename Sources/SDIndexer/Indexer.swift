@@ -291,17 +291,9 @@ public final class Indexer: Sendable {
 
     /// Hashes files over the cores; each worker keeps one hasher (and its buffer) for all its files.
     private func hash(_ files: [PendingFile], folders: [Int64: [UInt8]]) -> [ContentResult] {
-        let results = Results(count: files.count)
-        let workers = min(options.hashers, max(1, files.count))
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let hasher = ContentHasher()
-            var i = worker
-            while i < files.count {
-                results.set(i, Self.hashOne(files[i], folders: folders, hasher: hasher))
-                i += workers
-            }
+        ContentHasher.parallelMap(count: files.count, workers: options.hashers) { i, hasher in
+            Self.hashOne(files[i], folders: folders, hasher: hasher)
         }
-        return results.values
     }
 
     static func hashOne(_ file: PendingFile, folders: [Int64: [UInt8]], hasher: borrowing ContentHasher)
@@ -338,16 +330,6 @@ final class ErrorBox: @unchecked Sendable {
     private let lock = NSLock()
     func set(_ error: any Error) { lock.withLock { if stored == nil { stored = error } } }
     var error: (any Error)? { lock.withLock { stored } }
-}
-
-/// Per-index result slots filled by several workers; each index is written by exactly one worker.
-final class Results: @unchecked Sendable {
-    // @unchecked: the lock guards `storage`.
-    private var storage: [ContentResult?]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ value: ContentResult) { lock.withLock { storage[i] = value } }
-    var values: [ContentResult] { lock.withLock { storage.map { $0! } } }
 }
 
 extension Duration {

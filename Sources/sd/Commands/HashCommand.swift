@@ -72,26 +72,11 @@ struct HashCommand: ParsableCommand {
     }
 
     private func hashBatch(_ paths: [String], threads: BLAKE3.Threads) -> [Result] {
-        let slots = ResultSlots(count: paths.count)
         let workers = (paths.count == 1 || singleThread) ? 1 : ProcessInfo.processInfo.activeProcessorCount
         let full = self.full
-        DispatchQueue.concurrentPerform(iterations: workers) { worker in
-            let hasher = ContentHasher()
-            var i = worker
-            while i < paths.count {
-                slots.set(
-                    i,
-                    Self.hashOne(
-                        paths[i],
-                        full: full,
-                        threads: workers == 1 ? threads : .single,
-                        hasher: hasher
-                    )
-                )
-                i += workers
-            }
+        return ContentHasher.parallelMap(count: paths.count, workers: workers) { i, hasher in
+            Self.hashOne(paths[i], full: full, threads: workers == 1 ? threads : .single, hasher: hasher)
         }
-        return slots.values
     }
 
     private static func hashOne(
@@ -115,16 +100,6 @@ struct HashCommand: ParsableCommand {
             return Result(path: path, error: "\(path): \(error)")
         }
     }
-}
-
-/// Per-index result slots filled by several workers; each index is written by exactly one worker.
-private final class ResultSlots: @unchecked Sendable {
-    // @unchecked: the lock guards `storage`.
-    private var storage: [HashCommand.Result?]
-    private let lock = NSLock()
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-    func set(_ i: Int, _ value: HashCommand.Result) { lock.withLock { storage[i] = value } }
-    var values: [HashCommand.Result] { lock.withLock { storage.map { $0! } } }
 }
 
 /// b3sum's output format: "HASH  NAME", where a name holding a backslash or newline has them escaped and the
