@@ -105,16 +105,7 @@ public enum FileSystem {
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         if (st.st_mode & S_IFMT) == S_IFDIR {
-            if let dir = opendir(path) {
-                while let entry = readdir(dir) {
-                    let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                        String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-                    }
-                    if name == "." || name == ".." { continue }
-                    removeTree("\(path)/\(name)")
-                }
-                closedir(dir)
-            }
+            for name in (try? list(path)) ?? [] { removeTree("\(path)/\(name)") }
             rmdir(path)
         } else {
             unlink(path)

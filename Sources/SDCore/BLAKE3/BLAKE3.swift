@@ -124,14 +124,6 @@ public enum BLAKE3 {
             )
         }
     }()
-
-    /// The name of the kernel in use ("avx2" or "portable"), for benchmarks and `sd hash --verbose`.
-    public static var kernelName: String {
-        #if arch(x86_64)
-            if csd_cpu_has_avx2() == 1 { return "avx2" }
-        #endif
-        return "portable"
-    }
 }
 
 // MARK: - Words and bytes

@@ -98,11 +98,6 @@ public struct HLC: Sendable {
             last = HLCTimestamp(physical: last.physical, logical: logical + 1, device: device)
         }
     }
-
-    /// Milliseconds since 1970 from the system clock.
-    public static func wallClockMilliseconds() -> UInt64 {
-        systemMilliseconds()
-    }
 }
 
 public enum HLCError: Error, Sendable, CustomStringConvertible {

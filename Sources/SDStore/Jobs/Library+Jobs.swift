@@ -82,15 +82,4 @@ extension Library {
             )
         }
     }
-
-    public func fetchJobs(states: [String]) throws -> [JobRecord] {
-        try database.read { db in
-            let marks = states.map { _ in "?" }.joined(separator: ",")
-            return try Row.fetchAll(
-                db,
-                sql: "SELECT * FROM jobs WHERE state IN (\(marks)) ORDER BY created_at",
-                arguments: StatementArguments(states)
-            ).map(JobRecord.init(row:))
-        }
-    }
 }

@@ -50,9 +50,4 @@ extension Library {
             )
         }
     }
-
-    /// Ids of the devices that have written to this library.
-    public func fetchDeviceIDs() throws -> [String] {
-        try database.read { db in try String.fetchAll(db, sql: "SELECT uuid FROM devices ORDER BY uuid") }
-    }
 }
