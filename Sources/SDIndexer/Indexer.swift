@@ -130,7 +130,12 @@ public final class Indexer: Sendable {
                 mark = clock.now
             }
             if checkpoint.phase == .processing {
-                let writer = try ScanWriter(library: library, location: location, resumeEpoch: checkpoint.epoch)
+                let writer = try ScanWriter(
+                    library: library,
+                    location: location,
+                    epoch: checkpoint.epoch,
+                    resuming: report.resumed
+                )
                 current = writer.location
                 try walk(writer) { notify(.processing, entries: $0) }
                 lap("processing")
@@ -199,7 +204,7 @@ public final class Indexer: Sendable {
 
     private func walk(_ writer: ScanWriter, progress: (Int) -> Void) throws {
         let root = try Directory.stat(writer.location.path)
-        let walker = Walker(rootPath: writer.location.path, rootDevice: root.device, workers: options.walkers)
+        let walker = Walker(roots: [writer.location.path], rootDevice: root.device, workers: options.walkers)
         var entries = 0
         let trace = ProcessInfo.processInfo.environment["SD_TRACE"] != nil
         let clock = ContinuousClock()

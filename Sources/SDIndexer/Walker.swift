@@ -23,11 +23,26 @@ final class Walker: @unchecked Sendable {
     private var threadsRunning = 0
     private let maxQueuedEntries: Int
     private let rootDevice: UInt64
+    private let statFolders: Bool
+    private let beforeList: (@Sendable ([UInt8]) -> Void)?
 
-    init(rootPath: [UInt8], rootDevice: UInt64, workers: Int, maxQueuedEntries: Int = 50_000) {
+    /// Walks from `roots` (keys 0, 1, ... in order). `statFolders` reads each folder's own metadata just before
+    /// listing it (`FolderListing.selfStat`); `beforeList` is called with each folder's path before it is read
+    /// (the watcher watches it there, so nothing created after the listing goes unseen).
+    init(
+        roots: [[UInt8]],
+        rootDevice: UInt64,
+        workers: Int,
+        maxQueuedEntries: Int = 50_000,
+        statFolders: Bool = false,
+        beforeList: (@Sendable ([UInt8]) -> Void)? = nil
+    ) {
         self.maxQueuedEntries = maxQueuedEntries
         self.rootDevice = rootDevice
-        stack.append((0, rootPath))
+        self.statFolders = statFolders
+        self.beforeList = beforeList
+        for (key, path) in roots.enumerated().reversed() { stack.append((key, path)) }
+        nextKey = roots.count
         threadsRunning = workers
         for _ in 0..<workers {
             let thread = Thread { [self] in work() }
@@ -39,9 +54,18 @@ final class Walker: @unchecked Sendable {
     private func work() {
         while let (key, path) = nextFolder() {
             var listing: FolderListing
+            beforeList?(path)
+            let selfStat = statFolders ? try? Directory.stat(path) : nil
             do {
                 let entries = try Directory.list(path)
-                listing = FolderListing(key: key, path: path, entries: entries, childKeys: [], error: nil)
+                listing = FolderListing(
+                    key: key,
+                    path: path,
+                    entries: entries,
+                    childKeys: [],
+                    error: nil,
+                    selfStat: selfStat
+                )
             } catch {
                 listing = FolderListing(key: key, path: path, entries: [], childKeys: [], error: error)
             }

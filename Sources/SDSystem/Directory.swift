@@ -74,7 +74,11 @@ public enum Directory {
         let rc = path.withCString { lstat($0, &st) }
         guard rc == 0 else { throw SystemError.current("stat", path: String(decoding: path, as: UTF8.self)) }
         let name = path.split(separator: UInt8(ascii: "/")).last.map(Array.init) ?? path
-        return makeEntry(name: name, st)
+        var entry = makeEntry(name: name, st)
+        if entry.type == .symlink {
+            entry.symlinkTarget = path.withCString { readLink(AT_FDCWD, $0, capacity: Int(st.st_size)) }
+        }
+        return entry
     }
 
     /// Lists the entries of the folder at `path` with their metadata.

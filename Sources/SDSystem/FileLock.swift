@@ -12,11 +12,12 @@ public struct FileLock: ~Copyable {
 
     public enum Mode { case shared, exclusive }
 
-    /// Opens (creating if needed) `path` and takes the lock, waiting for other holders.
-    public init(path: String, mode: Mode) throws(SystemError) {
+    /// Opens (creating if needed) `path` and takes the lock, waiting for other holders unless `wait` is false
+    /// (then a held lock throws `SystemError` with `isWouldBlock`).
+    public init(path: String, mode: Mode, wait: Bool = true) throws(SystemError) {
         let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         guard fd >= 0 else { throw SystemError.current("open lock file", path: path) }
-        let operation = mode == .shared ? LOCK_SH : LOCK_EX
+        let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB)
         guard retryingEINTR({ flock(fd, operation) }) == 0 else {
             let error = SystemError.current("lock", path: path)
             close(fd)
@@ -30,6 +31,11 @@ public struct FileLock: ~Copyable {
         flock(descriptor, LOCK_UN)
         close(descriptor)
     }
+}
+
+extension SystemError {
+    /// A lock asked for without waiting is held by someone else.
+    public var isWouldBlock: Bool { errno == EWOULDBLOCK }
 }
 
 extension FileLock {

@@ -196,6 +196,66 @@ struct IndexerTests {
         #expect(try f.library.status().files == 40)
     }
 
+    /// After a refused mass deletion, the files coming back (a disk reconnected) must not be removed by the
+    /// refused scan's leftover removals.
+    @Test func filesBackAfterARefusedMassDeleteAreKept() throws {
+        let f = try IndexFixture()
+        for i in 0..<100 { try f.write("f\(i).txt", "\(i)") }
+        let location = try f.addLocation()
+        _ = try f.index(location)
+        try FileManager.default.moveItem(atPath: "\(f.root)", toPath: f.dir.file("aside"))
+        try FileManager.default.createDirectory(atPath: f.root, withIntermediateDirectories: true)
+        for i in 0..<40 { try f.write("f\(i).txt", "\(i)") }
+        #expect(throws: IndexError.self) { try f.index(location) }
+        try FileManager.default.removeItem(atPath: f.root)
+        try FileManager.default.moveItem(atPath: f.dir.file("aside"), toPath: "\(f.root)")
+        let report = try f.index(location)
+        #expect(report.removals.removed == 0)
+        #expect(try f.library.status().files == 100)
+    }
+
+    /// Every folder's aggregates equal what the disk holds below it, at every depth.
+    @Test func aggregatesAddUpAtEveryLevel() throws {
+        let f = try IndexFixture()
+        var rng = SeededRNG(seed: 7)
+        for i in 0..<300 {
+            let depth = Int(rng.next() % 6)
+            let path = (0..<depth).map { "d\((i + $0) % 3)" }.joined(separator: "/")
+            try f.write(
+                (path.isEmpty ? "" : path + "/") + "f\(i).\(["txt", "jpg", "mp3"][i % 3])",
+                String(repeating: "x", count: i)
+            )
+        }
+        let location = try f.addLocation()
+        _ = try f.index(location, content: false)
+        func expected(_ folder: String) throws -> (files: Int64, bytes: Int64) {
+            var files: Int64 = 0, bytes: Int64 = 0
+            let enumerator = FileManager.default.enumerator(atPath: folder)
+            while let name = enumerator?.nextObject() as? String {
+                let attributes = try FileManager.default.attributesOfItem(atPath: "\(folder)/\(name)")
+                if attributes[.type] as? FileAttributeType == .typeRegular {
+                    files += 1
+                    bytes += (attributes[.size] as? NSNumber)?.int64Value ?? 0
+                }
+            }
+            return (files, bytes)
+        }
+        var checked = 0
+        let enumerator = FileManager.default.enumerator(atPath: f.root)
+        var folders = [""]
+        while let name = enumerator?.nextObject() as? String {
+            if FileSystem.isDirectory("\(f.root)/\(name)") { folders.append(name) }
+        }
+        for folder in folders {
+            let entry = try #require(try f.entry(folder))
+            let want = try expected(folder.isEmpty ? f.root : "\(f.root)/\(folder)")
+            #expect(entry.aggregateFiles == want.files, "files below '\(folder)'")
+            #expect(entry.aggregateSize == want.bytes, "bytes below '\(folder)'")
+            checked += 1
+        }
+        #expect(checked > 10)
+    }
+
     @Test func aMissingRootIsOfflineNotDeleted() throws {
         let f = try IndexFixture()
         for i in 0..<10 { try f.write("f\(i).txt", "\(i)") }

@@ -97,7 +97,8 @@ extension Library {
                     guard let p = parent[folders[current]], p != -1, let up = slot[p] else { break }
                     current = up
                 }
-                var d = depth[current] < 0 ? 0 : depth[current]
+                // Stopped at the root (unknown depth, in the chain) or at a folder of known depth (not in it).
+                var d = depth[current] < 0 ? 0 : depth[current] + 1
                 for c in chain.reversed() where depth[c] < 0 {
                     depth[c] = d
                     d += 1

@@ -223,6 +223,8 @@ public struct IndexError: Error, Sendable, CustomStringConvertible {
         public static let offline = Code(name: "offline")
         public static let massDelete = Code(name: "massDelete")
         public static let notFound = Code(name: "notFound")
+        public static let notIndexed = Code(name: "notIndexed")
+        public static let busy = Code(name: "busy")
     }
 
     public var code: Code
@@ -234,4 +236,34 @@ public struct IndexError: Error, Sendable, CustomStringConvertible {
     }
 
     public var description: String { message }
+}
+
+/// A location held for writing by one process (an index run, or a watcher): released when this object goes.
+public final class LocationLock {
+    let lock: FileLock
+    init(_ lock: consuming FileLock) { self.lock = lock }
+}
+
+extension Library {
+    /// Takes the location's writer lock without waiting: one process at a time indexes or watches a location.
+    ///
+    /// #### Errors
+    /// `IndexError.busy` when another process holds it.
+    public func lockLocation(_ location: Location) throws -> LocationLock {
+        let folder = "\(path)/locks"
+        try FileSystem.makeDirectories(folder)
+        do {
+            return LocationLock(
+                try FileLock(path: "\(folder)/location-\(location.uuid).lock", mode: .exclusive, wait: false)
+            )
+        } catch {
+            if error.isWouldBlock {
+                throw IndexError(
+                    .busy,
+                    "location '\(location.name)' is being indexed or watched by another sd process (`sd watch` keeps it current; stop it to run `sd index`)"
+                )
+            }
+            throw error
+        }
+    }
 }

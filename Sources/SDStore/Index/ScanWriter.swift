@@ -12,15 +12,35 @@ public struct FolderListing: Sendable {
     /// For each entry that is a folder, its index in `entries` and the key the walker gave it.
     public var childKeys: [(index: Int, key: Int)]
     public var error: SystemError?
+    /// The folder's own metadata, read just before its listing (so a change after the listing shows as a newer
+    /// mtime, never an older one).
+    public var selfStat: RawEntry?
 
-    public init(key: Int, path: [UInt8], entries: [RawEntry], childKeys: [(index: Int, key: Int)], error: SystemError?)
-    {
+    public init(
+        key: Int,
+        path: [UInt8],
+        entries: [RawEntry],
+        childKeys: [(index: Int, key: Int)],
+        error: SystemError?,
+        selfStat: RawEntry? = nil
+    ) {
         self.key = key
         self.path = path
         self.entries = entries
         self.childKeys = childKeys
         self.error = error
+        self.selfStat = selfStat
     }
+}
+
+/// A change to apply to a watched location, as the watcher or offline recovery saw it.
+public enum FolderChange: Sendable {
+    /// Read the folder's whole listing again and compare it with the index.
+    case relist(folder: Int64)
+    /// Look at these children of the folder again (stat each: present, changed, or gone).
+    case names(folder: Int64, [[UInt8]])
+    /// A rename seen as a pair of events (same cookie): the entry keeps its id, UUID, content id and subtree.
+    case rename(fromFolder: Int64, fromName: [UInt8], toFolder: Int64, toName: [UInt8])
 }
 
 /// What processing a scan found.
@@ -46,6 +66,11 @@ public struct RemovalSummary: Sendable, Codable, Equatable {
 /// changed ones are updated (their content id cleared when the content may have changed), new ones inserted
 /// with fresh UUIDs, and rows no longer listed are recorded in `scan_removals`, resolved by `finish` once the
 /// whole walk is done (a file moved elsewhere in the location then keeps its UUID, tags and content id).
+///
+/// In live mode (`init(live:location:)`, for the watcher and offline recovery) it also applies targeted
+/// changes (`FolderChange`), and remembers what it touched: the entries it inserted (move candidates), the
+/// files whose content must be identified, the folders whose aggregates must be recomputed, and the new
+/// folders to walk and watch.
 public final class ScanWriter {
     let library: Library
     public let location: Location
@@ -56,15 +81,35 @@ public final class ScanWriter {
     /// Folders inserted by this process: they have no older children to compare with.
     var freshFolders: Set<Int64> = []
     public private(set) var counts = ScanCounts()
+    /// Live mode: tracks what it touches (below) and refreshes folders' own rows from their `selfStat`.
+    public let live: Bool
+    /// Live mode: entries inserted (candidates for move detection in `finish`).
+    public private(set) var inserted: [Int64] = []
+    /// Live mode: files inserted or changed, whose content id is to be computed.
+    public private(set) var contentPending: Set<Int64> = []
+    /// Live mode: folders whose children changed (their aggregates, and their ancestors', need recomputing).
+    public private(set) var touchedFolders: Set<Int64> = []
+    /// Live mode: folders inserted (or turned into folders) with their paths: to watch.
+    public private(set) var newFolders: [(id: Int64, path: [UInt8])] = []
+    /// Live mode: folders found by `applyChanges` whose contents are not in the index yet: to walk.
+    public private(set) var foldersToWalk: [(id: Int64, path: [UInt8])] = []
 
-    /// Starts (or resumes) a scan of `location`: `resumeEpoch` continues an interrupted scan.
-    public init(library: Library, location: Location, resumeEpoch: Int64?) throws {
+    /// An mtime recorded for a folder whose own listing has not been applied yet: offline recovery then lists it
+    /// again, whatever its real mtime (a crash between inserting a folder and listing it loses nothing).
+    static let unlistedMtime: Int64 = -1
+
+    /// Starts a scan of `location` at `epoch`; `resuming` continues an interrupted scan of that epoch (whose
+    /// recorded removals are kept), otherwise removals left by an earlier, refused or failed scan are dropped.
+    public init(library: Library, location: Location, epoch: Int64, resuming: Bool) throws {
         self.library = library
+        self.live = false
         let root = try Directory.stat(location.path)
         var location = location
         let (epoch, device, rootID) = try library.database.write { db -> (Int64, Int64, Int64) in
             let device = try library.deviceRowID(db)
-            let epoch = resumeEpoch ?? location.scanEpoch + 1
+            if !resuming {
+                try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [location.id])
+            }
             var rootID = location.rootEntryID
             if let id = rootID, try Int.fetchOne(db, sql: "SELECT 1 FROM entries WHERE id = ?", arguments: [id]) == nil
             {
@@ -105,6 +150,152 @@ public final class ScanWriter {
         self.epoch = epoch
         self.deviceRow = device
         folderIDs[0] = rootID
+    }
+
+    /// A writer for targeted changes to an indexed location, at its current epoch.
+    ///
+    /// #### Errors
+    /// `IndexError.notIndexed` when the location has no root entry yet (index it first).
+    public init(live library: Library, location: Location) throws {
+        self.library = library
+        self.live = true
+        guard let current = try library.fetchLocation(id: location.id), current.rootEntryID != nil else {
+            throw IndexError(.notIndexed, "location '\(location.name)' has not been indexed yet; run `sd index`")
+        }
+        self.location = current
+        self.epoch = current.scanEpoch
+        self.deviceRow = try library.database.write { db in
+            // Removals left by a batch that was interrupted are stale: what is gone will be seen gone again.
+            try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [current.id])
+            return try library.deviceRowID(db)
+        }
+    }
+
+    /// Applies targeted changes in one transaction (live mode), in order: renames first move entries (with
+    /// their subtrees), then named children are looked at again and folders relisted. Folders found whose
+    /// contents are not indexed yet are left in `foldersToWalk`; removals wait for `finish`.
+    ///
+    /// A change naming a folder that is no longer in the index is skipped (its parent's change covers it).
+    public func applyChanges(_ changes: [FolderChange]) throws {
+        precondition(live, "applyChanges is for live writers")
+        try library.database.write { db in
+            var paths: [Int64: [UInt8]] = [:]
+            func path(_ id: Int64) throws -> [UInt8]? {
+                if let known = paths[id] { return known }
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT parent_id, name, location_id, type FROM entries WHERE id = ?",
+                        arguments: [id]
+                    ), (row[2] as Int64) == location.id, (row[3] as Int64) == Int64(FileType.directory.rawValue)
+                else { return nil }
+                let result: [UInt8]
+                if let parent: Int64 = row[0] {
+                    guard let up = try path(parent) else { return nil }
+                    result = up + [0x2F] + [UInt8](row[1] as Data)
+                } else {
+                    result = location.path
+                }
+                paths[id] = result
+                return result
+            }
+            for change in changes {
+                switch change {
+                case .rename(let fromFolder, let fromName, let toFolder, let toName):
+                    guard let toPath = try path(toFolder) else { continue }
+                    if try path(fromFolder) != nil,
+                        let moving = try Int64.fetchOne(
+                            db,
+                            sql: "SELECT id FROM entries WHERE parent_id = ? AND name = ?",
+                            arguments: [fromFolder, Data(fromName)]
+                        )
+                    {
+                        // A rename over an existing entry replaces it (and everything below it).
+                        try db.execute(
+                            sql: "DELETE FROM entries WHERE parent_id = ? AND name = ? AND id != ?",
+                            arguments: [toFolder, Data(toName), moving]
+                        )
+                        try db.execute(
+                            sql: "UPDATE entries SET parent_id = ?, name = ? WHERE id = ?",
+                            arguments: [toFolder, Data(toName), moving]
+                        )
+                        counts.updated += 1
+                        touchedFolders.insert(fromFolder)
+                        touchedFolders.insert(toFolder)
+                        // Folder paths below the moved entry changed.
+                        paths = [:]
+                    }
+                    try refreshNames([toName], in: toFolder, path: toPath, db)
+                case .names(let folder, let names):
+                    guard let folderPath = try path(folder) else { continue }
+                    try refreshNames(names, in: folder, path: folderPath, db)
+                case .relist(let folder):
+                    guard let folderPath = try path(folder) else { continue }
+                    try relist(folder, path: folderPath, db)
+                }
+            }
+        }
+    }
+
+    /// Looks at some children of a folder again: each one present is merged, each one gone is recorded as a
+    /// removal. The folder's own row is refreshed first (its stat read before its children's).
+    private func refreshNames(_ names: [[UInt8]], in folder: Int64, path: [UInt8], _ db: Database) throws {
+        guard let selfStat = try? Directory.stat(path), selfStat.type == .directory else { return }
+        var present: [RawEntry] = []
+        var gone: [[UInt8]] = []
+        for name in Set(names) {
+            do {
+                var entry = try Directory.stat(path + [0x2F] + name)
+                entry.name = name
+                present.append(entry)
+            } catch {
+                if error.isNotFound {
+                    gone.append(name)
+                } else {
+                    present.append(RawEntry(name: name, type: .unknown, error: error))
+                }
+            }
+        }
+        try refreshFolder(folder, with: selfStat, db)
+        _ = try merge(folderID: folder, path: path, entries: present, complete: false, walkNewFolders: true, db)
+        if !gone.isEmpty {
+            let known = try existingChildren(of: folder, named: gone, db)
+            try recordRemovals(known.values.map(\.id), parent: folder, db)
+        }
+    }
+
+    /// Reads a folder's whole listing again and merges it (live mode).
+    private func relist(_ folder: Int64, path: [UInt8], _ db: Database) throws {
+        guard let selfStat = try? Directory.stat(path), selfStat.type == .directory else { return }
+        let entries: [RawEntry]
+        do {
+            entries = try Directory.list(path)
+        } catch {
+            if error.isNotFound { return }
+            counts.unreadableFolders += 1
+            try db.cachedStatement(sql: "UPDATE entries SET error = ? WHERE id = ?")
+                .execute(arguments: [error.description, folder])
+            return
+        }
+        try refreshFolder(folder, with: selfStat, db)
+        try db.cachedStatement(sql: "UPDATE entries SET error = NULL WHERE id = ? AND error IS NOT NULL")
+            .execute(arguments: [folder])
+        _ = try merge(folderID: folder, path: path, entries: entries, complete: true, walkNewFolders: true, db)
+    }
+
+    /// Anchors walker key `key` at an existing folder entry (the roots of a walk of new folders).
+    public func seed(key: Int, folderID: Int64) {
+        folderIDs[key] = folderID
+        freshFolders.insert(folderID)
+    }
+
+    /// Forgets the folders to walk and watch (the caller has taken them).
+    public func takeNewFolders() -> (walk: [(id: Int64, path: [UInt8])], watch: [(id: Int64, path: [UInt8])]) {
+        defer {
+            foldersToWalk = []
+            newFolders = []
+        }
+        return (foldersToWalk, newFolders)
     }
 
     // MARK: - Processing
@@ -152,41 +343,87 @@ public final class ScanWriter {
                 .execute(arguments: [error.description, folderID])
             return
         }
+        let ids = try merge(
+            folderID: folderID,
+            path: listing.path,
+            entries: listing.entries,
+            complete: true,
+            walkNewFolders: false,
+            db
+        )
+        for (index, key) in listing.childKeys { folderIDs[key] = ids[index] }
+        if live, let selfStat = listing.selfStat { try refreshFolder(folderID, with: selfStat, db) }
+    }
+
+    /// The index's rows for a folder's children: all of them, or only those named.
+    private func existingChildren(of folderID: Int64, named names: [[UInt8]]?, _ db: Database) throws -> [Data:
+        Existing]
+    {
         var existing: [Data: Existing] = [:]
-        if !freshFolders.contains(folderID) {
-            let rows = try db.cachedStatement(
-                sql: """
-                    SELECT id, name, type, size, inode, mtime_ns, ctime_ns, mode, link_count, device_number, error
-                    FROM entries WHERE parent_id = ?
-                    """
+        func add(_ row: Row) {
+            existing[row[1]] = Existing(
+                id: row[0],
+                type: row[2],
+                size: row[3],
+                inode: row[4] ?? 0,
+                mtime: row[5] ?? 0,
+                ctime: row[6] ?? 0,
+                mode: row[7] ?? 0,
+                links: row[8] ?? 0,
+                deviceNumber: row[9] ?? 0,
+                hadError: row[10] != nil
             )
-            for row in try Row.fetchAll(rows, arguments: [folderID]) {
-                existing[row[1]] = Existing(
-                    id: row[0],
-                    type: row[2],
-                    size: row[3],
-                    inode: row[4] ?? 0,
-                    mtime: row[5] ?? 0,
-                    ctime: row[6] ?? 0,
-                    mode: row[7] ?? 0,
-                    links: row[8] ?? 0,
-                    deviceNumber: row[9] ?? 0,
-                    hadError: row[10] != nil
-                )
+        }
+        let columns = "id, name, type, size, inode, mtime_ns, ctime_ns, mode, link_count, device_number, error"
+        if let names {
+            let one = try db.cachedStatement(sql: "SELECT \(columns) FROM entries WHERE parent_id = ? AND name = ?")
+            for name in names {
+                if let row = try Row.fetchOne(one, arguments: [folderID, Data(name)]) { add(row) }
             }
+        } else {
+            let rows = try db.cachedStatement(sql: "SELECT \(columns) FROM entries WHERE parent_id = ?")
+            for row in try Row.fetchAll(rows, arguments: [folderID]) { add(row) }
+        }
+        return existing
+    }
+
+    /// Compares `entries` (children of the folder at `path`) with the index: unchanged rows are left alone,
+    /// changed ones updated, new ones inserted. When `complete`, children the listing lacks are recorded as
+    /// removals. Returns each entry's id, in order.
+    private func merge(
+        folderID: Int64,
+        path: [UInt8],
+        entries: [RawEntry],
+        complete: Bool,
+        walkNewFolders: Bool,
+        _ db: Database
+    ) throws -> [Int64] {
+        var existing: [Data: Existing] = [:]
+        if !complete {
+            existing = try existingChildren(of: folderID, named: entries.map(\.name), db)
+        } else if !freshFolders.contains(folderID) {
+            existing = try existingChildren(of: folderID, named: nil, db)
             try db.cachedStatement(sql: "UPDATE entries SET error = NULL WHERE id = ? AND error IS NOT NULL")
                 .execute(arguments: [folderID])
         }
         // The insert statement is looked up once per folder: GRDB's statement cache hashes the SQL text,
         // which per row was a measurable share of the writer's time.
         let insertStatement = try db.cachedStatement(sql: Self.insertSQL)
-        var nextChild = 0
-        for (index, entry) in listing.entries.enumerated() {
+        var ids: [Int64] = []
+        ids.reserveCapacity(entries.count)
+        for entry in entries {
             counts.listed += 1
-            var id: Int64
+            let id: Int64
             if !existing.isEmpty, let old = existing.removeValue(forKey: Data(entry.name)) {
                 id = old.id
-                try update(old, with: entry, db)
+                if try update(old, with: entry, db) {
+                    if live { touchedFolders.insert(folderID) }
+                    if live && entry.type == .directory && old.type != Int64(FileType.directory.rawValue) {
+                        // A file turned into a folder: its contents are new.
+                        newFolders.append((id, path + [0x2F] + entry.name))
+                        if walkNewFolders { foldersToWalk.append((id, path + [0x2F] + entry.name)) }
+                    }
+                }
             } else {
                 id = try Self.insert(
                     entry,
@@ -195,27 +432,54 @@ public final class ScanWriter {
                     location: location.id,
                     device: deviceRow,
                     epoch: epoch,
+                    unlisted: live,
                     statement: insertStatement,
                     db
                 )
                 counts.inserted += 1
                 if entry.type == .directory { freshFolders.insert(id) }
+                if live {
+                    inserted.append(id)
+                    touchedFolders.insert(folderID)
+                    if entry.type == .regular { contentPending.insert(id) }
+                    if entry.type == .directory {
+                        newFolders.append((id, path + [0x2F] + entry.name))
+                        if walkNewFolders { foldersToWalk.append((id, path + [0x2F] + entry.name)) }
+                    }
+                }
             }
-            // childKeys are in listing order.
-            if nextChild < listing.childKeys.count && listing.childKeys[nextChild].index == index {
-                folderIDs[listing.childKeys[nextChild].key] = id
-                nextChild += 1
-            }
+            ids.append(id)
         }
-        if !existing.isEmpty {
-            let record = try db.cachedStatement(
-                sql: "INSERT OR IGNORE INTO scan_removals (entry_id, location_id) VALUES (?, ?)"
-            )
-            for old in existing.values { try record.execute(arguments: [old.id, location.id]) }
+        if complete && !existing.isEmpty {
+            try recordRemovals(existing.values.map(\.id), parent: folderID, db)
         }
+        return ids
     }
 
-    private func update(_ old: Existing, with entry: RawEntry, _ db: Database) throws {
+    private func recordRemovals(_ ids: [Int64], parent: Int64, _ db: Database) throws {
+        let record = try db.cachedStatement(
+            sql: "INSERT OR IGNORE INTO scan_removals (entry_id, location_id) VALUES (?, ?)"
+        )
+        for id in ids { try record.execute(arguments: [id, location.id]) }
+        if live && !ids.isEmpty { touchedFolders.insert(parent) }
+    }
+
+    /// Updates a folder's own row from its stat taken before its listing (live mode).
+    private func refreshFolder(_ folderID: Int64, with stat: RawEntry, _ db: Database) throws {
+        try db.cachedStatement(
+            sql: """
+                UPDATE entries SET inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?, ctime_ns = ?
+                WHERE id = ?
+                """
+        ).execute(arguments: [
+            Int64(bitPattern: stat.inode), Int64(bitPattern: stat.device), Int64(stat.mode), Int64(stat.linkCount),
+            stat.mtimeNanoseconds, stat.ctimeNanoseconds, folderID,
+        ])
+    }
+
+    /// Returns whether the row changed.
+    @discardableResult
+    private func update(_ old: Existing, with entry: RawEntry, _ db: Database) throws -> Bool {
         let size = entry.type == .directory ? 0 : Int64(entry.size)
         let inode = Int64(bitPattern: entry.inode)
         let same =
@@ -225,9 +489,23 @@ public final class ScanWriter {
             && old.deviceNumber == Int64(bitPattern: entry.device) && !old.hadError && entry.error == nil
         if same {
             counts.unchanged += 1
-            return
+            return false
         }
         counts.updated += 1
+        if old.type == Int64(FileType.directory.rawValue) && entry.type != .directory {
+            // A folder replaced by a file: what was below it is gone.
+            let children = try Int64.fetchAll(
+                db,
+                sql: "SELECT id FROM entries WHERE parent_id = ?",
+                arguments: [old.id]
+            )
+            try recordRemovals(children, parent: old.id, db)
+            try db.execute(
+                sql:
+                    "UPDATE entries SET aggregate_size = NULL, aggregate_files = NULL, aggregate_kinds = NULL WHERE id = ?",
+                arguments: [old.id]
+            )
+        }
         // The content may have changed only if these did; a chmod or a new hard link keeps the content id.
         let contentMayHaveChanged =
             old.type != Int64(entry.type.rawValue) || old.size != size || old.inode != inode
@@ -248,6 +526,8 @@ public final class ScanWriter {
             entry.symlinkTarget.map { Data($0) },
             entry.error?.description, old.id,
         ])
+        if live && entry.type == .regular && contentMayHaveChanged { contentPending.insert(old.id) }
+        return true
     }
 
     static let insertSQL = """
@@ -263,6 +543,7 @@ public final class ScanWriter {
         location: Int64,
         device: Int64,
         epoch: Int64,
+        unlisted: Bool = false,
         statement: Statement? = nil,
         _ db: Database
     ) throws -> Int64 {
@@ -285,7 +566,7 @@ public final class ScanWriter {
         insert.bind(10, Int64(bitPattern: entry.device))
         insert.bind(11, Int64(entry.mode))
         insert.bind(12, Int64(entry.linkCount))
-        insert.bind(13, entry.mtimeNanoseconds)
+        insert.bind(13, unlisted && entry.type == .directory ? unlistedMtime : entry.mtimeNanoseconds)
         insert.bind(14, entry.ctimeNanoseconds)
         insert.bind(15, bytes: entry.symlinkTarget)
         insert.bind(16, epoch)
@@ -321,7 +602,9 @@ public final class ScanWriter {
             )
             guard !gone.isEmpty else { return summary }
             let total =
-                try Int.fetchOne(
+                allowMassDelete
+                ? 0
+                : try Int.fetchOne(
                     db,
                     sql: "SELECT count(*) FROM entries WHERE location_id = ?",
                     arguments: [location.id]
@@ -342,20 +625,29 @@ public final class ScanWriter {
                 var mtime: Int64?
             }
             var fresh: [String: [Candidate]] = [:]
-            let newRows = try Row.fetchCursor(
-                db,
-                sql: """
-                    SELECT id, inode, device_number, type, size, mtime_ns FROM entries
-                    WHERE location_id = ? AND added_epoch = ?
-                    """,
-                arguments: [location.id, epoch]
-            )
-            while let row = try newRows.next() {
+            func consider(_ row: Row) {
                 let id: Int64 = row[0]
-                guard !goneIDs.contains(id), let inode: Int64 = row[1], let dev: Int64 = row[2] else { continue }
+                guard !goneIDs.contains(id), let inode: Int64 = row[1], let dev: Int64 = row[2] else { return }
                 fresh["\(dev):\(inode)", default: []].append(
                     Candidate(id: id, type: row[3], size: row[4], mtime: row[5])
                 )
+            }
+            if live {
+                // A live batch knows the few entries it inserted.
+                let one = try db.cachedStatement(
+                    sql: "SELECT id, inode, device_number, type, size, mtime_ns FROM entries WHERE id = ?"
+                )
+                for id in inserted { if let row = try Row.fetchOne(one, arguments: [id]) { consider(row) } }
+            } else {
+                let newRows = try Row.fetchCursor(
+                    db,
+                    sql: """
+                        SELECT id, inode, device_number, type, size, mtime_ns FROM entries
+                        WHERE location_id = ? AND added_epoch = ?
+                        """,
+                    arguments: [location.id, epoch]
+                )
+                while let row = try newRows.next() { consider(row) }
             }
             var transfers: [(to: Int64, uuid: Data, content: Int64?, epoch: Int64)] = []
             var taken: Set<Int64> = []

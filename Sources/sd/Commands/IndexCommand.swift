@@ -51,6 +51,8 @@ struct IndexCommand: ParsableCommand {
         var failure: (any Error)?
         for location in chosen {
             do {
+                let held = try library.lockLocation(location)
+                defer { withExtendedLifetime(held) {} }
                 let report = try indexer.index(location)
                 bar.clear()
                 reports.append(report)
