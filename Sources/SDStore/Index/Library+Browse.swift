@@ -106,16 +106,22 @@ extension Library {
         return nil
     }
 
+    /// An entry's columns with its folder aggregates, for `EntryInfo(row:)`.
+    static let entryColumns = """
+        SELECT e.*, a.size AS aggregate_size, a.files AS aggregate_files, a.kinds AS aggregate_kinds
+        FROM entries e LEFT JOIN folder_aggregates a ON a.entry_id = e.id
+        """
+
     public func fetchEntry(id: Int64) throws -> EntryInfo? {
         try database.read { db in
-            try Row.fetchOne(db, sql: "SELECT * FROM entries WHERE id = ?", arguments: [id]).map(EntryInfo.init(row:))
+            try Row.fetchOne(db, sql: "\(Self.entryColumns) WHERE e.id = ?", arguments: [id]).map(EntryInfo.init(row:))
         }
     }
 
     /// A folder's children, by name.
     public func fetchChildren(of id: Int64) throws -> [EntryInfo] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM entries WHERE parent_id = ? ORDER BY name", arguments: [id])
+            try Row.fetchAll(db, sql: "\(Self.entryColumns) WHERE e.parent_id = ? ORDER BY e.name", arguments: [id])
                 .map(EntryInfo.init(row:))
         }
     }
@@ -187,9 +193,10 @@ extension Library {
             let rows = try Row.fetchCursor(
                 db,
                 sql: """
-                    SELECT id, parent_id, name, type, category, mime, size, inode, mode, link_count, mtime_ns, ctime_ns,
-                        symlink_target, content_id, error, aggregate_size, aggregate_files, aggregate_kinds
-                    FROM entries WHERE location_id = ?
+                    SELECT e.id, e.parent_id, e.name, e.type, e.category, e.mime, e.size, e.inode, e.mode, e.link_count,
+                        e.mtime_ns, e.ctime_ns, e.symlink_target, e.content_id, e.error, a.size AS aggregate_size, a.files AS aggregate_files,
+                        a.kinds AS aggregate_kinds
+                    FROM entries e LEFT JOIN folder_aggregates a ON a.entry_id = e.id WHERE e.location_id = ?
                     """,
                 arguments: [location.id]
             )

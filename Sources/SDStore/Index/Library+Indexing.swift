@@ -117,11 +117,13 @@ extension Library {
             }
             let write = try db.cachedStatement(
                 sql: """
-                    UPDATE entries SET aggregate_size = ?1, aggregate_files = ?2, aggregate_kinds = ?3 WHERE id = ?4
-                    AND (aggregate_size IS NOT ?1 OR aggregate_files IS NOT ?2 OR aggregate_kinds IS NOT ?3)
+                    INSERT INTO folder_aggregates (entry_id, size, files, kinds) VALUES (?4, ?1, ?2, ?3)
+                    ON CONFLICT (entry_id) DO UPDATE SET size = ?1, files = ?2, kinds = ?3
+                    WHERE size IS NOT ?1 OR files IS NOT ?2 OR kinds IS NOT ?3
                     """
             )
-            for (i, id) in folders.enumerated() {
+            // In key order: the aggregates table is written front to back.
+            for (i, id) in folders.enumerated().sorted(by: { $0.element < $1.element }) {
                 // Categories in FileCategory order, only those present: a stable, compact JSON object.
                 let parts = kinds[i].indices.filter { kinds[i][$0] > 0 }.map { "\"\(categories[$0])\":\(kinds[i][$0])" }
                 try write.execute(arguments: [size[i], files[i], "{" + parts.joined(separator: ",") + "}", id])

@@ -169,14 +169,16 @@ extension Library {
             let unknown = categoryIndex["unknown"]!
             let children = try db.cachedStatement(
                 sql: """
-                    SELECT type, category, size, aggregate_size, aggregate_files, aggregate_kinds FROM entries
-                    WHERE parent_id = ? AND type IN (0, 1)
+                    SELECT e.type, e.category, e.size, a.size, a.files, a.kinds FROM entries e
+                    LEFT JOIN folder_aggregates a ON a.entry_id = e.id
+                    WHERE e.parent_id = ? AND e.type IN (0, 1)
                     """
             )
             let write = try db.cachedStatement(
                 sql: """
-                    UPDATE entries SET aggregate_size = ?1, aggregate_files = ?2, aggregate_kinds = ?3 WHERE id = ?4
-                    AND (aggregate_size IS NOT ?1 OR aggregate_files IS NOT ?2 OR aggregate_kinds IS NOT ?3)
+                    INSERT INTO folder_aggregates (entry_id, size, files, kinds) VALUES (?4, ?1, ?2, ?3)
+                    ON CONFLICT (entry_id) DO UPDATE SET size = ?1, files = ?2, kinds = ?3
+                    WHERE size IS NOT ?1 OR files IS NOT ?2 OR kinds IS NOT ?3
                     """
             )
             for id in parent.keys.sorted(by: { depth($0) > depth($1) }) {
@@ -203,7 +205,7 @@ extension Library {
         }
     }
 
-    /// Reads an `aggregate_kinds` object (`{"image":3,"video":1}`) as written by the aggregation.
+    /// Reads a `folder_aggregates.kinds` object (`{"image":3,"video":1}`) as written by the aggregation.
     static func parseKinds(_ json: String) -> [(String, Int64)] {
         guard let object = try? JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any] else {
             return []

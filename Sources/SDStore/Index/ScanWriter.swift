@@ -500,11 +500,7 @@ public final class ScanWriter {
                 arguments: [old.id]
             )
             try recordRemovals(children, parent: old.id, db)
-            try db.execute(
-                sql:
-                    "UPDATE entries SET aggregate_size = NULL, aggregate_files = NULL, aggregate_kinds = NULL WHERE id = ?",
-                arguments: [old.id]
-            )
+            try db.execute(sql: "DELETE FROM folder_aggregates WHERE entry_id = ?", arguments: [old.id])
         }
         // The content may have changed only if these did; a chmod or a new hard link keeps the content id.
         let contentMayHaveChanged =

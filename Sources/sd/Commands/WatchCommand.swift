@@ -33,87 +33,99 @@ struct WatchCommand: ParsableCommand {
     var rescanInterval: Double = 60
 
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let locations = try library.fetchLocations()
-        if locations.isEmpty { throw UserError("no locations to watch; add one with `sd location add PATH`") }
-        let held = try locations.map { location -> LocationLock in
-            do { return try library.lockLocation(location) } catch let error as IndexError {
-                throw UserError(error.message)
-            }
-        }
-        defer { withExtendedLifetime(held) {} }
-        var options = WatchOptions()
-        options.index.indexContent = !noContent
-        options.sweep = !noSweep
-        options.rescanInterval = .milliseconds(Int64(max(0.1, rescanInterval) * 1000))
-        let json = global.json
-        let control = WatchControl()
-        let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
-            signal(number, SIG_IGN)
-            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
-            source.setEventHandler { control.stop() }
-            source.resume()
-            return source
-        }
-        defer { sources.forEach { $0.cancel() } }
-        let watcher = try Watcher(library: library, options: options) { event in Self.print(event, json: json) }
-        try watcher.run(control)
-        if !json { Swift.print("stopped") }
+        #if !canImport(Glibc)
+            throw UserError("sd watch needs Linux's inotify; watching on this system is not written yet (use sd index)")
+        #else
+            try watch()
+        #endif
     }
 
-    static func print(_ event: WatchEvent, json: Bool) {
-        var object: [String: Any] = [:]
-        var line: String
-        func changes(_ r: LiveReport) -> String {
-            let c = r.counts
-            var parts: [String] = []
-            if c.inserted > 0 { parts.append("\(c.inserted) new") }
-            if c.updated > 0 { parts.append("\(c.updated) changed") }
-            if r.removals.removed > 0 { parts.append("\(r.removals.removed) removed") }
-            if r.removals.moved > 0 { parts.append("\(r.removals.moved) moved") }
-            if r.hashed > 0 { parts.append("\(r.hashed) identified") }
-            if c.unreadableFolders > 0 { parts.append("\(c.unreadableFolders) folders unreadable") }
-            return parts.isEmpty ? "no changes" : parts.joined(separator: ", ")
+    #if canImport(Glibc)
+        func watch() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let locations = try library.fetchLocations()
+            if locations.isEmpty { throw UserError("no locations to watch; add one with `sd location add PATH`") }
+            let held = try locations.map { location -> LocationLock in
+                do { return try library.lockLocation(location) } catch let error as IndexError {
+                    throw UserError(error.message)
+                }
+            }
+            defer { withExtendedLifetime(held) {} }
+            var options = WatchOptions()
+            options.index.indexContent = !noContent
+            options.sweep = !noSweep
+            options.rescanInterval = .milliseconds(Int64(max(0.1, rescanInterval) * 1000))
+            let json = global.json
+            let control = WatchControl()
+            let sources = [SIGINT, SIGTERM].map { number -> any DispatchSourceSignal in
+                signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler { control.stop() }
+                source.resume()
+                return source
+            }
+            defer { sources.forEach { $0.cancel() } }
+            let watcher = try Watcher(library: library, options: options) { event in Self.print(event, json: json) }
+            try watcher.run(control)
+            if !json { Swift.print("stopped") }
         }
-        func fields(_ r: LiveReport) -> [String: Any] {
-            [
-                "inserted": r.counts.inserted, "updated": r.counts.updated, "removed": r.removals.removed,
-                "moved": r.removals.moved, "identified": r.hashed, "foldersRead": r.foldersRead,
-                "seconds": r.seconds,
-            ]
+
+        static func print(_ event: WatchEvent, json: Bool) {
+            var object: [String: Any] = [:]
+            var line: String
+            func changes(_ r: LiveReport) -> String {
+                let c = r.counts
+                var parts: [String] = []
+                if c.inserted > 0 { parts.append("\(c.inserted) new") }
+                if c.updated > 0 { parts.append("\(c.updated) changed") }
+                if r.removals.removed > 0 { parts.append("\(r.removals.removed) removed") }
+                if r.removals.moved > 0 { parts.append("\(r.removals.moved) moved") }
+                if r.hashed > 0 { parts.append("\(r.hashed) identified") }
+                if c.unreadableFolders > 0 { parts.append("\(c.unreadableFolders) folders unreadable") }
+                return parts.isEmpty ? "no changes" : parts.joined(separator: ", ")
+            }
+            func fields(_ r: LiveReport) -> [String: Any] {
+                [
+                    "inserted": r.counts.inserted, "updated": r.counts.updated, "removed": r.removals.removed,
+                    "moved": r.removals.moved, "identified": r.hashed, "foldersRead": r.foldersRead,
+                    "seconds": r.seconds,
+                ]
+            }
+            switch event {
+            case .watching(let location, let folders, let recovery):
+                line =
+                    "\(location): watching \(folders) folders; recovery read \(recovery.foldersRead) of \(recovery.foldersTotal) folders: \(changes(recovery)) (\(String(format: "%.2f", recovery.seconds)) s)"
+                object = ["event": "watching", "location": location, "folders": folders, "recovery": fields(recovery)]
+                object["foldersTotal"] = recovery.foldersTotal
+            case .applied(let location, let report):
+                line = "\(location): \(changes(report)) (\(Int(report.seconds * 1000)) ms)"
+                object = ["event": "applied", "location": location, "changes": fields(report)]
+            case .sweepDone(let location, let folders, let report):
+                line = "\(location): sweep of \(folders) folders done: \(changes(report))"
+                object = ["event": "sweepDone", "location": location, "folders": folders, "changes": fields(report)]
+            case .offline(let location, let reason):
+                line = "\(location): offline: \(reason)"
+                object = ["event": "offline", "location": location, "reason": reason]
+            case .online(let location):
+                line = "\(location): back online"
+                object = ["event": "online", "location": location]
+            case .overflow:
+                line = "events were lost (kernel queue overflow): rescanning changed folders"
+                object = ["event": "overflow"]
+            case .warning(let message):
+                Output.warning(message)
+                line = ""
+                object = ["event": "warning", "message": message]
+            }
+            if json {
+                guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
+                    return
+                }
+                FileHandle.standardOutput.write(data + Data([0x0A]))
+            } else if !line.isEmpty {
+                FileHandle.standardOutput.write(Data((line + "\n").utf8))
+            }
         }
-        switch event {
-        case .watching(let location, let folders, let recovery):
-            line =
-                "\(location): watching \(folders) folders; recovery read \(recovery.foldersRead) of \(recovery.foldersTotal) folders: \(changes(recovery)) (\(String(format: "%.2f", recovery.seconds)) s)"
-            object = ["event": "watching", "location": location, "folders": folders, "recovery": fields(recovery)]
-            object["foldersTotal"] = recovery.foldersTotal
-        case .applied(let location, let report):
-            line = "\(location): \(changes(report)) (\(Int(report.seconds * 1000)) ms)"
-            object = ["event": "applied", "location": location, "changes": fields(report)]
-        case .sweepDone(let location, let folders, let report):
-            line = "\(location): sweep of \(folders) folders done: \(changes(report))"
-            object = ["event": "sweepDone", "location": location, "folders": folders, "changes": fields(report)]
-        case .offline(let location, let reason):
-            line = "\(location): offline: \(reason)"
-            object = ["event": "offline", "location": location, "reason": reason]
-        case .online(let location):
-            line = "\(location): back online"
-            object = ["event": "online", "location": location]
-        case .overflow:
-            line = "events were lost (kernel queue overflow): rescanning changed folders"
-            object = ["event": "overflow"]
-        case .warning(let message):
-            Output.warning(message)
-            line = ""
-            object = ["event": "warning", "message": message]
-        }
-        if json {
-            guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }
-            FileHandle.standardOutput.write(data + Data([0x0A]))
-        } else if !line.isEmpty {
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
-        }
-    }
+    #endif
 }
