@@ -55,11 +55,12 @@ let package = Package(
         ),
         // Layer 2
         .target(name: "SDIndexer", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
+        .target(name: "SDSearch", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
         // Executables
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore", "SDIndexer",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -89,6 +90,14 @@ let package = Package(
         .testTarget(
             name: "SDIndexerTests",
             dependencies: ["SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDSearchTests",
+            dependencies: [
+                "SDSearch", "SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
+                .product(name: "GRDB", package: "GRDB.swift"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),

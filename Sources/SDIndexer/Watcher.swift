@@ -322,6 +322,8 @@
 
         /// Between events: a step of the sweep; now and then, folders without a watch and offline locations.
         private func idle(_ lastRescan: inout ContinuousClock.Instant) throws {
+            // The search index first (a batch per step), then the sweep.
+            if try library.catchUpSearch() > 0 { return }
             if let id = locations.keys.sorted().first(where: { !(locations[$0]?.sweepQueue.isEmpty ?? true) }),
                 let watched = locations[id]
             {

@@ -234,6 +234,7 @@ public final class ScanWriter {
                     try relist(folder, path: folderPath, db)
                 }
             }
+            try Library.catchUpSearchIfSmall(db)
         }
     }
 
@@ -313,6 +314,8 @@ public final class ScanWriter {
             defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
             try db.inTransaction {
                 for listing in listings { try apply(listing, db) }
+                // Live changes are searchable in the transaction that makes them.
+                if live { try Library.catchUpSearchIfSmall(db) }
                 return .commit
             }
         }

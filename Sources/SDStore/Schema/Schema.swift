@@ -19,6 +19,7 @@ enum Schema {
     static let migrations: [(String, @Sendable (Database) throws -> Void)] = [
         ("v1-initial", v1),
         ("v2-folder-aggregates", v2),
+        ("v3-search", v3),
     ]
 
     static var version: Int { migrations.count }
@@ -235,6 +236,60 @@ enum Schema {
                 ALTER TABLE entries DROP COLUMN aggregate_size;
                 ALTER TABLE entries DROP COLUMN aggregate_files;
                 ALTER TABLE entries DROP COLUMN aggregate_kinds;
+                """
+        )
+    }
+
+    // MARK: - v3
+
+    /// The search index, kept in step with `entries` by triggers so that every writer (scans, the watcher,
+    /// actions, sync) updates it in its own transaction.
+    ///
+    /// - `search_words`: the words of each name, case and diacritics folded (`Résumé` is `resume`).
+    /// - `search_trigrams`: every three characters of each name, for substrings (`oice_20`).
+    /// - `search_state.indexed_through`: every entry with an id up to this one is in both tables. A large scan
+    ///   inserts entries past it without indexing them one by one (about 100 µs a row through triggers, against
+    ///   12 µs in batches); `Library.catchUpSearch` then adds them in batches of thousands, and searches match
+    ///   the entries beyond it by reading their names until it has. The triggers index at once an entry at or
+    ///   below it (a reused id), and keep renames and deletions in step.
+    ///
+    /// Both FTS tables keep only which entries hold a token (`detail=none`, contentless): positions would about
+    /// double their size, and every match is confirmed against the real name by the search. SQLite 3.40 has no
+    /// `contentless_delete`, so a row is removed with the `'delete'` command and the very text it was indexed
+    /// with, which the triggers take from the old row.
+    static func v3(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE VIRTUAL TABLE search_words USING fts5(
+                    name, tokenize = 'unicode61 remove_diacritics 2', content = '', detail = none);
+                CREATE VIRTUAL TABLE search_trigrams USING fts5(
+                    name, tokenize = 'trigram', content = '', detail = none);
+                CREATE TABLE search_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    indexed_through INTEGER NOT NULL
+                ) STRICT;
+                INSERT INTO search_state (id, indexed_through) VALUES (1, 0);
+                CREATE TRIGGER entries_search_insert AFTER INSERT ON entries
+                WHEN new.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN
+                    INSERT INTO search_words (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
+                    INSERT INTO search_trigrams (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
+                END;
+                CREATE TRIGGER entries_search_delete AFTER DELETE ON entries
+                WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN
+                    INSERT INTO search_words (search_words, rowid, name) VALUES ('delete', old.id, CAST(old.name AS TEXT));
+                    INSERT INTO search_trigrams (search_trigrams, rowid, name)
+                        VALUES ('delete', old.id, CAST(old.name AS TEXT));
+                END;
+                CREATE TRIGGER entries_search_rename AFTER UPDATE OF name ON entries
+                WHEN old.name IS NOT new.name AND old.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN
+                    INSERT INTO search_words (search_words, rowid, name) VALUES ('delete', old.id, CAST(old.name AS TEXT));
+                    INSERT INTO search_trigrams (search_trigrams, rowid, name)
+                        VALUES ('delete', old.id, CAST(old.name AS TEXT));
+                    INSERT INTO search_words (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
+                    INSERT INTO search_trigrams (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
+                END;
+                -- Word statistics (documents per word) for ranking.
+                CREATE VIRTUAL TABLE search_vocabulary USING fts5vocab(search_words, 'row');
                 """
         )
     }

@@ -1,0 +1,252 @@
+import Foundation
+import SDCore
+import SDStore
+
+/// The first stage of a search, inside one read snapshot: candidates from the indexes, rows through the
+/// filters, every candidate confirmed against its real name (and its folders' names), and its tier.
+struct Stage1 {
+    let snapshot: SearchSnapshot
+    let request: SearchRequest
+    let filters: SearchFilters
+    let want: Int
+    let candidateLimit: Int
+    let cancelled: () -> Bool
+
+    var query: SearchQuery { request.query }
+
+    struct Cancelled: Error {}
+
+    func check() throws { if cancelled() { throw CancellationError() } }
+
+    func run() throws -> (candidates: [SearchCandidate], notes: [String], more: Bool) {
+        var notes = query.notes
+        if !query.hasText {
+            let rows = try snapshot.filtered(filters, sort: request.sort, offset: 0, limit: want + 1)
+            let kept = rows.filter { !excludedByName(SearchText.words(SearchText.fold($0.name))) }
+            let candidates = kept.prefix(want).map {
+                SearchCandidate(row: $0, tier: .word, nameWords: [], idf: [])
+            }
+            return (Array(candidates), notes, rows.count > want)
+        }
+        var query = self.query
+        // Words no name has (as a word start) are looked for inside names instead.
+        var frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
+        let indexedThrough = try snapshot.indexedThrough()
+        if indexedThrough > 0 {
+            for (word, count) in zip(query.words, frequencies.counts) where count == 0 && word.count >= 3 {
+                query.words.removeAll { $0 == word }
+                query.substrings.append(word)
+                notes.append("no name has a word starting with '\(word)': searched inside names instead")
+            }
+            frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
+        }
+        let phraseWords = query.phrases.flatMap { $0 }
+        let phraseFrequencies = try snapshot.documentFrequencies(phraseWords.map { ($0, false) })
+        let total = Double(frequencies.total)
+        let idf = (frequencies.counts + phraseFrequencies.counts).map { df in
+            log(1 + (total - Double(df) + 0.5) / (Double(df) + 0.5))
+        }
+        let ftsWords = query.words.map { ($0, true) } + phraseWords.map { ($0, false) }
+        var ids: [Int64] = []
+        var seen: Set<Int64> = []
+        var more = false
+        func add(_ found: [Int64], limit: Int) {
+            if found.count >= limit { more = true }
+            for id in found where seen.insert(id).inserted { ids.append(id) }
+        }
+        // Names: words (and phrases' words) through search_words, substrings through search_trigrams.
+        var nameIDs: [Int64]?
+        if !ftsWords.isEmpty { nameIDs = try snapshot.wordMatches(ftsWords, limit: candidateLimit) }
+        for substring in query.substrings {
+            let found = try snapshot.trigramMatches(substring, limit: candidateLimit * 4)
+            if let current = nameIDs {
+                let set = Set(found)
+                nameIDs = current.filter { set.contains($0) }
+            } else {
+                nameIDs = found
+            }
+            if found.count >= candidateLimit * 4 { more = true }
+        }
+        try check()
+        // Exact names and name prefixes come from the folded-name index, whatever their age.
+        let folded = query.foldedText
+        if !folded.isEmpty && query.substrings.isEmpty, try snapshot.hasFoldedIndex() {
+            add(try snapshot.exactNameMatches(folded, limit: 200), limit: 200)
+            add(try snapshot.prefixNameMatches(folded, limit: candidateLimit), limit: candidateLimit)
+        }
+        if let nameIDs { add(nameIDs, limit: candidateLimit) }
+        // Entries the search index has not caught up with yet: read their names.
+        var after = indexedThrough
+        while true {
+            try check()
+            let tail = try snapshot.unindexedEntries(after: after, limit: 50_000)
+            guard let last = tail.last else { break }
+            after = last.id
+            let matching = tail.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+            add(matching, limit: .max)
+        }
+        try check()
+        var candidates = try confirm(ids, query, idf: idf, folders: nil)
+        // Words found in folders' names: entries below them, when the name tiers do not fill the page.
+        if candidates.count < want && !query.words.isEmpty {
+            let folders = try FolderCoverage(snapshot.folders(), query)
+            var pathIDs: [Int64] = []
+            pathIDs += try snapshot.children(of: folders.complete, limit: candidateLimit)
+            for missing in folders.missingMasks.prefix(8) {
+                let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map {
+                    ($0.element, true)
+                }
+                pathIDs += try snapshot.wordMatches(words, limit: candidateLimit)
+            }
+            try check()
+            let known = Set(candidates.map(\.row.id))
+            candidates += try confirm(pathIDs.filter { !known.contains($0) }, query, idf: idf, folders: folders)
+            if pathIDs.count >= candidateLimit { more = true }
+        }
+        return (candidates, notes, more)
+    }
+
+    /// Rows of the candidates that pass the filters and really match; each with its tier.
+    func confirm(_ ids: [Int64], _ query: SearchQuery, idf: [Double], folders: FolderCoverage?) throws
+        -> [SearchCandidate]
+    {
+        var result: [SearchCandidate] = []
+        let text = query.foldedText
+        for row in try snapshot.rows(ids, filters: filters) {
+            let folded = SearchText.fold(row.name)
+            let words = SearchText.words(folded)
+            if excludedByName(words) { continue }
+            if let folders, let parent = row.parentID, folders.excludedBelow(parent) { continue }
+            let tier: MatchTier
+            if matchesName(folded, raw: row.name, query) {
+                let stem = folded.lastIndex(of: ".").map { String(folded[..<$0]) } ?? folded
+                if !text.isEmpty && (folded == text || stem == text) && query.substrings.isEmpty {
+                    tier = .exact
+                } else if !text.isEmpty && folded.hasPrefix(text) && query.substrings.isEmpty {
+                    tier = .prefix
+                } else {
+                    tier = .word
+                }
+            } else if let folders, let parent = row.parentID,
+                matchesWithPath(words, folded, raw: row.name, query, pathMask: folders.mask(of: parent))
+            {
+                tier = .path
+            } else {
+                continue
+            }
+            result.append(SearchCandidate(row: row, tier: tier, nameWords: words, idf: idf))
+        }
+        return result
+    }
+
+    func excludedByName(_ words: [String]) -> Bool {
+        query.excluded.contains { Self.hasSequence(words, $0) }
+    }
+
+    /// Every term matches the name itself.
+    func matchesName(_ folded: String, raw: [UInt8], _ query: SearchQuery) -> Bool {
+        let words = SearchText.words(folded)
+        for word in query.words where !words.contains(where: { $0.hasPrefix(word) }) { return false }
+        for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
+        if !query.substrings.isEmpty {
+            let lower = String(decoding: raw, as: UTF8.self).lowercased()
+            for substring in query.substrings where !lower.contains(substring) { return false }
+        }
+        return true
+    }
+
+    /// Every term matches the name or (words only) a folder above it.
+    func matchesWithPath(_ words: [String], _ folded: String, raw: [UInt8], _ query: SearchQuery, pathMask: UInt64)
+        -> Bool
+    {
+        for (i, word) in query.words.enumerated()
+        where pathMask & (1 << UInt64(i)) == 0 && !words.contains(where: { $0.hasPrefix(word) }) {
+            return false
+        }
+        for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
+        if !query.substrings.isEmpty {
+            let lower = String(decoding: raw, as: UTF8.self).lowercased()
+            for substring in query.substrings where !lower.contains(substring) { return false }
+        }
+        return true
+    }
+
+    /// `sequence` appears in `words` consecutively (its last word as a prefix).
+    static func hasSequence(_ words: [String], _ sequence: [String]) -> Bool {
+        guard !sequence.isEmpty, words.count >= sequence.count else { return false }
+        for start in 0...(words.count - sequence.count) {
+            var ok = true
+            for (k, word) in sequence.enumerated() {
+                let candidate = words[start + k]
+                if k == sequence.count - 1 ? !candidate.hasPrefix(word) : candidate != word {
+                    ok = false
+                    break
+                }
+            }
+            if ok { return true }
+        }
+        return false
+    }
+}
+
+/// Which query words each folder's path (its name and its ancestors') holds, as bit masks.
+struct FolderCoverage {
+    private var own: [Int64: (parent: Int64?, mask: UInt64, excluded: Bool)] = [:]
+    private var paths: [Int64: (mask: UInt64, excluded: Bool)] = [:]
+    let all: UInt64
+    /// Folders whose path holds every word.
+    private(set) var complete: [Int64] = []
+    /// The sets of words some folders' paths lack, most common first.
+    private(set) var missingMasks: [UInt64] = []
+
+    init(_ folders: [(id: Int64, parent: Int64?, name: [UInt8])], _ query: SearchQuery) throws {
+        let words = Array(query.words.prefix(64))
+        all = words.count == 64 ? .max : (1 << UInt64(words.count)) - 1
+        for folder in folders {
+            let nameWords = SearchText.words(SearchText.fold(folder.name))
+            var mask: UInt64 = 0
+            for (i, word) in words.enumerated() where nameWords.contains(where: { $0.hasPrefix(word) }) {
+                mask |= 1 << UInt64(i)
+            }
+            let excluded = query.excluded.contains { Stage1.hasSequence(nameWords, $0) }
+            own[folder.id] = (folder.parent, mask, excluded)
+        }
+        var counts: [UInt64: Int] = [:]
+        for folder in folders {
+            let (mask, _) = path(folder.id)
+            if mask == all {
+                complete.append(folder.id)
+            } else if mask != 0 {
+                counts[all & ~mask, default: 0] += 1
+            }
+        }
+        missingMasks = counts.sorted { $0.value > $1.value }.map(\.key)
+    }
+
+    private mutating func path(_ id: Int64) -> (UInt64, Bool) {
+        if let known = paths[id] { return (known.mask, known.excluded) }
+        var chain: [Int64] = []
+        var current: Int64? = id
+        var mask: UInt64 = 0, excluded = false
+        while let at = current {
+            if let known = paths[at] {
+                mask = known.mask
+                excluded = known.excluded
+                break
+            }
+            guard let entry = own[at] else { break }
+            chain.append(at)
+            current = entry.parent
+        }
+        for at in chain.reversed() {
+            let entry = own[at]!
+            mask |= entry.mask
+            excluded = excluded || entry.excluded
+            paths[at] = (mask, excluded)
+        }
+        return (mask, excluded)
+    }
+
+    func mask(of folder: Int64) -> UInt64 { paths[folder]?.mask ?? 0 }
+    func excludedBelow(_ folder: Int64) -> Bool { paths[folder]?.excluded ?? false }
+}

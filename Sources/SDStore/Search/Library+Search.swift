@@ -1,0 +1,406 @@
+import Foundation
+import GRDB
+import SDCore
+
+/// One entry as the search reads it.
+public struct SearchRow: Sendable {
+    public var id: Int64
+    public var uuid: [UInt8]
+    public var locationID: Int64
+    public var parentID: Int64?
+    public var name: [UInt8]
+    public var type: Int64
+    public var category: String?
+    public var size: Int64
+    public var mtimeNanoseconds: Int64?
+    public var contentID: Int64?
+}
+
+/// Filters a search applies in SQL (all optional; each one narrows).
+public struct SearchFilters: Sendable, Equatable {
+    public var categories: [String] = []
+    /// Lower-case extensions without the dot.
+    public var extensions: [String] = []
+    public var minSize: Int64?
+    public var maxSize: Int64?
+    /// Nanoseconds since 1970, inclusive lower and exclusive upper bound.
+    public var modifiedFrom: Int64?
+    public var modifiedBefore: Int64?
+    public var locationIDs: [Int64] = []
+    /// Folder entry ids: only entries below one of them.
+    public var within: [Int64] = []
+    public var tags: [String] = []
+    /// Only files whose content is held by more than one file.
+    public var duplicatesOnly = false
+    public init() {}
+
+    public var isEmpty: Bool { self == SearchFilters() }
+}
+
+/// The order of a filter-only listing.
+public enum SearchSort: String, Sendable, CaseIterable, Codable {
+    case relevance, name, size, modified
+}
+
+extension Library {
+    static let foldFunction = DatabaseFunction("sd_fold", argumentCount: 1, pure: true) { values in
+        switch values[0].storage {
+        case .blob(let data): return SearchText.fold(data)
+        case .string(let text): return SearchText.fold(text)
+        default: return nil
+        }
+    }
+
+    // MARK: - Keeping the index
+
+    /// How many entries are not in the search index yet.
+    public func searchBacklog() throws -> Int {
+        try database.read { db in
+            let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE id > ?", arguments: [through]) ?? 0
+        }
+    }
+
+    /// Adds up to `batch` entries beyond `indexed_through` to the search index, in one transaction; returns how
+    /// many it added (0 when caught up). Once caught up, makes the folded-name index if it is missing.
+    @discardableResult
+    public func catchUpSearch(batch: Int = 20_000) throws -> Int {
+        try database.write { db in
+            let added = try Self.catchUpSearch(db, batch: batch)
+            if added == 0 {
+                try db.execute(sql: "CREATE INDEX IF NOT EXISTS entries_folded ON entries(sd_fold(name))")
+            }
+            return added
+        }
+    }
+
+    static func catchUpSearch(_ db: Database, batch: Int) throws -> Int {
+        let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
+        guard
+            let upTo = try Int64.fetchOne(
+                db,
+                sql: "SELECT max(id) FROM (SELECT id FROM entries WHERE id > ? ORDER BY id LIMIT ?)",
+                arguments: [through, batch]
+            )
+        else { return 0 }
+        for table in ["search_words", "search_trigrams"] {
+            try db.execute(
+                sql:
+                    "INSERT INTO \(table) (rowid, name) SELECT id, CAST(name AS TEXT) FROM entries WHERE id > ? AND id <= ?",
+                arguments: [through, upTo]
+            )
+        }
+        let added = db.changesCount
+        try db.execute(sql: "UPDATE search_state SET indexed_through = ? WHERE id = 1", arguments: [upTo])
+        return added
+    }
+
+    /// Catches the search index up inside the current transaction when what is missing is small (a live batch's
+    /// own inserts): changes then become searchable in the transaction that made them.
+    static func catchUpSearchIfSmall(_ db: Database, limit: Int = 5_000) throws {
+        let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
+        let missing =
+            try Int.fetchOne(
+                db,
+                sql: "SELECT count(*) FROM (SELECT 1 FROM entries WHERE id > ? LIMIT ?)",
+                arguments: [through, limit + 1]
+            ) ?? 0
+        if missing > 0 && missing <= limit { _ = try catchUpSearch(db, batch: limit) }
+    }
+
+    /// Empties the search index; `catchUpSearch` then rebuilds it from the entries (searches meanwhile read
+    /// names). For repair, and for tests of the catch-up path.
+    public func resetSearchIndex() throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO search_words (search_words) VALUES ('delete-all');
+                    INSERT INTO search_trigrams (search_trigrams) VALUES ('delete-all');
+                    UPDATE search_state SET indexed_through = 0 WHERE id = 1;
+                    """
+            )
+        }
+    }
+
+    /// Drops the folded-name index before a scan that inserts many entries (it is rebuilt, sorted, by
+    /// `catchUpSearch`); each insert into it cost about a tenth of the writer's time.
+    public func dropFoldedNameIndex() throws {
+        try database.write { db in try db.execute(sql: "DROP INDEX IF EXISTS entries_folded") }
+    }
+
+    // MARK: - Queries
+
+    /// The search's view of the index: everything a search reads, in one read transaction.
+    public func withSearchSnapshot<T>(_ body: (SearchSnapshot) throws -> T) throws -> T {
+        try database.read { db in try body(SearchSnapshot(db: db)) }
+    }
+}
+
+/// Read access for one search (all its reads see one state of the library). Valid only inside
+/// `withSearchSnapshot`.
+public struct SearchSnapshot {
+    let db: Database
+
+    /// Entries with ids up to this are in the FTS tables; the rest are matched by reading their names.
+    public func indexedThrough() throws -> Int64 {
+        try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
+    }
+
+    public func hasFoldedIndex() throws -> Bool {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'entries_folded'")
+            == 1
+    }
+
+    public func entryCount() throws -> Int {
+        try Int.fetchOne(db, sql: "SELECT count(*) FROM search_state JOIN entries ON entries.id <= indexed_through")
+            ?? 0
+    }
+
+    /// Entry ids whose name has every word (`prefix`: a word starting with it), newest ids first.
+    public func wordMatches(_ words: [(word: String, prefix: Bool)], limit: Int) throws -> [Int64] {
+        guard !words.isEmpty else { return [] }
+        let expression = words.map { Self.quote($0.word) + ($0.prefix ? "*" : "") }.joined(separator: " AND ")
+        return try Int64.fetchAll(
+            db,
+            sql: "SELECT rowid FROM search_words WHERE search_words MATCH ? ORDER BY rowid DESC LIMIT ?",
+            arguments: [expression, limit]
+        )
+    }
+
+    /// Entry ids whose name contains all these three-character sequences (a superset of those containing the
+    /// substring; the caller confirms), newest first.
+    public func trigramMatches(_ substring: String, limit: Int) throws -> [Int64] {
+        let scalars = Array(substring.unicodeScalars)
+        guard scalars.count >= 3 else { return [] }
+        var grams: Set<String> = []
+        for i in 0...(scalars.count - 3) {
+            var gram = String.UnicodeScalarView()
+            gram.append(contentsOf: scalars[i..<(i + 3)])
+            grams.insert(String(gram))
+        }
+        let expression = grams.sorted().map(Self.quote).joined(separator: " AND ")
+        return try Int64.fetchAll(
+            db,
+            sql: "SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH ? ORDER BY rowid DESC LIMIT ?",
+            arguments: [expression, limit]
+        )
+    }
+
+    /// Entries whose folded name is exactly `folded`, or `folded` plus an extension.
+    public func exactNameMatches(_ folded: String, limit: Int) throws -> [Int64] {
+        try Int64.fetchAll(
+            db,
+            sql: """
+                SELECT id FROM entries WHERE sd_fold(name) = ?1
+                UNION SELECT id FROM entries WHERE sd_fold(name) >= ?1 || '.' AND sd_fold(name) < ?1 || '/'
+                LIMIT ?2
+                """,
+            arguments: [folded, limit]
+        )
+    }
+
+    /// Entries whose folded name starts with `folded`, in name order.
+    public func prefixNameMatches(_ folded: String, limit: Int) throws -> [Int64] {
+        try Int64.fetchAll(
+            db,
+            sql: "SELECT id FROM entries WHERE sd_fold(name) >= ?1 AND sd_fold(name) < ?1 || char(1114111) LIMIT ?2",
+            arguments: [folded, limit]
+        )
+    }
+
+    /// Documents per word (words may be prefixes: then all words starting with it), and all documents.
+    public func documentFrequencies(_ words: [(word: String, prefix: Bool)]) throws -> (counts: [Int], total: Int) {
+        var counts: [Int] = []
+        for (word, prefix) in words {
+            let n: Int?
+            if prefix {
+                n = try Int.fetchOne(
+                    db,
+                    sql:
+                        "SELECT sum(doc) FROM (SELECT doc FROM search_vocabulary WHERE term >= ?1 AND term < ?1 || char(1114111) LIMIT 1000)",
+                    arguments: [word]
+                )
+            } else {
+                n = try Int.fetchOne(db, sql: "SELECT doc FROM search_vocabulary WHERE term = ?", arguments: [word])
+            }
+            counts.append(n ?? 0)
+        }
+        let total = try Int.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
+        return (counts, max(total, 1))
+    }
+
+    /// Entries beyond `after` (not yet in the FTS tables), with their names, in id order.
+    public func unindexedEntries(after: Int64, limit: Int) throws -> [(id: Int64, name: [UInt8])] {
+        try Row.fetchAll(
+            db,
+            sql: "SELECT id, name FROM entries WHERE id > ? ORDER BY id LIMIT ?",
+            arguments: [after, limit]
+        ).map { ($0[0], [UInt8]($0[1] as Data)) }
+    }
+
+    /// The rows of these entries that pass `filters`.
+    public func rows(_ ids: [Int64], filters: SearchFilters) throws -> [SearchRow] {
+        guard !ids.isEmpty else { return [] }
+        var result: [SearchRow] = []
+        for start in stride(from: 0, to: ids.count, by: 5_000) {
+            let chunk = Array(ids[start..<min(ids.count, start + 5_000)])
+            var (conditions, arguments) = Self.conditions(filters)
+            conditions.insert("e.id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))", at: 0)
+            arguments = StatementArguments(chunk) + arguments
+            result += try Row.fetchAll(
+                db,
+                sql: "\(Self.rowColumns) WHERE \(conditions.joined(separator: " AND "))",
+                arguments: arguments
+            ).map(Self.row)
+        }
+        return result
+    }
+
+    /// Entries passing `filters` alone (no words), in `sort` order.
+    public func filtered(_ filters: SearchFilters, sort: SearchSort, offset: Int, limit: Int) throws -> [SearchRow] {
+        let (conditions, arguments) = Self.conditions(filters)
+        let order: String
+        switch sort {
+        case .name: order = "e.name"
+        case .size: order = "e.size DESC"
+        case .modified, .relevance: order = "e.mtime_ns DESC"
+        }
+        let condition = conditions.isEmpty ? "" : "WHERE \(conditions.joined(separator: " AND "))"
+        return try Row.fetchAll(
+            db,
+            sql: "\(Self.rowColumns) \(condition) ORDER BY \(order), e.id LIMIT ? OFFSET ?",
+            arguments: arguments + [limit, offset]
+        ).map(Self.row)
+    }
+
+    /// Folders (id, parent, name) of the locations, for matching words against paths.
+    public func folders() throws -> [(id: Int64, parent: Int64?, name: [UInt8])] {
+        try Row.fetchAll(db, sql: "SELECT id, parent_id, name FROM entries WHERE type = 1").map {
+            ($0[0], $0[1], [UInt8]($0[2] as Data))
+        }
+    }
+
+    /// Children of these folders (for entries matched through their path), newest ids first.
+    public func children(of folders: [Int64], limit: Int) throws -> [Int64] {
+        guard !folders.isEmpty else { return [] }
+        var result: [Int64] = []
+        for start in stride(from: 0, to: folders.count, by: 5_000) where result.count < limit {
+            let chunk = Array(folders[start..<min(folders.count, start + 5_000)])
+            result += try Int64.fetchAll(
+                db,
+                sql:
+                    "SELECT id FROM entries WHERE parent_id IN (\(chunk.map { _ in "?" }.joined(separator: ","))) LIMIT ?",
+                arguments: StatementArguments(chunk) + [limit - result.count]
+            )
+        }
+        return result
+    }
+
+    /// The absolute path of an entry.
+    public func path(of id: Int64) throws -> [UInt8]? {
+        var components: [[UInt8]] = []
+        var current: Int64? = id
+        while let at = current {
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql: """
+                        SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id
+                        WHERE e.id = ?
+                        """,
+                    arguments: [at]
+                )
+            else { return nil }
+            current = row[0]
+            components.append([UInt8]((current == nil ? row[2] : row[1]) as Data))
+        }
+        return Array(components.reversed().joined(separator: [0x2F]))
+    }
+
+    static let rowColumns = """
+        SELECT e.id, e.uuid, e.location_id, e.parent_id, e.name, e.type, e.category, e.size, e.mtime_ns, e.content_id
+        FROM entries e
+        """
+
+    static func row(_ row: Row) -> SearchRow {
+        SearchRow(
+            id: row[0],
+            uuid: [UInt8](row[1] as Data),
+            locationID: row[2],
+            parentID: row[3],
+            name: [UInt8](row[4] as Data),
+            type: row[5],
+            category: row[6],
+            size: row[7],
+            mtimeNanoseconds: row[8],
+            contentID: row[9]
+        )
+    }
+
+    static func conditions(_ f: SearchFilters) -> ([String], StatementArguments) {
+        var conditions: [String] = []
+        var arguments = StatementArguments()
+        func list(_ values: [some DatabaseValueConvertible]) -> String {
+            for v in values { arguments += [v] }
+            return values.map { _ in "?" }.joined(separator: ",")
+        }
+        if !f.categories.isEmpty { conditions.append("e.category IN (\(list(f.categories)))") }
+        if !f.extensions.isEmpty {
+            let parts = f.extensions.map { ext -> String in
+                arguments += ["%." + ext]
+                return "lower(CAST(e.name AS TEXT)) LIKE ?"
+            }
+            conditions.append("(" + parts.joined(separator: " OR ") + ")")
+            conditions.append("e.type = 0")
+        }
+        if let min = f.minSize {
+            conditions.append("e.size >= ? AND e.type = 0")
+            arguments += [min]
+        }
+        if let max = f.maxSize {
+            conditions.append("e.size <= ? AND e.type = 0")
+            arguments += [max]
+        }
+        if let from = f.modifiedFrom {
+            conditions.append("e.mtime_ns >= ?")
+            arguments += [from]
+        }
+        if let before = f.modifiedBefore {
+            conditions.append("e.mtime_ns < ?")
+            arguments += [before]
+        }
+        if !f.locationIDs.isEmpty { conditions.append("e.location_id IN (\(list(f.locationIDs)))") }
+        if !f.within.isEmpty {
+            conditions.append(
+                """
+                e.id IN (WITH RECURSIVE below(id) AS (SELECT id FROM entries WHERE parent_id IN (\(list(f.within)))
+                    UNION SELECT x.id FROM entries x JOIN below b ON x.parent_id = b.id) SELECT id FROM below)
+                """
+            )
+        }
+        for tag in f.tags {
+            conditions.append(
+                """
+                EXISTS (SELECT 1 FROM entry_tags et JOIN tags t ON t.uuid = et.tag_uuid
+                    WHERE et.entry_uuid = e.uuid AND et.deleted = 0 AND t.deleted = 0 AND t.name = ? COLLATE NOCASE)
+                """
+            )
+            arguments += [tag]
+        }
+        if f.duplicatesOnly {
+            conditions.append(
+                """
+                e.type = 0 AND e.content_id IS NOT NULL AND EXISTS (SELECT 1 FROM entries d
+                    WHERE d.content_id = e.content_id AND d.id != e.id
+                    AND (d.inode IS NOT e.inode OR d.device_number IS NOT e.device_number))
+                """
+            )
+        }
+        return (conditions, arguments)
+    }
+
+    /// A token quoted for an FTS5 expression: never read as syntax.
+    static func quote(_ token: String) -> String {
+        "\"" + token.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+    }
+}

@@ -1,0 +1,143 @@
+import ArgumentParser
+import Foundation
+import SDSearch
+import SDStore
+
+struct SearchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search",
+        abstract: "Find files and folders in the index by name, path and filters.",
+        discussion: """
+            QUERY
+              tax invoice        names (or folders above them) with words starting with 'tax' and 'invoice'
+              "exact phrase"     those words next to each other in the name
+              oice_20            a term with punctuation inside: a substring of the name (case ignored)
+              -draft             leave out names (and folders) with a word starting with 'draft'
+              kind:document      a kind: \(SearchCommand.kinds)
+              ext:pdf            an extension (ext:jpg,heic for several)
+              size:>1MB          also <, >=, <=, 1MB..5MB; units B, KB, MB, GB, TB (1000) and KiB, MiB, GiB (1024)
+              modified:2025      also 2025-06, 2025-06-01, 2024..2025-06, ..2025, 2025.., today, yesterday, 7d
+              tag:finance        entries with that tag
+              in:~/Documents     only below that folder
+              location:Pictures  only in that location
+              is:dupe            only files whose content is held by another file too
+            Words are case and accent blind: 'resume' finds 'Résumé.pdf'. An unknown key:value is searched as
+            words (sd says so); an impossible filter is an error. A query starting with -term goes after `--`
+            or inside one quoted argument: sd search 'invoice -draft'.
+
+            RANKING
+              exact name, then names starting with the query, then names holding every word, then entries whose
+              folders hold the words; within each, BM25 of the words over the name, then recently modified first.
+
+            Examples:
+              sd search tax invoice kind:document modified:2025
+              sd search '"annual report"' -draft ext:pdf
+              sd search oice_20 --limit 10 --json
+              sd search --kind video --size '>1GB' --sort size
+            """
+    )
+
+    static var kinds: String { "image, video, audio, document, ... (see sd kind --help)" }
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Argument(help: "Query words, phrases and filters.") var query: [String] = []
+    @Option(help: "Kind (category), e.g. document, image.") var kind: [String] = []
+    @Option(help: "Extension, e.g. pdf.") var ext: [String] = []
+    @Option(help: "Size: '>10MB', '<1KB', '1MB..5MB'.") var size: String?
+    @Option(help: "Modified: 2025, 2024..2025-06, 7d.") var modified: String?
+    @Option(help: "Location (name, number, uuid or path).") var location: [String] = []
+    @Option(help: "Tag name.") var tag: [String] = []
+    @Flag(help: "Only files whose content is held by another file too.") var dupes = false
+    @Option(help: "relevance, name, size or modified.") var sort: SearchSort = .relevance
+    @Option(help: "Results per page.") var limit = 50
+    @Option(help: "Continue after a previous page (its next cursor).") var cursor: String?
+
+    func run() throws {
+        var text = query.joined(separator: " ")
+        func add(_ key: String, _ value: String) {
+            text += " \(key):\"\(value.replacingOccurrences(of: "\"", with: ""))\""
+        }
+        kind.forEach { add("kind", $0) }
+        ext.forEach { add("ext", $0) }
+        if let size { add("size", size) }
+        if let modified { add("modified", modified) }
+        location.forEach { add("location", $0) }
+        tag.forEach { add("tag", $0) }
+        if dupes { text += " is:dupe" }
+        guard limit > 0 && limit <= 10_000 else { throw UserError("--limit must be between 1 and 10000") }
+        let parsed: SearchQuery
+        do { parsed = try SearchQueryParser.parse(text) } catch { throw UserError(error.message) }
+        if !parsed.hasText && parsed == SearchQuery() {
+            throw UserError("nothing to search for: give words or a filter, e.g. `sd search invoice` (see --help)")
+        }
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        var request = SearchRequest(query: parsed)
+        request.sort = sort
+        request.limit = limit
+        request.cursor = cursor
+        let page: SearchPage
+        let frozen = request
+        do { page = try Self.wait { try await SearchEngine(library: library).search(frozen) } } catch let error
+            as SearchQueryError
+        {
+            throw UserError(error.message)
+        }
+        var notes = page.notes
+        let backlog = try library.searchBacklog()
+        if backlog > 0 {
+            notes.append(
+                "\(backlog) entries are not in the search index yet; they are found by reading their names (slower) until `sd index` or `sd watch` catches up"
+            )
+        }
+        if global.json {
+            struct JSONPage: Encodable {
+                var hits: [SearchHit]
+                var nextCursor: String?
+                var notes: [String]
+                var seconds: Double
+            }
+            try Output.json(JSONPage(hits: page.hits, nextCursor: page.nextCursor, notes: notes, seconds: page.seconds))
+            return
+        }
+        for note in notes { FileHandle.standardError.write(Data("sd: note: \(note)\n".utf8)) }
+        for hit in page.hits {
+            let modified = hit.modified.map { Self.day.string(from: $0) } ?? "-"
+            let size = hit.kind == "folder" ? "-" : ByteFormat.string(hit.size)
+            print(
+                "\(hit.kind.padding(toLength: 12, withPad: " ", startingAt: 0)) \(size.padding(toLength: 9, withPad: " ", startingAt: 0)) \(modified)  \(hit.contentID ?? "-               ")  \(hit.path)"
+            )
+        }
+        if page.hits.isEmpty { FileHandle.standardError.write(Data("sd: no matches\n".utf8)) }
+        if let next = page.nextCursor {
+            FileHandle.standardError.write(Data("sd: more results: --cursor \(next)\n".utf8))
+        }
+    }
+
+    /// Runs async work to completion from this synchronous command.
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async throws -> T) throws -> T {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            do { box.result = .success(try await work()) } catch { box.result = .failure(error) }
+            done.signal()
+        }
+        done.wait()
+        return try box.result!.get()
+    }
+
+    static let day: DateFormatter = {
+        let f = DateFormatter()
+        f.dateFormat = "yyyy-MM-dd HH:mm"
+        f.locale = Locale(identifier: "en_US_POSIX")
+        return f
+    }()
+}
+
+extension SearchSort: ExpressibleByArgument {}
+
+/// The outcome of async work, handed back to a waiting thread (the semaphore orders the accesses).
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, any Error>?
+}

@@ -1,0 +1,376 @@
+import Foundation
+import GRDB
+import SDCore
+import SDIndexer
+import SDSearch
+import SDSystem
+import SDTestSupport
+import Testing
+
+@testable import SDStore
+
+/// A known tree, indexed, and searches over it.
+final class SearchFixture {
+    let dir: TemporaryDirectory
+    let library: Library
+    let root: String
+    var location: Location!
+
+    init(_ files: [String: String], mtimes: [String: Date] = [:]) throws {
+        dir = try TemporaryDirectory(prefix: "sd-search")
+        root = dir.file("tree")
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+        for (path, text) in files {
+            if path.hasSuffix("/") {
+                try FileManager.default.createDirectory(atPath: "\(root)/\(path)", withIntermediateDirectories: true)
+            } else {
+                try dir.write("tree/\(path)", Array(text.utf8))
+            }
+        }
+        for (path, date) in mtimes {
+            try FileManager.default.setAttributes([.modificationDate: date], ofItemAtPath: "\(root)/\(path)")
+        }
+        let device = try DeviceIdentity.loadOrCreate(configDirectory: dir.file("config"))
+        library = try Library.create(name: "Search", in: dir.file("data"), device: device)
+        location = try library.addLocation(path: Array(root.utf8), name: "tree", volume: nil)
+        _ = try Indexer(library: library).index(location)
+    }
+
+    deinit { try? library.close() }
+
+    func page(_ text: String, sort: SearchSort = .relevance, limit: Int = 50, cursor: String? = nil) async throws
+        -> SearchPage
+    {
+        var request = SearchRequest(query: try SearchQueryParser.parse(text))
+        request.sort = sort
+        request.limit = limit
+        request.cursor = cursor
+        return try await SearchEngine(library: library).search(request)
+    }
+
+    /// Paths (relative to the tree) of the results, in order.
+    func find(_ text: String, sort: SearchSort = .relevance) async throws -> [String] {
+        try await page(text, sort: sort).hits.map { String($0.path.dropFirst(root.count + 1)) }
+    }
+}
+
+struct SearchTests {
+    static let tree: [String: String] = [
+        "Docs/Taxes/tax_invoice_2024.pdf": "tax invoice 2024",
+        "Docs/Taxes/notes.txt": "notes",
+        "Docs/invoice": "an exact name",
+        "Docs/Invoices/": "",
+        "Docs/invoice-template.docx": "template",
+        "Docs/Résumé.pdf": "resume",
+        "Docs/annual report draft.pdf": "draft",
+        "Docs/annual report final.pdf": "final",
+        "Photos/beach.jpg": String(repeating: "j", count: 2_000_000),
+        "Photos/beach copy.jpg": String(repeating: "j", count: 2_000_000),
+        "Photos/sunset.heic": String(repeating: "h", count: 5_000),
+        "Music/song.mp3": "mp3",
+    ]
+
+    @Test func wordsPrefixesPhrasesSubstringsAndExclusions() async throws {
+        let f = try SearchFixture(Self.tree)
+        #expect(
+            try await f.find("invoice").prefix(3) == ["Docs/invoice", "Docs/Invoices", "Docs/invoice-template.docx"]
+        )
+        #expect(try await f.find("tax invoice") == ["Docs/Taxes/tax_invoice_2024.pdf"])
+        #expect(try await f.find("inv").contains("Docs/Taxes/tax_invoice_2024.pdf"))
+        #expect(
+            try await f.find("\"annual report\"").sorted() == [
+                "Docs/annual report draft.pdf", "Docs/annual report final.pdf",
+            ]
+        )
+        #expect(try await f.find("\"report annual\"") == [])
+        #expect(try await f.find("\"annual report\" -draft") == ["Docs/annual report final.pdf"])
+        #expect(try await f.find("oice_20") == ["Docs/Taxes/tax_invoice_2024.pdf"])
+        // A word that starts no word of any name is looked for inside names.
+        #expect(try await f.find("nvoic").count == 4)
+        // Case and diacritics folded both ways.
+        #expect(try await f.find("RESUME") == ["Docs/Résumé.pdf"])
+        #expect(try await f.find("résumé") == ["Docs/Résumé.pdf"])
+        #expect(try await f.find("zebra") == [])
+    }
+
+    @Test func wordsInFolderNamesFindWhatIsBelow() async throws {
+        let f = try SearchFixture(Self.tree)
+        // "taxes" names a folder: the folder first (exact), then what is inside (path tier).
+        let taxes = try await f.page("taxes")
+        #expect(taxes.hits.first?.path.hasSuffix("Docs/Taxes") == true)
+        #expect(
+            Set(taxes.hits.dropFirst().map { $0.path.components(separatedBy: "/").last! }) == [
+                "notes.txt", "tax_invoice_2024.pdf",
+            ]
+        )
+        #expect(taxes.hits.dropFirst().allSatisfy { $0.tier == MatchTier.path.rawValue })
+        // One word in the folder, the other in the name.
+        #expect(try await f.find("taxes notes") == ["Docs/Taxes/notes.txt"])
+        // Excluding a folder's word leaves out what is below it.
+        #expect(try await f.find("docs -taxes").contains { $0.hasPrefix("Docs/Taxes/") } == false)
+    }
+
+    @Test func everyFilter() async throws {
+        let old = Date(timeIntervalSince1970: 1_600_000_000)  // 2020-09
+        let f = try SearchFixture(
+            Self.tree,
+            mtimes: ["Photos/sunset.heic": old, "Music/song.mp3": Date(timeIntervalSince1970: 1_700_000_000)]
+        )
+        #expect(
+            try await f.find("kind:image").sorted() == [
+                "Photos/beach copy.jpg", "Photos/beach.jpg", "Photos/sunset.heic",
+            ]
+        )
+        #expect(try await f.find("ext:heic") == ["Photos/sunset.heic"])
+        #expect(try await f.find("ext:jpg,mp3").count == 3)
+        #expect(try await f.find("size:>1MB").sorted() == ["Photos/beach copy.jpg", "Photos/beach.jpg"])
+        #expect(try await f.find("size:1KB..10KB") == ["Photos/sunset.heic"])
+        #expect(try await f.find("kind:image size:<1MB") == ["Photos/sunset.heic"])
+        #expect(try await f.find("modified:2020") == ["Photos/sunset.heic"])
+        #expect(try await f.find("modified:2020..2023-12") == ["Music/song.mp3", "Photos/sunset.heic"])
+        #expect(try await f.find("modified:..2021") == ["Photos/sunset.heic"])
+        #expect(try await f.find("is:dupe").sorted() == ["Photos/beach copy.jpg", "Photos/beach.jpg"])
+        #expect(try await f.find("beach is:dupe").count == 2)
+        #expect(try await f.find("in:\(f.root)/Photos kind:image").count == 3)
+        #expect(
+            try await f.find("in:\(f.root)/Docs/Taxes").sorted() == [
+                "Docs/Taxes/notes.txt", "Docs/Taxes/tax_invoice_2024.pdf",
+            ]
+        )
+        #expect(try await f.find("location:tree song") == ["Music/song.mp3"])
+        // Tags: one written the way the tag commands will (shared-metadata rows).
+        let beach = try #require(try f.library.resolveEntry(path: Array("\(f.root)/Photos/beach.jpg".utf8)))
+        try await f.library.database.write { db in
+            let uuid = try Data.fetchOne(db, sql: "SELECT uuid FROM entries WHERE id = ?", arguments: [beach.1])
+            try db.execute(sql: "INSERT INTO tags (uuid, name, hlc) VALUES ('t1', 'Holiday', '0')")
+            try db.execute(
+                sql: "INSERT INTO entry_tags (entry_uuid, tag_uuid, hlc) VALUES (?, 't1', '0')",
+                arguments: [uuid]
+            )
+        }
+        #expect(try await f.find("tag:holiday") == ["Photos/beach.jpg"])
+        #expect(try await f.find("beach tag:holiday") == ["Photos/beach.jpg"])
+        // Sorting a filter-only listing.
+        #expect(try await f.find("kind:image", sort: .size).last == "Photos/sunset.heic")
+        #expect(try await f.find("kind:image", sort: .modified).last == "Photos/sunset.heic")
+    }
+
+    @Test func badFiltersAreClearErrorsAndUnknownKeysAreWords() throws {
+        for bad in [
+            "size:>5MB..1MB", "size:10MB..1MB", "modified:2025..2024", "modified:2025-13", "kind:spaceship",
+            "size:lots", "is:big",
+        ] {
+            #expect(throws: SearchQueryError.self, "\(bad)") { try SearchQueryParser.parse(bad) }
+        }
+        let q = try SearchQueryParser.parse("colour:red car")
+        #expect(q.words.contains("colour") && q.words.contains("red") && q.words.contains("car"))
+        #expect(!q.notes.isEmpty)
+        let open = try SearchQueryParser.parse("\"annual report")
+        #expect(open.phrases == [["annual", "report"]])
+        #expect(!open.notes.isEmpty)
+    }
+
+    /// Tiers dominate; within a tier BM25 (a rarer word counts more, a shorter name more) and recency order.
+    @Test func rankingRules() async throws {
+        let now = Date()
+        let f = try SearchFixture(
+            [
+                "a/plan.txt": "", "a/plan_b.txt": "", "a/old plan notes.txt": "", "a/new plan notes.txt": "",
+                "plan/readme.md": "",
+            ],
+            mtimes: [
+                "a/old plan notes.txt": now.addingTimeInterval(-400 * 86_400),
+                "a/new plan notes.txt": now.addingTimeInterval(-1 * 86_400),
+                "a/plan.txt": now.addingTimeInterval(-900 * 86_400),
+            ]
+        )
+        let hits = try await f.page("plan").hits
+        let names = hits.map { $0.path.components(separatedBy: "/").suffix(2).joined(separator: "/") }
+        // The folder "plan" and "plan.txt" are exact (even though plan.txt is old), then the prefix, then words,
+        // newest first, then below the folder.
+        #expect(Array(names.prefix(2)).sorted() == ["a/plan.txt", "tree/plan"])
+        #expect(names[2] == "a/plan_b.txt")
+        #expect(names[3] == "a/new plan notes.txt" && names[4] == "a/old plan notes.txt")
+        #expect(names.last == "plan/readme.md")
+        #expect(hits.map(\.score) == hits.map(\.score).sorted(by: >))
+        #expect(hits[0].score >= 400 && hits[2].score >= 300 && hits[2].score < 400)
+        // BM25 over the name: with both words, the shorter name ranks higher.
+        let two = try await f.page("plan notes").hits
+        #expect(two.count == 2)
+    }
+
+    @Test func pagesCoverEverythingOnce() async throws {
+        var files: [String: String] = [:]
+        for i in 0..<23 { files["d/report_\(i).txt"] = "\(i)" }
+        let f = try SearchFixture(files)
+        var seen: [String] = []
+        var cursor: String?
+        repeat {
+            let page = try await f.page("report", limit: 5, cursor: cursor)
+            seen += page.hits.map(\.path)
+            cursor = page.nextCursor
+        } while cursor != nil
+        #expect(seen.count == 23 && Set(seen).count == 23)
+        await #expect(throws: SearchQueryError.self) { try await f.page("report", cursor: "garbage!") }
+    }
+
+    @Test func cancelledSearchStops() async throws {
+        let f = try SearchFixture(Self.tree)
+        let task = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            return try await f.page("invoice")
+        }
+        await #expect(throws: CancellationError.self) { try await task.value }
+    }
+
+    /// Entries the search index has not caught up with are found by their names, with the same answers.
+    @Test func entriesNotYetIndexedAreFound() async throws {
+        let f = try SearchFixture(Self.tree)
+        let before = try await f.find("invoice")
+        try f.library.resetSearchIndex()
+        #expect(try f.library.searchBacklog() > 0)
+        #expect(try await f.find("invoice").sorted() == before.sorted())
+        #expect(try await f.find("oice_20") == ["Docs/Taxes/tax_invoice_2024.pdf"])
+        while try f.library.catchUpSearch() > 0 {}
+        #expect(try f.library.searchBacklog() == 0)
+        #expect(try await f.find("invoice") == before)
+    }
+
+    /// The FTS tables follow renames, moves and deletions (contentless tables are told the exact text they
+    /// indexed): after random changes and rescans, every entry is found by its name and no old name is.
+    @Test func searchIndexFollowsRenamesAndDeletes() async throws {
+        var files: [String: String] = [:]
+        for i in 0..<60 { files["d\(i % 4)/alpha_\(i).txt"] = "\(i)" }
+        let f = try SearchFixture(files)
+        var rng = SeededRNG(seed: 11)
+        var gone: [String] = []
+        for round in 0..<3 {
+            for i in 0..<60 where rng.next() % 3 == 0 {
+                let from = "\(f.root)/d\(i % 4)/alpha_\(i).txt"
+                guard FileManager.default.fileExists(atPath: from) else { continue }
+                if rng.next() % 2 == 0 {
+                    try FileManager.default.removeItem(atPath: from)
+                } else {
+                    try FileManager.default.moveItem(
+                        atPath: from,
+                        toPath: "\(f.root)/d\((i + 1) % 4)/beta_\(round)_\(i).txt"
+                    )
+                }
+                gone.append("alpha_\(i)")
+            }
+            var options = IndexOptions()
+            options.allowMassDelete = true
+            _ = try Indexer(library: f.library, options: options).index(f.location)
+        }
+        let onDiskNames = Set(
+            try FileManager.default.subpathsOfDirectory(atPath: f.root).map { ($0 as NSString).lastPathComponent }
+        )
+        for name in Set(gone) where !onDiskNames.contains(name + ".txt") {
+            let found = try await f.find("\"\(name.replacingOccurrences(of: "_", with: " "))\"")
+            #expect(!found.contains { $0.hasSuffix("/\(name).txt") }, "\(name) is gone but still found")
+        }
+        // No stale postings: each word's document count is the number of entries whose name has that word.
+        try await f.library.database.read { db in
+            let names = try Data.fetchAll(db, sql: "SELECT name FROM entries").map {
+                Set(SearchText.words(SearchText.fold([UInt8]($0))))
+            }
+            for word in ["alpha", "beta", "txt", "0", "1", "2"] {
+                let indexed =
+                    try Int.fetchOne(db, sql: "SELECT doc FROM search_vocabulary WHERE term = ?", arguments: [word])
+                    ?? 0
+                #expect(indexed == names.filter { $0.contains(word) }.count, "documents with '\(word)'")
+            }
+        }
+        let onDisk = try FileManager.default.subpathsOfDirectory(atPath: f.root).filter { $0.hasSuffix(".txt") }
+        for path in onDisk {
+            let name = (path as NSString).lastPathComponent
+            #expect(try await f.find(name.replacingOccurrences(of: ".txt", with: "")).contains(path), "\(path)")
+        }
+    }
+
+    /// Random query text never raises an SQL error: it parses (and searches) or is a clear query error.
+    @Test func randomQueriesNeverBreak() async throws {
+        let f = try SearchFixture(Self.tree)
+        var rng = SeededRNG(seed: 5)
+        let alphabet = Array("ab\"*:()-_. NEARORANDNOTé^'\\{}kindsize><=..2025ext:in:")
+        for _ in 0..<400 {
+            let length = Int(rng.next() % 24)
+            let text = String((0..<length).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] })
+            do {
+                let query = try SearchQueryParser.parse(text)
+                var request = SearchRequest(query: query)
+                request.limit = 5
+                _ = try await SearchEngine(library: f.library).search(request)
+            } catch is SearchQueryError {
+                // A clear message: fine.
+            } catch {
+                Issue.record("query \(text.debugDescription) failed: \(error)")
+            }
+        }
+    }
+}
+
+/// Under a live watch, renames and deletions are searchable as soon as the watcher has applied them.
+struct LiveSearchTests {
+    final class Events: @unchecked Sendable {
+        // @unchecked: `list` is only touched under `lock`.
+        private var list: [WatchEvent] = []
+        private let lock = NSLock()
+        func add(_ e: WatchEvent) { lock.withLock { list.append(e) } }
+        var applied: Int { lock.withLock { list.filter { if case .applied = $0 { true } else { false } }.count } }
+        var watching: Bool { lock.withLock { list.contains { if case .watching = $0 { true } else { false } } } }
+    }
+
+    @Test func renamesAndDeletesAreSearchableAtOnce() async throws {
+        let f = try SearchFixture(SearchTests.tree)
+        let events = Events()
+        let control = WatchControl()
+        let library = f.library
+        let stopped = DispatchSemaphore(value: 0)
+        let thread = Thread {
+            do {
+                let watcher = try Watcher(library: library) { events.add($0) }
+                try watcher.run(control)
+            } catch {
+                Issue.record("watcher: \(error)")
+            }
+            stopped.signal()
+        }
+        thread.start()
+        // The library must outlive the watcher: stop it and wait before the fixture closes it.
+        defer {
+            control.stop()
+            stopped.wait()
+        }
+        func waitFor(_ what: String, _ condition: () -> Bool) throws {
+            let deadline = Date().addingTimeInterval(20)
+            while !condition() {
+                guard Date() < deadline else { throw WatchTestFailure(what) }
+                Thread.sleep(forTimeInterval: 0.01)
+            }
+        }
+        try waitFor("watching") { events.watching }
+        let before = events.applied
+        try FileManager.default.moveItem(atPath: "\(f.root)/Music/song.mp3", toPath: "\(f.root)/Music/anthem.mp3")
+        try FileManager.default.removeItem(atPath: "\(f.root)/Docs/invoice-template.docx")
+        try FileManager.default.moveItem(atPath: "\(f.root)/Photos", toPath: "\(f.root)/Pictures")
+        // As soon as the entries show the changes, the search shows them too (same transactions).
+        func exists(_ relative: String) -> Bool {
+            ((try? library.resolveEntry(path: Array("\(f.root)/\(relative)".utf8))) ?? nil) != nil
+        }
+        try waitFor("the changes to be applied") {
+            events.applied > before && exists("Music/anthem.mp3") && !exists("Docs/invoice-template.docx")
+                && exists("Pictures/beach.jpg") && !exists("Photos")
+        }
+        #expect(try await f.find("song") == [])
+        #expect(try await f.find("anthem") == ["Music/anthem.mp3"])
+        #expect(try await f.find("template") == [])
+        #expect(try await f.find("pictures beach").sorted() == ["Pictures/beach copy.jpg", "Pictures/beach.jpg"])
+        #expect(try await f.find("photos") == [])
+    }
+
+    struct WatchTestFailure: Error, CustomStringConvertible {
+        var description: String
+        init(_ what: String) { description = "timed out waiting for \(what)" }
+    }
+}
