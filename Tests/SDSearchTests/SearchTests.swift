@@ -288,6 +288,22 @@ struct SearchTests {
         }
     }
 
+    /// SQLite reuses the largest id after its row is deleted: a new entry with a reused id is still found.
+    @Test func reusedIdsAreSearchable() async throws {
+        let f = try SearchFixture(["a/first.txt": "1"])
+        let newest = try #require(try f.library.resolveEntry(path: Array("\(f.root)/a/first.txt".utf8))).1
+        try FileManager.default.removeItem(atPath: "\(f.root)/a/first.txt")
+        var options = IndexOptions()
+        options.allowMassDelete = true
+        _ = try Indexer(library: f.library, options: options).index(f.location)
+        try f.dir.write("tree/a/second.txt", Array("2".utf8))
+        _ = try Indexer(library: f.library, options: options).index(f.location)
+        let second = try #require(try f.library.resolveEntry(path: Array("\(f.root)/a/second.txt".utf8))).1
+        #expect(second == newest, "the id was reused (else this test shows nothing)")
+        #expect(try await f.find("second") == ["a/second.txt"])
+        #expect(try await f.find("first") == [])
+    }
+
     /// Random query text never raises an SQL error: it parses (and searches) or is a clear query error.
     @Test func randomQueriesNeverBreak() async throws {
         let f = try SearchFixture(Self.tree)

@@ -72,30 +72,25 @@ extension Library {
 
     /// The absolute path bytes of an entry, from its chain of parents.
     public func entryPath(id: Int64) throws -> [UInt8]? {
-        try database.read { db in
-            var components: [[UInt8]] = []
-            var current: Int64? = id
-            while let at = current {
-                guard
-                    let row = try Row.fetchOne(
-                        db,
-                        sql: """
-                            SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id
-                            WHERE e.id = ?
-                            """,
-                        arguments: [at]
-                    )
-                else { return nil }
-                current = row[0]
-                if current == nil {
-                    // The root's name is its location's path.
-                    components.append([UInt8](row[2] as Data))
-                } else {
-                    components.append([UInt8](row[1] as Data))
-                }
-            }
-            return Array(components.reversed().joined(separator: [0x2F]))
+        try database.read { db in try Self.entryPath(id: id, db) }
+    }
+
+    static func entryPath(id: Int64, _ db: Database) throws -> [UInt8]? {
+        var components: [[UInt8]] = []
+        var current: Int64? = id
+        let step = try db.cachedStatement(
+            sql: """
+                SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id
+                WHERE e.id = ?
+                """
+        )
+        while let at = current {
+            guard let row = try Row.fetchOne(step, arguments: [at]) else { return nil }
+            current = row[0]
+            // The root's name is its location's path.
+            components.append([UInt8]((current == nil ? row[2] : row[1]) as Data))
         }
+        return Array(components.reversed().joined(separator: [0x2F]))
     }
 
     /// Makes the `content_identities` rows that these entries name and that do not exist yet.

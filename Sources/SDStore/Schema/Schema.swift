@@ -247,11 +247,13 @@ enum Schema {
     ///
     /// - `search_words`: the words of each name, case and diacritics folded (`Résumé` is `resume`).
     /// - `search_trigrams`: every three characters of each name, for substrings (`oice_20`).
-    /// - `search_state.indexed_through`: every entry with an id up to this one is in both tables. A large scan
-    ///   inserts entries past it without indexing them one by one (about 100 µs a row through triggers, against
-    ///   12 µs in batches); `Library.catchUpSearch` then adds them in batches of thousands, and searches match
-    ///   the entries beyond it by reading their names until it has. The triggers index at once an entry at or
-    ///   below it (a reused id), and keep renames and deletions in step.
+    /// - `search_state.indexed_through`: every entry with an id up to this one is in both tables; new entries
+    ///   always get larger ids (SQLite's largest plus one, and the mark comes down when the largest rows are
+    ///   deleted). Inserts are not indexed one by one (about 100 µs a row through triggers, against 12 µs in
+    ///   batches, and even a trigger that does nothing cost the scan's writer a third more time):
+    ///   `Library.catchUpSearch` adds them in batches of thousands, live batches inside their own transaction,
+    ///   and searches match the entries beyond the mark by reading their names until then. Triggers keep renames
+    ///   and deletions of indexed entries in step.
     ///
     /// Both FTS tables keep only which entries hold a token (`detail=none`, contentless): positions would about
     /// double their size, and every match is confirmed against the real name by the search. SQLite 3.40 has no
@@ -269,16 +271,15 @@ enum Schema {
                     indexed_through INTEGER NOT NULL
                 ) STRICT;
                 INSERT INTO search_state (id, indexed_through) VALUES (1, 0);
-                CREATE TRIGGER entries_search_insert AFTER INSERT ON entries
-                WHEN new.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN
-                    INSERT INTO search_words (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
-                    INSERT INTO search_trigrams (rowid, name) VALUES (new.id, CAST(new.name AS TEXT));
-                END;
                 CREATE TRIGGER entries_search_delete AFTER DELETE ON entries
                 WHEN old.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN
                     INSERT INTO search_words (search_words, rowid, name) VALUES ('delete', old.id, CAST(old.name AS TEXT));
                     INSERT INTO search_trigrams (search_trigrams, rowid, name)
                         VALUES ('delete', old.id, CAST(old.name AS TEXT));
+                    -- SQLite gives a new row the largest id plus one: when the largest rows go, the mark comes down
+                    -- with them, so that a reused id is never taken for an indexed one.
+                    UPDATE search_state SET indexed_through = (SELECT coalesce(max(id), 0) FROM entries)
+                    WHERE id = 1 AND indexed_through > (SELECT coalesce(max(id), 0) FROM entries);
                 END;
                 CREATE TRIGGER entries_search_rename AFTER UPDATE OF name ON entries
                 WHEN old.name IS NOT new.name AND old.id <= (SELECT indexed_through FROM search_state WHERE id = 1) BEGIN

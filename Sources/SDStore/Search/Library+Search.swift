@@ -68,7 +68,13 @@ extension Library {
         try database.write { db in
             let added = try Self.catchUpSearch(db, batch: batch)
             if added == 0 {
+                let start = ContinuousClock.now
                 try db.execute(sql: "CREATE INDEX IF NOT EXISTS entries_folded ON entries(sd_fold(name))")
+                if ProcessInfo.processInfo.environment["SD_TRACE"] != nil {
+                    FileHandle.standardError.write(
+                        Data("search: folded-name index \(ContinuousClock.now - start)\n".utf8)
+                    )
+                }
             }
             return added
         }
@@ -297,25 +303,7 @@ public struct SearchSnapshot {
     }
 
     /// The absolute path of an entry.
-    public func path(of id: Int64) throws -> [UInt8]? {
-        var components: [[UInt8]] = []
-        var current: Int64? = id
-        while let at = current {
-            guard
-                let row = try Row.fetchOne(
-                    db,
-                    sql: """
-                        SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id
-                        WHERE e.id = ?
-                        """,
-                    arguments: [at]
-                )
-            else { return nil }
-            current = row[0]
-            components.append([UInt8]((current == nil ? row[2] : row[1]) as Data))
-        }
-        return Array(components.reversed().joined(separator: [0x2F]))
-    }
+    public func path(of id: Int64) throws -> [UInt8]? { try Library.entryPath(id: id, db) }
 
     static let rowColumns = """
         SELECT e.id, e.uuid, e.location_id, e.parent_id, e.name, e.type, e.category, e.size, e.mtime_ns, e.content_id

@@ -136,7 +136,7 @@ struct DebugCommand: ParsableCommand {
         commandName: "debug",
         abstract: "Tools for tests and diagnosis.",
         shouldDisplay: false,
-        subcommands: [DumpIndex.self]
+        subcommands: [DumpIndex.self, SearchBench.self]
     )
 
     struct DumpIndex: ParsableCommand {

@@ -141,3 +141,51 @@ extension SearchSort: ExpressibleByArgument {}
 private final class ResultBox<T>: @unchecked Sendable {
     var result: Result<T, any Error>?
 }
+
+/// `sd debug search-bench`: runs queries many times in one process (warm, as the daemon would) and prints each
+/// one's latencies in milliseconds as JSON, for scripts/bench search.
+struct SearchBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "search-bench",
+        abstract: "Time searches in-process: JSON {query: {p50, p99, hits}}."
+    )
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Option(help: "Runs per query.") var runs = 200
+    @Option(help: "Results per search.") var limit = 50
+    @Argument(help: "Queries; a query may end with ' @sort=modified' (or name, size).") var queries: [String]
+
+    func run() throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        while try library.catchUpSearch() > 0 {}
+        let engine = SearchEngine(library: library)
+        var report: [String: [String: Double]] = [:]
+        for text in queries {
+            var queryText = text
+            var sort = SearchSort.relevance
+            if let at = text.range(of: " @sort=") {
+                queryText = String(text[..<at.lowerBound])
+                sort = SearchSort(rawValue: String(text[at.upperBound...])) ?? .relevance
+            }
+            var request = SearchRequest(query: try SearchQueryParser.parse(queryText))
+            request.sort = sort
+            request.limit = limit
+            let frozen = request
+            var times: [Double] = []
+            var hits = 0
+            for _ in 0..<(runs + 5) {
+                let start = ContinuousClock.now
+                let page = try SearchCommand.wait { try await engine.search(frozen) }
+                let elapsed = ContinuousClock.now - start
+                times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3)
+                hits = page.hits.count
+            }
+            times = Array(times.dropFirst(5)).sorted()
+            report[text] = [
+                "p50": times[times.count / 2], "p99": times[min(times.count - 1, times.count * 99 / 100)],
+                "hits": Double(hits),
+            ]
+        }
+        try Output.json(report)
+    }
+}
