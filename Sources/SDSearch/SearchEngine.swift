@@ -116,10 +116,12 @@ public struct SearchRequest: Sendable {
 public final class SearchEngine: Sendable {
     let library: Library
     let reranker: any Reranker
-    /// Candidates read per source: enough for a few pages, bounded so a common word stays fast.
+    /// Candidates read per source (newest first for words, name order for prefixes): enough for a few pages,
+    /// bounded so that a word in 30,000 names stays fast. Ranking is exact within that window; exact names come
+    /// from their own index, whatever their number.
     let candidateLimit: Int
 
-    public init(library: Library, reranker: any Reranker = LexicalReranker(), candidateLimit: Int = 2_000) {
+    public init(library: Library, reranker: any Reranker = LexicalReranker(), candidateLimit: Int = 300) {
         self.library = library
         self.reranker = reranker
         self.candidateLimit = candidateLimit

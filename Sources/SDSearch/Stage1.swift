@@ -6,11 +6,13 @@ import SDStore
 /// filters, every candidate confirmed against its real name (and its folders' names), and its tier.
 struct Stage1 {
     let snapshot: SearchSnapshot
-    let request: SearchRequest
+    var request: SearchRequest
     let filters: SearchFilters
     let want: Int
     let candidateLimit: Int
     let cancelled: () -> Bool
+    /// Whether a query whose words match no name is tried again with them as substrings.
+    var substringFallback = true
 
     var query: SearchQuery { request.query }
 
@@ -54,27 +56,47 @@ struct Stage1 {
             if found.count >= limit { more = true }
             for id in found where seen.insert(id).inserted { ids.append(id) }
         }
-        // Names: words (and phrases' words) through search_words, substrings through search_trigrams.
-        var nameIDs: [Int64]?
-        if !ftsWords.isEmpty { nameIDs = try snapshot.wordMatches(ftsWords, limit: candidateLimit) }
-        for substring in query.substrings {
-            let found = try snapshot.trigramMatches(substring, limit: candidateLimit * 4)
-            if let current = nameIDs {
-                let set = Set(found)
-                nameIDs = current.filter { set.contains($0) }
-            } else {
-                nameIDs = found
-            }
-            if found.count >= candidateLimit * 4 { more = true }
-        }
-        try check()
+        var candidates: [SearchCandidate] = []
         // Exact names and name prefixes come from the folded-name index, whatever their age.
         let folded = query.foldedText
         if !folded.isEmpty && query.substrings.isEmpty, try snapshot.hasFoldedIndex() {
             add(try snapshot.exactNameMatches(folded, limit: 200), limit: 200)
-            add(try snapshot.prefixNameMatches(folded, limit: candidateLimit), limit: candidateLimit)
+            add(try snapshot.prefixNameMatches(folded, limit: max(want, 100)), limit: max(want, 100))
         }
-        if let nameIDs { add(nameIDs, limit: candidateLimit) }
+        candidates += try confirm(ids, query, idf: idf, folders: nil)
+        let substring = query.substrings.max { $0.count < $1.count }
+        let trigrams = try substring.flatMap { try snapshot.trigramExpression($0) }
+        // Names from the FTS tables, newest first, a window at a time until enough are confirmed (the tables
+        // give a superset: prefixes by their first letters, substrings by their rarest sequences).
+        let enough = max(want * 2, 100)
+        var before = Int64.max
+        var above: Int64 = 0
+        var scanned = 0
+        let windowSize = candidateLimit
+        while candidates.count < enough {
+            try check()
+            let window: [Int64]
+            if !ftsWords.isEmpty {
+                window = try snapshot.wordMatches(ftsWords, limit: windowSize, before: before)
+            } else if let trigrams {
+                window = try snapshot.trigramMatches(expression: trigrams, limit: windowSize, after: above)
+            } else {
+                break
+            }
+            guard let last = window.last else { break }
+            before = last
+            above = last
+            scanned += window.count
+            let fresh = window.filter { seen.insert($0).inserted }
+            candidates += try confirm(fresh, query, idf: idf, folders: nil)
+            if window.count < windowSize { break }
+            if scanned >= candidateLimit * 20 {
+                more = true
+                break
+            }
+            if candidates.count >= enough { more = true }
+        }
+        ids = []
         // Entries the search index has not caught up with yet: read their names.
         var after = indexedThrough
         while true {
@@ -86,7 +108,7 @@ struct Stage1 {
             add(matching, limit: .max)
         }
         try check()
-        var candidates = try confirm(ids, query, idf: idf, folders: nil)
+        candidates += try confirm(ids, query, idf: idf, folders: nil)
         // Words found in folders' names: entries below them, when the name tiers do not fill the page.
         if candidates.count < want && !query.words.isEmpty {
             let folders = try FolderCoverage(snapshot.folders(), query)
@@ -102,6 +124,18 @@ struct Stage1 {
             let known = Set(candidates.map(\.row.id))
             candidates += try confirm(pathIDs.filter { !known.contains($0) }, query, idf: idf, folders: folders)
             if pathIDs.count >= candidateLimit { more = true }
+        }
+        if candidates.isEmpty && substringFallback && query.substrings.isEmpty && query.phrases.isEmpty
+            && !query.words.isEmpty && query.words.allSatisfy({ $0.count >= 3 })
+        {
+            var again = self
+            again.substringFallback = false
+            again.request.query.substrings = query.words
+            again.request.query.words = []
+            let retry = try again.run()
+            let note =
+                "no name has the words \(query.words.map { "'\($0)'" }.joined(separator: ", ")): searched inside names"
+            return (retry.candidates, retry.notes + (retry.candidates.isEmpty ? [] : [note]), retry.more)
         }
         return (candidates, notes, more)
     }
@@ -148,11 +182,27 @@ struct Stage1 {
         let words = SearchText.words(folded)
         for word in query.words where !words.contains(where: { $0.hasPrefix(word) }) { return false }
         for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
-        if !query.substrings.isEmpty {
-            let lower = String(decoding: raw, as: UTF8.self).lowercased()
-            for substring in query.substrings where !lower.contains(substring) { return false }
-        }
+        for substring in query.substrings where !Self.contains(raw, lowercased: substring) { return false }
         return true
+    }
+
+    /// Whether a name holds a lower-cased substring, case ignored (bytes compared directly for ASCII names).
+    static func contains(_ name: [UInt8], lowercased substring: String) -> Bool {
+        let needle = Array(substring.utf8)
+        guard !needle.isEmpty else { return true }
+        if name.allSatisfy({ $0 < 0x80 }) && needle.allSatisfy({ $0 < 0x80 }) {
+            guard name.count >= needle.count else { return false }
+            outer: for start in 0...(name.count - needle.count) {
+                for k in 0..<needle.count {
+                    var b = name[start + k]
+                    if b >= 0x41 && b <= 0x5A { b += 0x20 }
+                    if b != needle[k] { continue outer }
+                }
+                return true
+            }
+            return false
+        }
+        return String(decoding: name, as: UTF8.self).lowercased().contains(substring)
     }
 
     /// Every term matches the name or (words only) a folder above it.
@@ -164,10 +214,7 @@ struct Stage1 {
             return false
         }
         for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
-        if !query.substrings.isEmpty {
-            let lower = String(decoding: raw, as: UTF8.self).lowercased()
-            for substring in query.substrings where !lower.contains(substring) { return false }
-        }
+        for substring in query.substrings where !Self.contains(raw, lowercased: substring) { return false }
         return true
     }
 

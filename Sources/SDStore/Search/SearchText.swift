@@ -70,6 +70,24 @@ public enum SearchText {
     /// The words of folded text, in order.
     public static func words(_ folded: String) -> [String] {
         var result: [String] = []
+        if folded.utf8.allSatisfy({ $0 < 0x80 }) {
+            var start: String.UTF8View.Index?
+            var i = folded.utf8.startIndex
+            let end = folded.utf8.endIndex
+            while i < end {
+                let b = folded.utf8[i]
+                let word = (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x7A) || (b >= 0x41 && b <= 0x5A)
+                if word {
+                    if start == nil { start = i }
+                } else if let s = start {
+                    result.append(String(folded[s..<i]))
+                    start = nil
+                }
+                i = folded.utf8.index(after: i)
+            }
+            if let s = start { result.append(String(folded[s..<end])) }
+            return result
+        }
         var current = String.UnicodeScalarView()
         for scalar in folded.unicodeScalars {
             if isWordScalar(scalar) {
