@@ -238,16 +238,18 @@ extension Library {
     /// order (one sorted insert). Idempotent.
     public func linkContentIdentities(location: Location) throws {
         try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT OR IGNORE INTO content_identities (id, size, first_seen_at)
-                    SELECT e.content_id, max(e.size), ? FROM entries e
-                    LEFT JOIN content_identities c ON c.id = e.content_id
-                    WHERE e.location_id = ? AND e.content_id IS NOT NULL AND c.id IS NULL
-                    GROUP BY e.content_id ORDER BY e.content_id
-                    """,
-                arguments: [Self.nowMilliseconds(), location.id]
-            )
+            try Self.withSmallCache(db) {
+                try db.execute(
+                    sql: """
+                        INSERT OR IGNORE INTO content_identities (id, size, first_seen_at)
+                        SELECT e.content_id, max(e.size), ? FROM entries e
+                        LEFT JOIN content_identities c ON c.id = e.content_id
+                        WHERE e.location_id = ? AND e.content_id IS NOT NULL AND c.id IS NULL
+                        GROUP BY e.content_id ORDER BY e.content_id
+                        """,
+                    arguments: [Self.nowMilliseconds(), location.id]
+                )
+            }
         }
     }
 
@@ -258,8 +260,20 @@ extension Library {
     }
 
     public func ensureContentIndex() throws {
-        try database.write { db in try Self.ensureContentIndex(db) }
+        try database.write { db in try Self.withSmallCache(db) { try Self.ensureContentIndex(db) } }
     }
+
+    /// Runs `body` with the writer's page cache shrunk to 12 MiB, then restores it: for sorts over every entry
+    /// (SQLite sizes its sorter's memory from the cache), which were the 1M-file index's peak memory.
+    static func withSmallCache<T>(_ db: Database, _ body: () throws -> T) throws -> T {
+        try db.execute(sql: "PRAGMA cache_size = -12288")
+        try db.execute(sql: "PRAGMA shrink_memory")
+        defer { try? db.execute(sql: "PRAGMA cache_size = \(writerCacheSize)") }
+        return try body()
+    }
+
+    /// The writer connection's page cache (KiB, negative as SQLite takes it).
+    static let writerCacheSize = -49152
 
     static func ensureContentIndex(_ db: Database) throws {
         try db.execute(

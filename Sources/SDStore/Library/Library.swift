@@ -245,7 +245,9 @@ public final class Library: Sendable {
             // The writer gets a 48 MiB page cache (the default is 2 MiB): indexing a million entries touches index
             // pages all over the file, and re-reading them dominated. Readers get 8 MiB: every connection's cache
             // can grow to its limit, and the peak memory target is 150 MB at a million entries.
-            try db.execute(sql: db.configuration.readonly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = -49152")
+            try db.execute(
+                sql: db.configuration.readonly ? "PRAGMA cache_size = -8192" : "PRAGMA cache_size = \(writerCacheSize)"
+            )
             // Checkpoint every 64 MiB of WAL instead of SQLite's 4 MiB: each checkpoint syncs and rewrites pages, and
             // with the default a 1M-entry index spent about a third of its time in them (measured: 11.1 s -> 7.4 s).
             if !db.configuration.readonly { try db.execute(sql: "PRAGMA wal_autocheckpoint = 16384") }
