@@ -72,7 +72,8 @@ struct Stage1 {
         var before = Int64.max
         var above: Int64 = 0
         var scanned = 0
-        let windowSize = candidateLimit
+        // The first window is what a page needs; later ones (the first did not confirm enough) are larger.
+        var windowSize = min(candidateLimit, enough + enough / 2)
         while candidates.count < enough {
             try check()
             let window: [Int64]
@@ -90,6 +91,7 @@ struct Stage1 {
             let fresh = window.filter { seen.insert($0).inserted }
             candidates += try confirm(fresh, query, idf: idf, folders: nil)
             if window.count < windowSize { break }
+            windowSize = candidateLimit
             if scanned >= candidateLimit * 20 {
                 more = true
                 break
