@@ -59,7 +59,8 @@ public final class LiveIndexer: Sendable {
     ///     `registered` with the folder's entry id once it is in the index.
     ///   - allowMassDelete: see `ScanWriter.finish`; the watcher allows it (deletions it saw happen), offline
     ///     recovery does not.
-    /// - Returns: the report, and the folders the changes named that are no longer in the index.
+    /// Changes naming folders no longer in the index are skipped (their parents' changes cover them; a watch
+    /// left on a folder moved out of the location is then simply unused).
     @discardableResult
     public func apply(
         _ changes: [FolderChange],

@@ -16,8 +16,6 @@ struct Stage1 {
 
     var query: SearchQuery { request.query }
 
-    struct Cancelled: Error {}
-
     func check() throws { if cancelled() { throw CancellationError() } }
 
     func run() throws -> (candidates: [SearchCandidate], notes: [String], more: Bool) {
@@ -31,22 +29,21 @@ struct Stage1 {
             return (Array(candidates), notes, rows.count > want)
         }
         var query = self.query
-        // Words no name has (as a word start) are looked for inside names instead.
-        var frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
-        let indexedThrough = try snapshot.indexedThrough()
-        if indexedThrough > 0 {
-            for (word, count) in zip(query.words, frequencies.counts) where count == 0 && word.count >= 3 {
-                query.words.removeAll { $0 == word }
-                query.substrings.append(word)
-                notes.append("no name has a word starting with '\(word)': searched inside names instead")
-            }
-            frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
-        }
+        // IDF of the query's words, in the order the reranker reads them (words, then phrases' words).
+        let frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
         let phraseWords = query.phrases.flatMap { $0 }
         let phraseFrequencies = try snapshot.documentFrequencies(phraseWords.map { ($0, false) })
         let total = Double(frequencies.total)
         let idf = (frequencies.counts + phraseFrequencies.counts).map { df in
             log(1 + (total - Double(df) + 0.5) / (Double(df) + 0.5))
+        }
+        // Words no name has (as a word start) are looked for inside names instead.
+        if try snapshot.indexedThrough() > 0 {
+            for (word, count) in zip(query.words, frequencies.counts) where count == 0 && word.count >= 3 {
+                query.words.removeAll { $0 == word }
+                query.substrings.append(word)
+                notes.append("no name has a word starting with '\(word)': searched inside names instead")
+            }
         }
         let ftsWords = query.words.map { ($0, true) } + phraseWords.map { ($0, false) }
         var ids: [Int64] = []
@@ -100,7 +97,7 @@ struct Stage1 {
         }
         ids = []
         // Entries the search index has not caught up with yet: read their names.
-        var after = indexedThrough
+        var after = try snapshot.indexedThrough()
         while true {
             try check()
             let tail = try snapshot.unindexedEntries(after: after, limit: 50_000)
