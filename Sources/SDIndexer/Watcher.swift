@@ -75,6 +75,10 @@
         var folders: [Int32: (location: Int64, folder: Int64)] = [:]
         var watchOf: [Int64: Int32] = [:]
         var limitWarned = false
+        /// Locations whose last batch failed: they get a recovery pass at the next quiet moment.
+        var needsRescan: Set<Int64> = []
+        /// Locations whose rescan failed too: tried again at the next periodic rescan, not at once.
+        var retryLater: Set<Int64> = []
 
         public init(library: Library, options: WatchOptions = WatchOptions(), report: @escaping (WatchEvent) -> Void)
             throws
@@ -129,7 +133,14 @@
                 // Never indexed, or an index run was interrupted: finish that first.
                 var indexOptions = options.index
                 indexOptions.allowMassDelete = false
-                let indexed = try Indexer(library: library, options: indexOptions).index(location)
+                let indexed: IndexReport
+                do {
+                    indexed = try Indexer(library: library, options: indexOptions).index(location)
+                } catch let error as IndexError {
+                    report(.warning("\(location.name): not watched: \(error.message)"))
+                    locations[location.id] = watched
+                    return
+                }
                 recovery.counts = indexed.counts
                 recovery.removals = indexed.removals
                 recovery.hashed = indexed.hashed
@@ -281,14 +292,20 @@
                 guard try stillOnline(id), let location = locations[id]?.location else { continue }
                 var changes = renames[id] ?? []
                 for (folder, list) in names[id] ?? [:] { changes.append(.names(folder: folder, list)) }
-                let result = try live.apply(
-                    changes,
-                    to: location,
-                    watch: { [table] in _ = table.watch($0) },
-                    registered: { self.register($0, $1, in: id) }
-                )
+                do {
+                    let result = try live.apply(
+                        changes,
+                        to: location,
+                        watch: { [table] in _ = table.watch($0) },
+                        registered: { self.register($0, $1, in: id) }
+                    )
+                    if result.changedIndex { report(.applied(location: location.name, result)) }
+                } catch {
+                    // Nothing is lost: the changes are on disk; a recovery pass reads the changed folders again.
+                    report(.warning("\(location.name): applying changes failed (\(error)); it will be rescanned"))
+                    needsRescan.insert(id)
+                }
                 table.clearPaths()
-                if result.changedIndex { report(.applied(location: location.name, result)) }
             }
             warnIfLimited()
             if overflow {
@@ -322,7 +339,25 @@
 
         /// Between events: a step of the sweep; now and then, folders without a watch and offline locations.
         private func idle(_ lastRescan: inout ContinuousClock.Instant) throws {
-            // The search index first (a batch per step), then the sweep.
+            // Failed batches first, then the search index (a batch per step), then the sweep.
+            if let id = needsRescan.min() {
+                needsRescan.remove(id)
+                guard try stillOnline(id), let location = locations[id]?.location else { return }
+                do {
+                    let result = try live.recover(
+                        location,
+                        allowMassDelete: true,
+                        watch: { [table] in _ = table.watch($0) },
+                        registered: { self.register($0, $1, in: id) }
+                    )
+                    if result.changedIndex { report(.applied(location: location.name, result)) }
+                } catch {
+                    report(.warning("\(location.name): rescan failed (\(error)); trying again later"))
+                    retryLater.insert(id)
+                }
+                table.clearPaths()
+                return
+            }
             if try library.catchUpSearch() > 0 { return }
             if let id = locations.keys.sorted().first(where: { !(locations[$0]?.sweepQueue.isEmpty ?? true) }),
                 let watched = locations[id]
@@ -347,6 +382,8 @@
             }
             guard ContinuousClock.now - lastRescan >= options.rescanInterval else { return }
             lastRescan = .now
+            needsRescan.formUnion(retryLater)
+            retryLater = []
             for id in locations.keys.sorted() {
                 guard let watched = locations[id] else { continue }
                 if !watched.online {
