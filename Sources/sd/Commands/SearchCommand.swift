@@ -9,35 +9,39 @@ struct SearchCommand: ParsableCommand {
         abstract: "Find files and folders in the index by name, path and filters.",
         discussion: """
             QUERY
-              tax invoice        names (or folders above them) with words starting with 'tax' and 'invoice'
-              "exact phrase"     those words next to each other in the name
-              oice_20            a term with punctuation inside: a substring of the name (case ignored)
-              -draft             leave out names (and folders) with a word starting with 'draft'
-              kind:document      a kind: \(SearchCommand.kinds)
-              ext:pdf            an extension (ext:jpg,heic for several)
-              size:>1MB          also <, >=, <=, 1MB..5MB; units B, KB, MB, GB, TB (1000) and KiB, MiB, GiB (1024)
-              modified:2025      also 2025-06, 2025-06-01, 2024..2025-06, ..2025, 2025.., today, yesterday, 7d
-              tag:finance        entries with that tag
-              in:~/Documents     only below that folder
-              location:Pictures  only in that location
-              is:dupe            only files whose content is held by another file too
-            Words are case and accent blind: 'resume' finds 'Résumé.pdf'. An unknown key:value is searched as
-            words (sd says so); an impossible filter is an error. A query starting with -term goes after `--`
-            or inside one quoted argument: sd search 'invoice -draft'.
+              tax invoice      words starting with 'tax' and 'invoice', in the name
+                               or in the names of the folders above it
+              "exact phrase"   those words next to each other in the name
+              oice_20          punctuation inside: a substring of the name
+              -draft           leave out names (and folders) with that word
+              kind:document    a kind: image, video, audio, document, code, ...
+              ext:pdf          an extension; ext:jpg,heic for several
+              size:>1MB        also <, >=, <=, 1MB..5MB; KB MB GB TB are 1000s,
+                               KiB MiB GiB are 1024s
+              modified:2025    also 2025-06, 2025-06-01, 2024..2025-06, ..2025,
+                               2025.., today, yesterday, 7d
+              tag:finance      entries with that tag
+              in:~/Documents   only below that folder
+              location:Pics    only in that location
+              is:dupe          files whose content another file holds too
+
+            Case and accents are ignored: 'resume' finds 'Résumé.pdf'. An
+            unknown key:value is searched as words (sd says so); an impossible
+            filter is an error. Put a leading -term after `--`, or quote the
+            whole query: sd search 'invoice -draft'.
 
             RANKING
-              exact name, then names starting with the query, then names holding every word, then entries whose
-              folders hold the words; within each, BM25 of the words over the name, then recently modified first.
+              exact name, then names starting with the query, then names with
+              every word, then entries below matching folders; within each,
+              BM25 of the words over the name, then the recently modified.
 
             Examples:
               sd search tax invoice kind:document modified:2025
-              sd search '"annual report"' -draft ext:pdf
+              sd search '"annual report" -draft ext:pdf'
               sd search oice_20 --limit 10 --json
               sd search --kind video --size '>1GB' --sort size
             """
     )
-
-    static var kinds: String { "image, video, audio, document, ... (see sd kind --help)" }
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var libraryOptions: LibraryOptions
