@@ -69,6 +69,9 @@
             var sweepTotal = 0
             var sweepReport = LiveReport()
             var unwatched: Set<Int64> = []
+            /// The filesystem (st_dev) of the root when it was checked in full: while it is the same, the
+            /// mount table need not be read again.
+            var rootDevice: UInt64?
         }
         var locations: [Int64: Watched] = [:]
         /// Watch descriptor -> (location id, folder entry id), and back.
@@ -147,6 +150,7 @@
             }
             let current = try library.fetchLocation(id: location.id) ?? location
             watched.location = current
+            watched.rootDevice = try? Directory.stat(current.path).device
             // Watch first, so that nothing changed during recovery goes unseen.
             let all = try library.fetchFolders(location: current)
             for folder in all { register(folder.id, folder.path, in: current.id, watched: &watched) }
@@ -217,12 +221,18 @@
         /// nothing is read as deleted.
         private func stillOnline(_ id: Int64) throws -> Bool {
             guard let watched = locations[id], watched.online else { return false }
+            // Checked before every batch: a stat of the root, and the full check (which reads the mount table
+            // and every volume's statvfs) only when the root is gone or on another filesystem than before.
+            if let device = try? Directory.stat(watched.location.path).device, device == watched.rootDevice {
+                return true
+            }
             if let reason = Indexer(library: library).offlineReason(watched.location) {
                 forget(location: id)
                 try library.setLocationState(id: id, state: "offline", reason: reason)
                 report(.offline(location: watched.location.name, reason: reason))
                 return false
             }
+            locations[id]?.rootDevice = try? Directory.stat(watched.location.path).device
             return true
         }
 

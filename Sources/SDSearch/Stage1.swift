@@ -110,7 +110,7 @@ struct Stage1 {
         candidates += try confirm(ids, query, idf: idf, folders: nil)
         // Words found in folders' names: entries below them, when the name tiers do not fill the page.
         if candidates.count < want && !query.words.isEmpty {
-            let folders = try FolderCoverage(snapshot.folders(), query)
+            let folders = FolderCoverage(try snapshot.folders(), query)
             var pathIDs: [Int64] = []
             pathIDs += try snapshot.children(of: folders.complete, limit: candidateLimit)
             for missing in folders.missingMasks.prefix(8) {
@@ -178,11 +178,7 @@ struct Stage1 {
 
     /// Every term matches the name itself.
     func matchesName(_ folded: String, raw: [UInt8], _ query: SearchQuery) -> Bool {
-        let words = SearchText.words(folded)
-        for word in query.words where !words.contains(where: { $0.hasPrefix(word) }) { return false }
-        for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
-        for substring in query.substrings where !Self.contains(raw, lowercased: substring) { return false }
-        return true
+        matchesWithPath(SearchText.words(folded), folded, raw: raw, query, pathMask: 0)
     }
 
     /// Whether a name holds a lower-cased substring, case ignored (bytes compared directly for ASCII names).
@@ -245,7 +241,7 @@ struct FolderCoverage {
     /// The sets of words some folders' paths lack, most common first.
     private(set) var missingMasks: [UInt64] = []
 
-    init(_ folders: [(id: Int64, parent: Int64?, name: [UInt8])], _ query: SearchQuery) throws {
+    init(_ folders: [(id: Int64, parent: Int64?, name: [UInt8])], _ query: SearchQuery) {
         let words = Array(query.words.prefix(64))
         all = words.count == 64 ? .max : (1 << UInt64(words.count)) - 1
         for folder in folders {

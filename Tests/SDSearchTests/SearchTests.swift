@@ -194,7 +194,7 @@ struct SearchTests {
         #expect(names.last == "plan/readme.md")
         #expect(hits.map(\.score) == hits.map(\.score).sorted(by: >))
         #expect(hits[0].score >= 400 && hits[2].score >= 300 && hits[2].score < 400)
-        // BM25 over the name: with both words, the shorter name ranks higher.
+        // Two words: only the names holding both.
         let two = try await f.page("plan notes").hits
         #expect(two.count == 2)
     }

@@ -46,28 +46,25 @@ extension Library {
     public func fetchPendingFiles(ids: some Sequence<Int64>) throws -> [(file: PendingFile, folder: [UInt8])] {
         let wanted = Array(ids)
         guard !wanted.isEmpty else { return [] }
-        let files: [PendingFile] = try database.read { db in
+        return try database.read { db in
             let one = try db.cachedStatement(
                 sql: """
                     SELECT id, parent_id, name, size FROM entries
                     WHERE id = ? AND type = 0 AND content_id IS NULL AND error IS NULL AND size > 0
                     """
             )
-            return try wanted.compactMap { id in
-                try Row.fetchOne(one, arguments: [id]).map { row in
-                    let name = [UInt8](row[2] as Data)
-                    let needsKind = name.withUnsafeBytes { FileKinds.kind(forName: $0).needsContent }
-                    return PendingFile(id: row[0], parentID: row[1], name: name, size: row[3], needsKind: needsKind)
-                }
+            var result: [(PendingFile, [UInt8])] = []
+            var paths: [Int64: [UInt8]] = [:]
+            for id in wanted {
+                guard let row = try Row.fetchOne(one, arguments: [id]) else { continue }
+                let name = [UInt8](row[2] as Data)
+                let needsKind = name.withUnsafeBytes { FileKinds.kind(forName: $0).needsContent }
+                let file = PendingFile(id: row[0], parentID: row[1], name: name, size: row[3], needsKind: needsKind)
+                if paths[file.parentID] == nil { paths[file.parentID] = try Self.entryPath(id: file.parentID, db) }
+                if let folder = paths[file.parentID] { result.append((file, folder)) }
             }
+            return result
         }
-        var result: [(PendingFile, [UInt8])] = []
-        var paths: [Int64: [UInt8]] = [:]
-        for file in files {
-            if paths[file.parentID] == nil { paths[file.parentID] = try entryPath(id: file.parentID) }
-            if let folder = paths[file.parentID] { result.append((file, folder)) }
-        }
-        return result
     }
 
     /// The absolute path bytes of an entry, from its chain of parents.
@@ -150,14 +147,15 @@ extension Library {
                 parent[id] = .some(up)
                 if let up, parent[up] == nil { pending.append(up) }
             }
-            func depth(_ id: Int64) -> Int {
+            var depth: [Int64: Int] = [:]
+            for id in parent.keys {
                 var d = 0
                 var current = id
                 while let up = parent[current] ?? nil {
                     d += 1
                     current = up
                 }
-                return d
+                depth[id] = d
             }
             let categories = FileCategory.allCases.map(\.rawValue)
             let categoryIndex = Dictionary(uniqueKeysWithValues: categories.enumerated().map { ($1, $0) })
@@ -176,7 +174,7 @@ extension Library {
                     WHERE size IS NOT ?1 OR files IS NOT ?2 OR kinds IS NOT ?3
                     """
             )
-            for id in parent.keys.sorted(by: { depth($0) > depth($1) }) {
+            for id in parent.keys.sorted(by: { depth[$0]! > depth[$1]! }) {
                 var size: Int64 = 0, files: Int64 = 0
                 var kinds = [Int64](repeating: 0, count: categories.count)
                 for row in try Row.fetchAll(children, arguments: [id]) {

@@ -181,11 +181,6 @@ public struct SearchSnapshot {
             == 1
     }
 
-    public func entryCount() throws -> Int {
-        try Int.fetchOne(db, sql: "SELECT count(*) FROM search_state JOIN entries ON entries.id <= indexed_through")
-            ?? 0
-    }
-
     /// Entry ids whose name may have every word (`prefix`: a word starting with it), newest ids first, below
     /// `before`: a superset (prefixes are asked by their first three letters); the caller confirms.
     public func wordMatches(_ words: [(word: String, prefix: Bool)], limit: Int, before: Int64 = .max) throws
