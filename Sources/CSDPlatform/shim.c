@@ -27,3 +27,10 @@ int csd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *n
     return -1;
 #endif
 }
+
+#if defined(__GLIBC__)
+#include <malloc.h>
+void csd_release_free_memory(void) { malloc_trim(0); }
+#else
+void csd_release_free_memory(void) {}
+#endif

@@ -130,8 +130,9 @@ public final class Indexer: Sendable {
                 mark = clock.now
             }
             if checkpoint.phase == .processing {
-                // A first scan inserts every entry: the folded-name index is built once, sorted, afterwards.
-                if location.rootEntryID == nil { try library.dropFoldedNameIndex() }
+                // A first scan inserts every entry: the search's date and size indexes are built once, sorted,
+                // afterwards.
+                if location.rootEntryID == nil { try library.dropSearchSortIndexes() }
                 let writer = try ScanWriter(
                     library: library,
                     location: location,

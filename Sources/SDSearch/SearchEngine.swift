@@ -167,8 +167,9 @@ public final class SearchEngine: Sendable {
         try Task.checkCancellation()
         let pageRows = ordered.dropFirst(offset).prefix(limit)
         let hits = try library.withSearchSnapshot { snapshot in
-            try pageRows.map { c in
-                let path = try snapshot.path(of: c.row.id) ?? c.row.name
+            let paths = try snapshot.paths(of: pageRows.map(\.row))
+            return zip(pageRows, paths).map { c, path in
+                let path = path ?? c.row.name
                 return SearchHit(
                     id: c.row.id,
                     name: String(decoding: c.row.name, as: UTF8.self),

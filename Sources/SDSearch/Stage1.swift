@@ -22,7 +22,9 @@ struct Stage1 {
         var notes = query.notes
         if !query.hasText {
             let rows = try snapshot.filtered(filters, sort: request.sort, offset: 0, limit: want + 1)
-            let kept = rows.filter { !excludedByName(SearchText.words(SearchText.fold($0.name))) }
+            let kept =
+                query.excluded.isEmpty
+                ? rows : rows.filter { !excludedByName(SearchText.words(SearchText.fold($0.name))) }
             let candidates = kept.prefix(want).map {
                 SearchCandidate(row: $0, tier: .word, nameWords: [], idf: [])
             }
@@ -30,9 +32,9 @@ struct Stage1 {
         }
         var query = self.query
         // IDF of the query's words, in the order the reranker reads them (words, then phrases' words).
-        let frequencies = try snapshot.documentFrequencies(query.words.map { ($0, true) })
+        let frequencies = try snapshot.documentFrequencies(query.words)
         let phraseWords = query.phrases.flatMap { $0 }
-        let phraseFrequencies = try snapshot.documentFrequencies(phraseWords.map { ($0, false) })
+        let phraseFrequencies = try snapshot.documentFrequencies(phraseWords)
         let total = Double(frequencies.total)
         let idf = (frequencies.counts + phraseFrequencies.counts).map { df in
             log(1 + (total - Double(df) + 0.5) / (Double(df) + 0.5))
@@ -45,7 +47,6 @@ struct Stage1 {
                 notes.append("no name has a word starting with '\(word)': searched inside names instead")
             }
         }
-        let ftsWords = query.words.map { ($0, true) } + phraseWords.map { ($0, false) }
         var ids: [Int64] = []
         var seen: Set<Int64> = []
         var more = false
@@ -54,49 +55,56 @@ struct Stage1 {
             for id in found where seen.insert(id).inserted { ids.append(id) }
         }
         var candidates: [SearchCandidate] = []
-        // Exact names and name prefixes come from the folded-name index, whatever their age.
+        // Exact names and name prefixes first, whatever their age (a name's start and end are grams too).
         let folded = query.foldedText
-        if !folded.isEmpty && query.substrings.isEmpty, try snapshot.hasFoldedIndex() {
-            add(try snapshot.exactNameMatches(folded, limit: 200), limit: 200)
-            add(try snapshot.prefixNameMatches(folded, limit: max(want, 100)), limit: max(want, 100))
+        if !folded.isEmpty && query.substrings.isEmpty {
+            for grams in SearchGrams.exactGrams(folded) { add(try snapshot.postingMatches(grams, limit: 200), limit: 200) }
+            let grams = SearchGrams.prefixGrams(folded)
+            add(try snapshot.postingMatches(grams, limit: max(want, 100)), limit: max(want, 100))
         }
         candidates += try confirm(ids, query, idf: idf, folders: nil)
-        let substring = query.substrings.max { $0.count < $1.count }
-        let trigrams = try substring.flatMap { try snapshot.trigramExpression($0) }
-        // Names from the FTS tables, newest first, a window at a time until enough are confirmed (the tables
-        // give a superset: prefixes by their first letters, substrings by their rarest sequences).
+        let grams =
+            (query.words + phraseWords).flatMap(SearchGrams.wordGrams)
+            + query.substrings.flatMap(SearchGrams.substringGrams)
+        // Indexed names with every gram, newest first, a window at a time until enough are confirmed (the
+        // grams give a superset). A query they cannot narrow (one letter, a two-letter substring) reads names.
         let enough = max(want * 2, 100)
         var before = Int64.max
-        var above: Int64 = 0
         var scanned = 0
         // The first window is what a page needs; later ones (the first did not confirm enough) are larger.
         var windowSize = min(candidateLimit, enough + enough / 2)
         while candidates.count < enough {
             try check()
             let window: [Int64]
-            if !ftsWords.isEmpty {
-                window = try snapshot.wordMatches(ftsWords, limit: windowSize, before: before)
-            } else if let trigrams {
-                window = try snapshot.trigramMatches(expression: trigrams, limit: windowSize, after: above)
+            let full: Bool
+            if !grams.isEmpty {
+                window = try snapshot.postingMatches(grams, limit: windowSize, before: before)
+                full = window.count == windowSize
+                guard let last = window.last else { break }
+                before = last
             } else {
-                break
+                let rows = try snapshot.indexedEntries(before: before, limit: 20_000)
+                guard let last = rows.last else { break }
+                before = last.id
+                full = rows.count == 20_000
+                window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+                scanned += rows.count - window.count
             }
-            guard let last = window.last else { break }
-            before = last
-            above = last
             scanned += window.count
             let fresh = window.filter { seen.insert($0).inserted }
             candidates += try confirm(fresh, query, idf: idf, folders: nil)
-            if window.count < windowSize { break }
+            if !full { break }
             windowSize = candidateLimit
-            if scanned >= candidateLimit * 20 {
+            if scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 20) {
                 more = true
                 break
             }
             if candidates.count >= enough { more = true }
         }
         ids = []
-        // Entries the search index has not caught up with yet: read their names.
+        // Entries the search index has not caught up with yet (new, renamed): read their names.
+        let renamed = try snapshot.renamedEntries()
+        add(renamed.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id), limit: .max)
         var after = try snapshot.indexedThrough()
         while true {
             try check()
@@ -114,10 +122,8 @@ struct Stage1 {
             var pathIDs: [Int64] = []
             pathIDs += try snapshot.children(of: folders.complete, limit: candidateLimit)
             for missing in folders.missingMasks.prefix(8) {
-                let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map {
-                    ($0.element, true)
-                }
-                pathIDs += try snapshot.wordMatches(words, limit: candidateLimit)
+                let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+                pathIDs += try snapshot.postingMatches(words.flatMap(SearchGrams.wordGrams), limit: candidateLimit)
             }
             try check()
             let known = Set(candidates.map(\.row.id))
@@ -148,10 +154,10 @@ struct Stage1 {
         for row in try snapshot.rows(ids, filters: filters) {
             let folded = SearchText.fold(row.name)
             let words = SearchText.words(folded)
-            if excludedByName(words) { continue }
+            if !query.excluded.isEmpty && excludedByName(words) { continue }
             if let folders, let parent = row.parentID, folders.excludedBelow(parent) { continue }
             let tier: MatchTier
-            if matchesName(folded, raw: row.name, query) {
+            if matchesWithPath(words, folded, raw: row.name, query, pathMask: 0) {
                 let stem = folded.lastIndex(of: ".").map { String(folded[..<$0]) } ?? folded
                 if !text.isEmpty && (folded == text || stem == text) && query.substrings.isEmpty {
                     tier = .exact

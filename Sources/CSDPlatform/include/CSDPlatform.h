@@ -10,4 +10,7 @@ int csd_cpu_has_avx2(void);
 /// and fails with ENOSYS otherwise.
 int csd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned int flags);
 
+/// Returns memory the process has freed to the system (glibc's malloc_trim(0)); nothing elsewhere.
+void csd_release_free_memory(void);
+
 #endif

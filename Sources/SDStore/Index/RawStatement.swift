@@ -107,6 +107,18 @@ struct RawQuery {
         return Array(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
+    /// The column's bytes in place (valid only inside `body`, before the next step).
+    func withBytes<T>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws -> T) rethrows -> T {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let pointer = sqlite3_column_blob(statement, column) else {
+            return try body(UnsafeRawBufferPointer(start: nil, count: 0))
+        }
+        return try body(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// Resets the statement (a query left before its end).
+    func reset() { sqlite3_reset(statement) }
+
     /// The column's text, or nil when NULL.
     func text(_ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(statement, column) else { return nil }

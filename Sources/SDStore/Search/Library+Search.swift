@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 import SDCore
 
 /// One entry as the search reads it.
@@ -54,104 +55,6 @@ extension Library {
         }
     }
 
-    // MARK: - Keeping the index
-
-    /// How many entries are not in the search index yet.
-    public func searchBacklog() throws -> Int {
-        try database.read { db in
-            let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
-            return try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE id > ?", arguments: [through]) ?? 0
-        }
-    }
-
-    /// Adds up to `batch` entries beyond `indexed_through` to the search index, in one transaction; returns how
-    /// many it added (0 when caught up). Once caught up, makes the folded-name index if it is missing.
-    @discardableResult
-    public func catchUpSearch(batch: Int = 20_000) throws -> Int {
-        try database.write { db in
-            // A smaller page cache while indexing names and sorting the new indexes: with the writer's 48 MiB the
-            // 1M-entry index peaked at 159 MB.
-            try Self.withSmallCache(db) {
-                let added = try Self.catchUpSearch(db, batch: batch)
-                if added == 0 {
-                    let start = ContinuousClock.now
-                    try db.execute(sql: "CREATE INDEX IF NOT EXISTS entries_folded ON entries(sd_fold(name))")
-                    // Listings by date (and filters scanned in date order) without reading every entry.
-                    try db.execute(sql: "CREATE INDEX IF NOT EXISTS entries_mtime ON entries(mtime_ns)")
-                    // Large files only (a few percent of entries, a small index): size filters from 1 MB up.
-                    try db.execute(
-                        sql:
-                            "CREATE INDEX IF NOT EXISTS entries_large ON entries(size) WHERE size >= \(SearchFilters.largeFile)"
-                    )
-                    if ProcessInfo.processInfo.environment["SD_TRACE"] != nil {
-                        FileHandle.standardError.write(
-                            Data("search: B-tree indexes \(ContinuousClock.now - start)\n".utf8)
-                        )
-                    }
-                }
-                return added
-            }
-        }
-    }
-
-    static func catchUpSearch(_ db: Database, batch: Int) throws -> Int {
-        let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
-        guard
-            let upTo = try Int64.fetchOne(
-                db,
-                sql: "SELECT max(id) FROM (SELECT id FROM entries WHERE id > ? ORDER BY id LIMIT ?)",
-                arguments: [through, batch]
-            )
-        else { return 0 }
-        for table in ["search_words", "search_trigrams"] {
-            try db.execute(
-                sql:
-                    "INSERT INTO \(table) (rowid, name) SELECT id, CAST(name AS TEXT) FROM entries WHERE id > ? AND id <= ?",
-                arguments: [through, upTo]
-            )
-        }
-        let added = db.changesCount
-        try db.execute(sql: "UPDATE search_state SET indexed_through = ? WHERE id = 1", arguments: [upTo])
-        return added
-    }
-
-    /// Catches the search index up inside the current transaction when what is missing is small (a live batch's
-    /// own inserts): changes then become searchable in the transaction that made them.
-    static func catchUpSearchIfSmall(_ db: Database, limit: Int = 5_000) throws {
-        let through = try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
-        let missing =
-            try Int.fetchOne(
-                db,
-                sql: "SELECT count(*) FROM (SELECT 1 FROM entries WHERE id > ? LIMIT ?)",
-                arguments: [through, limit + 1]
-            ) ?? 0
-        if missing > 0 && missing <= limit { _ = try catchUpSearch(db, batch: limit) }
-    }
-
-    /// Empties the search index; `catchUpSearch` then rebuilds it from the entries (searches meanwhile read
-    /// names). For repair, and for tests of the catch-up path.
-    public func resetSearchIndex() throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO search_words (search_words) VALUES ('delete-all');
-                    INSERT INTO search_trigrams (search_trigrams) VALUES ('delete-all');
-                    UPDATE search_state SET indexed_through = 0 WHERE id = 1;
-                    """
-            )
-        }
-    }
-
-    /// Drops the search's B-tree indexes (folded names, dates) before a scan that inserts many entries (they
-    /// are rebuilt, sorted, by `catchUpSearch`); each insert into them cost about a tenth of the writer's time.
-    public func dropFoldedNameIndex() throws {
-        try database.write { db in
-            try db.execute(sql: "DROP INDEX IF EXISTS entries_folded")
-            try db.execute(sql: "DROP INDEX IF EXISTS entries_mtime")
-            try db.execute(sql: "DROP INDEX IF EXISTS entries_large")
-        }
-    }
-
     // MARK: - Queries
 
     /// The search's view of the index: everything a search reads, in one read transaction.
@@ -170,8 +73,6 @@ public struct SearchSnapshot {
         try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
     }
 
-    public func hasFoldedIndex() throws -> Bool { try hasIndex("entries_folded") }
-
     func hasIndex(_ name: String) throws -> Bool {
         try Int.fetchOne(
             db,
@@ -181,114 +82,74 @@ public struct SearchSnapshot {
             == 1
     }
 
-    /// Entry ids whose name may have every word (`prefix`: a word starting with it), newest ids first, below
-    /// `before`: a superset (prefixes are asked by their first three letters); the caller confirms.
-    public func wordMatches(_ words: [(word: String, prefix: Bool)], limit: Int, before: Int64 = .max) throws
-        -> [Int64]
-    {
-        guard !words.isEmpty else { return [] }
-        return try Int64.fetchAll(
-            db,
-            sql: """
-                SELECT rowid FROM search_words WHERE search_words MATCH ? AND rowid < ? ORDER BY rowid DESC LIMIT ?
-                """,
-            arguments: [Self.wordExpression(words), before, limit]
-        )
-    }
-
-    static func wordExpression(_ words: [(word: String, prefix: Bool)]) -> String {
-        words.map { word, prefix in
-            guard prefix else { return quote(word) }
-            let scalars = word.unicodeScalars
-            if scalars.count <= 3 { return quote(word) + "*" }
-            var head = String.UnicodeScalarView()
-            head.append(contentsOf: scalars.prefix(3))
-            return quote(String(head)) + "*"
-        }.joined(separator: " AND ")
-    }
-
-    /// How many names may hold the word, counted up to `cap` (for ranking; cheap because capped: beyond it a word
-    /// is common, and how common no longer matters).
-    public func wordFrequency(_ word: String, prefix: Bool, cap: Int = 1_000) throws -> Int {
-        try Int.fetchOne(
-            db,
-            sql: "SELECT count(*) FROM (SELECT 1 FROM search_words WHERE search_words MATCH ? LIMIT ?)",
-            arguments: [Self.wordExpression([(word, prefix)]), cap]
-        ) ?? 0
-    }
-
-    /// The FTS5 expression for a substring: its three rarest three-character sequences (counted up to a cap,
-    /// which keeps counting cheap; intersecting every list cost 7-12 ms for common sequences, three rare ones
-    /// 2 ms). Nil when one of its sequences is in no name, or it is shorter than three characters.
-    public func trigramExpression(_ substring: String) throws -> String? {
-        let scalars = Array(substring.unicodeScalars)
-        guard scalars.count >= 3 else { return nil }
-        var grams: Set<String> = []
-        for i in 0...(scalars.count - 3) {
-            var gram = String.UnicodeScalarView()
-            gram.append(contentsOf: scalars[i..<(i + 3)])
-            grams.insert(String(gram))
+    /// How many entries each gram's list holds (upper bounds: deleted and renamed entries stay in lists until
+    /// a rebuild).
+    public func gramCounts(_ grams: [UInt32]) throws -> [Int] {
+        let statement = try db.cachedStatement(sql: "SELECT n FROM search_gram_counts WHERE gram = ?")
+        return try grams.map { gram in
+            let q = RawQuery(statement, db, arguments: [Int64(gram)])
+            guard try q.next() else { return 0 }
+            let n = q.int64(0)
+            while try q.next() {}
+            return Int(n)
         }
-        var counted: [(gram: String, documents: Int)] = []
-        for gram in grams {
-            let n =
-                try Int.fetchOne(
-                    db,
-                    sql:
-                        "SELECT count(*) FROM (SELECT 1 FROM search_trigrams WHERE search_trigrams MATCH ? LIMIT 1000)",
-                    arguments: [Self.quote(gram)]
-                ) ?? 0
-            if n == 0 { return nil }
-            counted.append((gram, n))
+    }
+
+    /// Entry ids below `before` whose names have every one of `grams` (checked for the four rarest), newest
+    /// first: a superset of what the grams stand for (the caller confirms each on its name). Empty when a gram
+    /// is in no name, or `grams` is empty.
+    public func postingMatches(_ grams: [UInt32], limit: Int, before: Int64 = .max) throws -> [Int64] {
+        let unique = Array(Set(grams))
+        guard !unique.isEmpty, limit > 0 else { return [] }
+        let counts = try gramCounts(unique)
+        if counts.contains(0) { return [] }
+        let chosen = zip(unique, counts).sorted { ($0.1, $0.0) < ($1.1, $1.0) }.prefix(4).map(\.0)
+        let cursors = try chosen.enumerated().map {
+            try PostingCursor(db, slot: $0.offset, gram: $0.element, before: before)
         }
-        // Counts are capped: among sequences past the cap, those with fewer letters (digits, punctuation) are
-        // usually the rarer in names.
-        func letters(_ gram: String) -> Int { gram.unicodeScalars.filter { $0.properties.isAlphabetic }.count }
-        return counted.sorted { ($0.documents, letters($0.gram), $0.gram) < ($1.documents, letters($1.gram), $1.gram) }
-            .prefix(3).map { Self.quote($0.gram) }.joined(separator: " AND ")
+        defer { for cursor in cursors { cursor.close() } }
+        var result: [Int64] = []
+        let driver = cursors[0]
+        outer: while result.count < limit, let id = try driver.next() {
+            for filter in cursors.dropFirst() where !(try filter.contains(id)) { continue outer }
+            result.append(id)
+        }
+        return result
     }
 
-    /// Entry ids matching a `trigramExpression` (a superset of the names holding the substring; the caller
-    /// confirms), in id order, above `after`. (In id order: FTS5 intersected these lists in descending order
-    /// at a third of the speed.)
-    public func trigramMatches(expression: String, limit: Int, after: Int64 = 0) throws -> [Int64] {
-        try Int64.fetchAll(
+    /// Documents per word (an upper bound from the rarest of its grams; a one-letter word counts as in every
+    /// name), and all documents.
+    public func documentFrequencies(_ words: [String]) throws -> (counts: [Int], total: Int) {
+        let total = max(Int(try Library.searchIndexedThrough(db)), 1)
+        let counts = try words.map { word -> Int in
+            let grams = SearchGrams.wordGrams(word)
+            guard !grams.isEmpty else { return total }
+            return try gramCounts(grams).min() ?? total
+        }
+        return (counts, total)
+    }
+
+    /// Entries renamed since they were indexed (their new names are not in the lists yet), with their names.
+    public func renamedEntries() throws -> [(id: Int64, name: [UInt8])] {
+        try Row.fetchAll(db, sql: "SELECT e.id, e.name FROM search_dirty d CROSS JOIN entries e ON e.id = d.id").map {
+            ($0[0], [UInt8]($0[1] as Data))
+        }
+    }
+
+    /// Indexed entries below `before`, newest first, with their names (for a query the grams cannot narrow).
+    public func indexedEntries(before: Int64, limit: Int) throws -> [(id: Int64, name: [UInt8])] {
+        let through = try Library.searchIndexedThrough(db)
+        let q = RawQuery(
+            try db.cachedStatement(sql: "SELECT id, name FROM entries WHERE id < ? AND id <= ? ORDER BY id DESC LIMIT ?"),
             db,
-            sql: "SELECT rowid FROM search_trigrams WHERE search_trigrams MATCH ? AND rowid > ? LIMIT ?",
-            arguments: [expression, after, limit]
+            arguments: [before, through, Int64(limit)]
         )
+        var result: [(id: Int64, name: [UInt8])] = []
+        while try q.next() { result.append((q.int64(0), q.bytes(1))) }
+        return result
     }
 
-    /// Entries whose folded name is exactly `folded`, or `folded` plus an extension.
-    public func exactNameMatches(_ folded: String, limit: Int) throws -> [Int64] {
-        try Int64.fetchAll(
-            db,
-            sql: """
-                SELECT id FROM entries WHERE sd_fold(name) = ?1
-                UNION SELECT id FROM entries WHERE sd_fold(name) >= ?1 || '.' AND sd_fold(name) < ?1 || '/'
-                LIMIT ?2
-                """,
-            arguments: [folded, limit]
-        )
-    }
-
-    /// Entries whose folded name starts with `folded`, in name order.
-    public func prefixNameMatches(_ folded: String, limit: Int) throws -> [Int64] {
-        try Int64.fetchAll(
-            db,
-            sql: "SELECT id FROM entries WHERE sd_fold(name) >= ?1 AND sd_fold(name) < ?1 || char(1114111) LIMIT ?2",
-            arguments: [folded, limit]
-        )
-    }
-
-    /// Documents per word (counted up to 1,000; words may be prefixes), and all documents.
-    public func documentFrequencies(_ words: [(word: String, prefix: Bool)]) throws -> (counts: [Int], total: Int) {
-        let counts = try words.map { try wordFrequency($0.word, prefix: $0.prefix) }
-        let total = try Int.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
-        return (counts, max(total, 1))
-    }
-
-    /// Entries beyond `after` (not yet in the FTS tables), with their names, in id order.
+    /// Entries beyond `after` (not yet in the search index), with their names, in id order.
     public func unindexedEntries(after: Int64, limit: Int) throws -> [(id: Int64, name: [UInt8])] {
         try Row.fetchAll(
             db,
@@ -393,6 +254,43 @@ public struct SearchSnapshot {
     /// The absolute path of an entry.
     public func path(of id: Int64) throws -> [UInt8]? { try Library.entryPath(id: id, db) }
 
+    /// The absolute paths of these rows (nil for one that has gone), each folder above them read once.
+    public func paths(of rows: [SearchRow]) throws -> [[UInt8]?] {
+        let statement = try db.cachedStatement(
+            sql: "SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id WHERE e.id = ?"
+        )
+        var known: [Int64: [UInt8]] = [:]
+        func path(_ id: Int64) throws -> [UInt8]? {
+            if let path = known[id] { return path }
+            var chain: [(id: Int64, component: [UInt8])] = []
+            var current: Int64? = id
+            var base: [UInt8]?
+            while let at = current {
+                if let path = known[at] {
+                    base = path
+                    break
+                }
+                let q = RawQuery(statement, db, arguments: [at])
+                guard try q.next() else { return nil }
+                let parent = q.isNull(0) ? nil : q.int64(0)
+                // The root's name is its location's path.
+                chain.append((at, parent == nil ? q.bytes(2) : q.bytes(1)))
+                while try q.next() {}
+                current = parent
+            }
+            var path = base
+            for link in chain.reversed() {
+                path = path.map { $0 + [0x2F] + link.component } ?? link.component
+                known[link.id] = path
+            }
+            return path
+        }
+        return try rows.map { row in
+            guard let parent = row.parentID else { return try path(row.id) }
+            return try path(parent).map { $0 + [0x2F] + row.name }
+        }
+    }
+
     static let rowColumns = """
         SELECT e.id, e.uuid, e.location_id, e.parent_id, e.name, e.type, e.category, e.size, e.mtime_ns, e.content_id
         FROM entries e
@@ -491,9 +389,82 @@ public struct SearchSnapshot {
         }
         return (conditions, arguments)
     }
+}
 
-    /// A token quoted for an FTS5 expression: never read as syntax.
-    static func quote(_ token: String) -> String {
-        "\"" + token.replacingOccurrences(of: "\"", with: "\"\"") + "\""
+/// Reads one gram's list newest first, chunk by chunk, through SQLite's C API: as the driver of an
+/// intersection (`next`) or as one of its filters (`contains`, asked in descending order, which steps over
+/// chunks above the id without decoding them).
+final class PostingCursor {
+    private let statement: OpaquePointer
+    private let database: Database
+    private let before: Int64
+    private var ids: [Int64] = []
+    private var index = -1
+    private var chunkFirst = Int64.max
+    private var exhausted = false
+
+    /// `slot` tells apart the statements of one intersection (each needs its own).
+    init(_ db: Database, slot: Int, gram: UInt32, before: Int64) throws {
+        statement = try db.cachedStatement(
+            sql: "SELECT first_id, ids FROM search_postings WHERE gram = ? AND first_id < ? ORDER BY first_id DESC -- \(slot)"
+        ).sqliteStatement
+        database = db
+        self.before = before
+        sqlite3_reset(statement)
+        sqlite3_bind_int64(statement, 1, Int64(gram))
+        sqlite3_bind_int64(statement, 2, before)
+        ids.reserveCapacity(1_024)
+    }
+
+    func close() { sqlite3_reset(statement) }
+
+    private func step() throws -> Bool {
+        switch sqlite3_step(statement) {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE:
+            exhausted = true
+            return false
+        case let code:
+            exhausted = true
+            throw DatabaseError(
+                resultCode: ResultCode(rawValue: code),
+                message: String(cString: sqlite3_errmsg(database.sqliteConnection))
+            )
+        }
+    }
+
+    private func load() {
+        chunkFirst = sqlite3_column_int64(statement, 0)
+        let count = Int(sqlite3_column_bytes(statement, 1))
+        Postings.decode(UnsafeRawBufferPointer(start: sqlite3_column_blob(statement, 1), count: count), into: &ids)
+        index = ids.count - 1
+    }
+
+    /// The next id, descending.
+    func next() throws -> Int64? {
+        while true {
+            while index >= 0 {
+                let id = ids[index]
+                index -= 1
+                if id < before { return id }
+            }
+            if exhausted { return nil }
+            guard try step() else { return nil }
+            load()
+        }
+    }
+
+    /// Whether the list holds `id`; ids must be asked in descending order.
+    func contains(_ id: Int64) throws -> Bool {
+        while true {
+            if chunkFirst <= id {
+                while index >= 0 && ids[index] > id { index -= 1 }
+                return index >= 0 && ids[index] == id
+            }
+            if exhausted { return false }
+            guard try step() else { return false }
+            if sqlite3_column_int64(statement, 0) > id { continue }
+            load()
+        }
     }
 }
