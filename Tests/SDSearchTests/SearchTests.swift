@@ -150,6 +150,28 @@ struct SearchTests {
         }
         #expect(try await f.find("tag:holiday") == ["Photos/beach.jpg"])
         #expect(try await f.find("beach tag:holiday") == ["Photos/beach.jpg"])
+        // A second tag on three files, one link deleted: tags intersect, deleted links and tags do not count.
+        try await f.library.database.write { db in
+            try db.execute(sql: "INSERT INTO tags (uuid, name, hlc) VALUES ('t2', 'sea', '0')")
+            try db.execute(sql: "INSERT INTO tags (uuid, name, hlc, deleted) VALUES ('t3', 'Gone', '0', 1)")
+            for (file, deleted) in [("Photos/beach.jpg", 0), ("Photos/beach copy.jpg", 0), ("Photos/sunset.heic", 1)] {
+                let uuid = try Data.fetchOne(
+                    db,
+                    sql: "SELECT uuid FROM entries WHERE name = ?",
+                    arguments: [Data(((file as NSString).lastPathComponent).utf8)]
+                )
+                for tag in ["t2", "t3"] {
+                    try db.execute(
+                        sql: "INSERT INTO entry_tags (entry_uuid, tag_uuid, hlc, deleted) VALUES (?, ?, '0', ?)",
+                        arguments: [uuid, tag, deleted]
+                    )
+                }
+            }
+        }
+        #expect(try await f.find("tag:SEA", sort: .name) == ["Photos/beach copy.jpg", "Photos/beach.jpg"])
+        #expect(try await f.find("tag:sea size:>1MB", sort: .size).count == 2)
+        #expect(try await f.find("tag:sea tag:holiday") == ["Photos/beach.jpg"])
+        #expect(try await f.find("tag:gone") == [])
         // Sorting a filter-only listing.
         #expect(try await f.find("kind:image", sort: .size).last == "Photos/sunset.heic")
         #expect(try await f.find("kind:image", sort: .modified).last == "Photos/sunset.heic")

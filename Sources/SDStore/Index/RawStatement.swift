@@ -81,6 +81,14 @@ struct RawQuery {
         for (i, value) in arguments.enumerated() { sqlite3_bind_int64(self.statement, Int32(i + 1), value) }
     }
 
+    /// A query with one text argument.
+    init(_ statement: Statement, _ database: Database, text: String) {
+        self.statement = statement.sqliteStatement
+        self.database = database
+        sqlite3_reset(self.statement)
+        sqlite3_bind_text(self.statement, 1, text, -1, unsafeBitCast(-1, to: sqlite3_destructor_type.self))
+    }
+
     /// Moves to the next row; false at the end.
     func next() throws -> Bool {
         switch sqlite3_step(statement) {

@@ -58,9 +58,20 @@ extension Library {
     // MARK: - Queries
 
     /// The search's view of the index: everything a search reads, in one read transaction.
+    ///
+    /// #### Implementation details
+    /// Searches read the database memory-mapped: they look rows up all over a file far larger than a reader's
+    /// page cache, and with `pread` a third of a tag search's time was the kernel copying pages. (The mapped
+    /// pages are the kernel's file cache; a rebuild turns mapping off on the reader it borrows, so that reading
+    /// every name does not count them into the indexer's memory.)
     public func withSearchSnapshot<T>(_ body: (SearchSnapshot) throws -> T) throws -> T {
-        try database.read { db in try body(SearchSnapshot(db: db)) }
+        try database.read { db in
+            try db.execute(sql: "PRAGMA mmap_size = \(Self.searchMapSize)")
+            return try body(SearchSnapshot(db: db))
+        }
     }
+
+    static let searchMapSize = 1 << 40
 }
 
 /// Read access for one search (all its reads see one state of the library). Valid only inside
@@ -206,6 +217,29 @@ public struct SearchSnapshot {
 
     /// Entries passing `filters` alone (no words), in `sort` order.
     public func filtered(_ filters: SearchFilters, sort: SearchSort, offset: Int, limit: Int) throws -> [SearchRow] {
+        if !filters.tags.isEmpty {
+            // Tagged entries are few next to the index: their ids and sort keys come from the tags' links, are
+            // sorted here, and only the rows a page needs are read (SQLite sorted 1,000 whole rows in a temporary
+            // B-tree: 10 ms).
+            var rest = filters
+            rest.tags = []
+            var keyed = try taggedEntries(filters.tags, names: sort == .name)
+            switch sort {
+            case .name:
+                keyed.sort { $0.name.lexicographicallyPrecedes($1.name) || ($0.name == $1.name && $0.id < $1.id) }
+            case .size: keyed.sort { ($0.size, $1.id) > ($1.size, $0.id) }
+            case .modified, .relevance: keyed.sort { ($0.mtime, $0.id) > ($1.mtime, $1.id) }
+            }
+            var result: [SearchRow] = []
+            var start = 0
+            while result.count < offset + limit && start < keyed.count {
+                let ids = keyed[start..<min(keyed.count, start + max(64, offset + limit))].map(\.id)
+                start += ids.count
+                let byID = Dictionary(try rows(ids, filters: rest).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+                result += ids.compactMap { byID[$0] }
+            }
+            return Array(result.dropFirst(offset).prefix(limit))
+        }
         let (conditions, arguments) = Self.conditions(filters)
         let order: String
         switch sort {
@@ -226,6 +260,34 @@ public struct SearchSnapshot {
             sql: "\(from) \(condition) ORDER BY \(order) LIMIT ? OFFSET ?",
             arguments: arguments + [limit, offset]
         ).map(Self.row)
+    }
+
+    /// The entries carrying every one of these tags (names compared case-insensitively; deleted tags and links
+    /// left out), with what listings sort them by (names only when asked: most listings sort by date).
+    func taggedEntries(_ tags: [String], names: Bool) throws -> [(id: Int64, mtime: Int64, size: Int64, name: [UInt8])]
+    {
+        var result: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])]?
+        let tagUUIDs = try db.cachedStatement(sql: "SELECT uuid FROM tags WHERE name = ? COLLATE NOCASE AND deleted = 0")
+        let statement = try db.cachedStatement(
+            sql: """
+                SELECT e.id, e.mtime_ns, e.size, \(names ? "e.name" : "NULL") FROM entry_tags et INDEXED BY entry_tags_tag
+                CROSS JOIN entries e ON e.uuid = et.entry_uuid
+                WHERE et.tag_uuid = ? AND et.deleted = 0
+                """
+        )
+        for tag in tags {
+            var found: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])] = [:]
+            for tagUUID in try String.fetchAll(tagUUIDs, arguments: [tag]) {
+                let q = RawQuery(statement, db, text: tagUUID)
+                while try q.next() {
+                    let id = q.int64(0)
+                    found[id] = (id, q.isNull(1) ? .min : q.int64(1), q.int64(2), names ? q.bytes(3) : [])
+                }
+            }
+            result = result.map { $0.filter { found[$0.key] != nil } } ?? found
+            if result?.isEmpty ?? false { break }
+        }
+        return Array((result ?? [:]).values)
     }
 
     /// Folders (id, parent, name) of the locations, for matching words against paths.

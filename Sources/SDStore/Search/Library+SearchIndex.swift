@@ -191,6 +191,7 @@ extension Library {
     static func buildPostings(_ db: Database, after low: Int64, through high: Int64, large: Bool) throws
         -> PartLists
     {
+        try db.execute(sql: "PRAGMA mmap_size = 0")
         var builder = PostingBuilder(large: large)
         let query = RawQuery(
             try db.cachedStatement(sql: "SELECT id, name FROM entries WHERE id > ? AND id <= ? ORDER BY id"),
