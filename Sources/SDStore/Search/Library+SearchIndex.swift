@@ -24,8 +24,10 @@ extension Library {
             try Self.withSmallCache(db) {
                 let through = try Self.searchIndexedThrough(db)
                 let stale = try Int.fetchOne(db, sql: "SELECT stale FROM search_state WHERE id = 1") ?? 0
-                let new =
-                    try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE id > ?", arguments: [through]) ?? 0
+                // New entries have ids above the mark: their number is at most the largest id's distance to it
+                // (counting them read every row after a first scan).
+                let largest = try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) FROM entries") ?? 0
+                let new = Int(max(0, largest - through))
                 let dirty = try Int.fetchOne(db, sql: "SELECT count(*) FROM search_dirty") ?? 0
                 let indexed = Int(through)
                 var added = 0

@@ -26,6 +26,7 @@ struct IndexCommand: ParsableCommand {
     @Argument(help: "Locations (number, name, uuid or path); all when none.") var locations: [String] = []
     @Flag(help: "Names and metadata only: skip content identification.") var noContent = false
     @Flag(help: "Go on even if the scan would remove many entries.") var allowMassDelete = false
+    @Flag(help: .hidden) var noSearchIndex = false
 
     func run() throws {
         let library = try libraryOptions.open()
@@ -45,6 +46,7 @@ struct IndexCommand: ParsableCommand {
         var options = IndexOptions()
         options.indexContent = !noContent
         options.allowMassDelete = allowMassDelete
+        options.searchIndex = !noSearchIndex
         let bar = ProgressLine(enabled: !global.json)
         let indexer = Indexer(library: library, options: options) { bar.show($0) }
         var reports: [IndexReport] = []

@@ -151,7 +151,7 @@ private final class ResultBox<T>: @unchecked Sendable {
 struct SearchBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search-bench",
-        abstract: "Time searches in-process: JSON {query: {p50, p99, hits}}."
+        abstract: "Time searches in-process: JSON {query: {p50, p99, hits}, \"all\": {p50, p99}} (ms)."
     )
     @OptionGroup var libraryOptions: LibraryOptions
     @Option(help: "Runs per query.") var runs = 200
@@ -164,6 +164,7 @@ struct SearchBench: ParsableCommand {
         while try library.catchUpSearch() > 0 {}
         let engine = SearchEngine(library: library)
         var report: [String: [String: Double]] = [:]
+        var pooled: [Double] = []
         for text in queries {
             var queryText = text
             var sort = SearchSort.relevance
@@ -185,9 +186,17 @@ struct SearchBench: ParsableCommand {
                 hits = page.hits.count
             }
             times = Array(times.dropFirst(5)).sorted()
+            pooled += times
             report[text] = [
                 "p50": times[times.count / 2], "p99": times[min(times.count - 1, times.count * 99 / 100)],
                 "hits": Double(hits),
+            ]
+        }
+        pooled.sort()
+        if !pooled.isEmpty {
+            report["all"] = [
+                "p50": pooled[pooled.count / 2], "p99": pooled[min(pooled.count - 1, pooled.count * 99 / 100)],
+                "hits": 0,
             ]
         }
         try Output.json(report)
