@@ -110,15 +110,15 @@ public struct SearchRequest: Sendable {
     public init(query: SearchQuery) { self.query = query }
 }
 
-/// Finds entries: a first stage that filters with the FTS5 indexes (words, trigrams), the folded-name index
-/// (exact names, prefixes) and SQL filters, confirms every candidate against its real name, and a second stage
+/// Finds entries: a first stage that takes candidates from the gram postings (exact names, name prefixes,
+/// words, substrings) and the filters, confirms every candidate against its real name, and a second stage
 /// (`Reranker`) that orders them. Runs off the caller's thread; cancelling the task stops it between steps.
 public final class SearchEngine: Sendable {
     let library: Library
     let reranker: any Reranker
-    /// Candidates read per source (newest first for words, name order for prefixes): enough for a few pages,
-    /// bounded so that a word in 30,000 names stays fast. Ranking is exact within that window; exact names come
-    /// from their own index, whatever their number.
+    /// Candidates read per window (newest first): enough for a few pages, bounded so that a word in 30,000 names
+    /// stays fast. Ranking is exact within that window; exact names and name prefixes are looked for first,
+    /// whatever their age.
     let candidateLimit: Int
 
     public init(library: Library, reranker: any Reranker = LexicalReranker(), candidateLimit: Int = 300) {

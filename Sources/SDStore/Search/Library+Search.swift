@@ -79,7 +79,7 @@ extension Library {
 public struct SearchSnapshot {
     let db: Database
 
-    /// Entries with ids up to this are in the FTS tables; the rest are matched by reading their names.
+    /// Entries with ids up to this are in the gram postings; the rest are matched by reading their names.
     public func indexedThrough() throws -> Int64 {
         try Int64.fetchOne(db, sql: "SELECT indexed_through FROM search_state WHERE id = 1") ?? 0
     }

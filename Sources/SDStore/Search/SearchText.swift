@@ -4,7 +4,8 @@ import Foundation
 ///
 /// Folding: lower case, diacritics removed (`Résumé` is `resume`), and runs of spaces, `_` and `-` made one
 /// space, so `tax inv` is a prefix of `Tax_Invoice.pdf`. Words: runs of letters and digits, as SQLite's
-/// `unicode61` tokenizer cuts them, so a word of a folded query finds the same word in `search_words`.
+/// `unicode61` tokenizer would cut them; `SearchGrams` cuts names the same way, so a word of a folded query has
+/// the grams of the same word in a name.
 public enum SearchText {
     /// The folded form of a name (bytes as the filesystem has them; invalid UTF-8 is replaced).
     ///
