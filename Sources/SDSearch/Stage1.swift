@@ -58,7 +58,9 @@ struct Stage1 {
         // Exact names and name prefixes first, whatever their age (a name's start and end are grams too).
         let folded = query.foldedText
         if !folded.isEmpty && query.substrings.isEmpty {
-            for grams in SearchGrams.exactGrams(folded) { add(try snapshot.postingMatches(grams, limit: 200), limit: 200) }
+            for grams in SearchGrams.exactGrams(folded) {
+                add(try snapshot.postingMatches(grams, limit: 200), limit: 200)
+            }
             let grams = SearchGrams.prefixGrams(folded)
             add(try snapshot.postingMatches(grams, limit: max(want, 100)), limit: max(want, 100))
         }

@@ -151,7 +151,9 @@ public struct SearchSnapshot {
     public func indexedEntries(before: Int64, limit: Int) throws -> [(id: Int64, name: [UInt8])] {
         let through = try Library.searchIndexedThrough(db)
         let q = RawQuery(
-            try db.cachedStatement(sql: "SELECT id, name FROM entries WHERE id < ? AND id <= ? ORDER BY id DESC LIMIT ?"),
+            try db.cachedStatement(
+                sql: "SELECT id, name FROM entries WHERE id < ? AND id <= ? ORDER BY id DESC LIMIT ?"
+            ),
             db,
             arguments: [before, through, Int64(limit)]
         )
@@ -267,7 +269,9 @@ public struct SearchSnapshot {
     func taggedEntries(_ tags: [String], names: Bool) throws -> [(id: Int64, mtime: Int64, size: Int64, name: [UInt8])]
     {
         var result: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])]?
-        let tagUUIDs = try db.cachedStatement(sql: "SELECT uuid FROM tags WHERE name = ? COLLATE NOCASE AND deleted = 0")
+        let tagUUIDs = try db.cachedStatement(
+            sql: "SELECT uuid FROM tags WHERE name = ? COLLATE NOCASE AND deleted = 0"
+        )
         let statement = try db.cachedStatement(
             sql: """
                 SELECT e.id, e.mtime_ns, e.size, \(names ? "e.name" : "NULL") FROM entry_tags et INDEXED BY entry_tags_tag
@@ -319,7 +323,8 @@ public struct SearchSnapshot {
     /// The absolute paths of these rows (nil for one that has gone), each folder above them read once.
     public func paths(of rows: [SearchRow]) throws -> [[UInt8]?] {
         let statement = try db.cachedStatement(
-            sql: "SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id WHERE e.id = ?"
+            sql:
+                "SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id WHERE e.id = ?"
         )
         var known: [Int64: [UInt8]] = [:]
         func path(_ id: Int64) throws -> [UInt8]? {
@@ -468,7 +473,8 @@ final class PostingCursor {
     /// `slot` tells apart the statements of one intersection (each needs its own).
     init(_ db: Database, slot: Int, gram: UInt32, before: Int64) throws {
         statement = try db.cachedStatement(
-            sql: "SELECT first_id, ids FROM search_postings WHERE gram = ? AND first_id < ? ORDER BY first_id DESC -- \(slot)"
+            sql:
+                "SELECT first_id, ids FROM search_postings WHERE gram = ? AND first_id < ? ORDER BY first_id DESC -- \(slot)"
         ).sqliteStatement
         database = db
         self.before = before

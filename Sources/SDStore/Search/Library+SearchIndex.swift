@@ -96,7 +96,8 @@ extension Library {
     static func hasSearchSortIndexes(_ db: Database) throws -> Bool {
         try Int.fetchOne(
             db,
-            sql: "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('entries_mtime', 'entries_large')"
+            sql:
+                "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name IN ('entries_mtime', 'entries_large')"
         ) == 2
     }
 
@@ -354,10 +355,15 @@ extension Library {
         try database.read { db in
             var problems: [String] = []
             var lists: [UInt32: Set<Int64>] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT gram, first_id, ids FROM search_postings ORDER BY gram, first_id") {
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT gram, first_id, ids FROM search_postings ORDER BY gram, first_id"
+            ) {
                 let gram = UInt32(truncatingIfNeeded: row[0] as Int64)
                 let ids = Postings.decode([UInt8](row[2] as Data))
-                if ids.first != row[1] as Int64 { problems.append("gram \(gram): chunk keyed \(row[1] as Int64) starts at \(ids.first ?? -1)") }
+                if ids.first != row[1] as Int64 {
+                    problems.append("gram \(gram): chunk keyed \(row[1] as Int64) starts at \(ids.first ?? -1)")
+                }
                 if zip(ids, ids.dropFirst()).contains(where: { $0 >= $1 }) {
                     problems.append("gram \(gram): chunk \(row[1] as Int64) is not ascending")
                 }
@@ -379,7 +385,9 @@ extension Library {
                 guard !dirty.contains(id) else { continue }
                 let name = [UInt8](row[1] as Data)
                 for gram in SearchGrams.nameGrams(name) where !(lists[gram]?.contains(id) ?? false) {
-                    problems.append("entry \(id) '\(String(decoding: name, as: UTF8.self))' is missing from gram \(gram)")
+                    problems.append(
+                        "entry \(id) '\(String(decoding: name, as: UTF8.self))' is missing from gram \(gram)"
+                    )
                     break
                 }
             }
