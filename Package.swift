@@ -56,11 +56,12 @@ let package = Package(
         // Layer 2
         .target(name: "SDIndexer", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
         .target(name: "SDSearch", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
+        .target(name: "SDJobs", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
         // Executables
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -98,6 +99,11 @@ let package = Package(
                 "SDSearch", "SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDJobsTests",
+            dependencies: ["SDJobs", "SDStore", "SDCore", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),

@@ -113,6 +113,17 @@ public final class Indexer: Sendable {
             job = try library.createJob(kind: "index", target: location.uuid, checkpoint: checkpoint.json)
         }
         report.epoch = checkpoint.epoch
+        // Whoever holds the job's lock runs it: `sd jobs pause|cancel` ask through the job's row, which is read
+        // between batches (a stop there is as safe as a kill: the scan resumes from its checkpoint).
+        let jobLock = try library.acquireJobLock(job.id)
+        defer { withExtendedLifetime(jobLock) {} }
+        try library.setJobState(id: job.id, "running")
+        var lastRequestCheck = clock.now
+        func stopIfAsked(throttled: Bool = true) throws {
+            if throttled && clock.now - lastRequestCheck < .milliseconds(250) { return }
+            lastRequestCheck = clock.now
+            if let stop = JobStop(request: try library.jobRequest(id: job.id)) { throw stop }
+        }
         func notify(_ phase: IndexPhase, entries: Int = 0, hashed: Int = 0, toHash: Int = 0) {
             progress?(
                 IndexProgress(
@@ -143,13 +154,17 @@ public final class Indexer: Sendable {
                     resuming: report.resumed
                 )
                 current = writer.location
-                try walk(writer) { notify(.processing, entries: $0) }
+                try walk(writer) {
+                    notify(.processing, entries: $0)
+                    try stopIfAsked()
+                }
                 lap("processing")
                 report.counts = writer.counts
                 report.removals = try writer.finish(allowMassDelete: options.allowMassDelete)
                 lap("removals")
                 checkpoint.phase = .aggregation
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+                try stopIfAsked(throttled: false)
             } else {
                 current = try library.fetchLocation(id: location.id) ?? location
             }
@@ -160,16 +175,19 @@ public final class Indexer: Sendable {
                 checkpoint.phase =
                     options.indexContent && current.indexContent ? .contentIdentification : .analysisQueueing
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+                try stopIfAsked(throttled: false)
             }
             if checkpoint.phase == .contentIdentification {
                 try identifyContent(current, job: job, checkpoint: &checkpoint, report: &report) { done, total in
                     notify(.contentIdentification, hashed: done, toHash: total)
+                    try stopIfAsked()
                 }
                 lap("content")
                 if checkpoint.kindsChanged { try library.aggregate(location: current) }
                 lap("reaggregation")
                 checkpoint.phase = .analysisQueueing
                 try library.updateJob(id: job.id, checkpoint: checkpoint.json)
+                try stopIfAsked(throttled: false)
             }
             if checkpoint.phase == .analysisQueueing {
                 notify(.analysisQueueing)
@@ -187,8 +205,14 @@ public final class Indexer: Sendable {
             lap("search")
             try library.finishScan(location: current)
             try library.finishJob(id: job.id, state: "completed")
+            library.removeJobLock(job.id)
+        } catch let stop as JobStop {
+            try? library.setJobState(id: job.id, stop.state)
+            if stop == .cancelled { library.removeJobLock(job.id) }
+            throw stop
         } catch {
             try? library.finishJob(id: job.id, state: "failed", error: "\(error)")
+            library.removeJobLock(job.id)
             throw error
         }
         report.seconds = (clock.now - start).seconds
@@ -213,7 +237,7 @@ public final class Indexer: Sendable {
 
     // MARK: - Phases 1 and 2
 
-    private func walk(_ writer: ScanWriter, progress: (Int) -> Void) throws {
+    private func walk(_ writer: ScanWriter, progress: (Int) throws -> Void) throws {
         let root = try Directory.stat(writer.location.path)
         let walker = Walker(roots: [writer.location.path], rootDevice: root.device, workers: options.walkers)
         var entries = 0
@@ -237,7 +261,7 @@ public final class Indexer: Sendable {
                 writing += clock.now - t1
                 batches += 1
                 entries += listings.reduce(0) { $0 + $1.entries.count }
-                progress(entries)
+                try progress(entries)
             }
         } catch {
             walker.stop()
@@ -252,7 +276,7 @@ public final class Indexer: Sendable {
         job: JobRecord,
         checkpoint: inout IndexCheckpoint,
         report: inout IndexReport,
-        progress: (Int, Int) -> Void
+        progress: (Int, Int) throws -> Void
     ) throws {
         let folders = try library.fetchFolderPaths(location: location)
         let total = try library.countFilesNeedingContent(location: location)
@@ -260,7 +284,7 @@ public final class Indexer: Sendable {
         if total > 20_000 { try library.dropContentIndex() }
         defer { try? library.ensureContentIndex() }
         var done = 0
-        progress(0, total)
+        try progress(0, total)
         // Batch k is recorded (one transaction, with its checkpoint) on `recorder` while batch k+1 is hashed.
         let recorder = DispatchQueue(label: "sd.index.record")
         let recording = DispatchGroup()
@@ -292,7 +316,11 @@ public final class Indexer: Sendable {
                 recording.leave()
             }
             done += batch.count
-            progress(done, total)
+            do { try progress(done, total) } catch {
+                // Stopping: the batch being recorded is part of the checkpoint the job resumes from.
+                recording.wait()
+                throw error
+            }
         }
         recording.wait()
         if let error = failure.error { throw error }

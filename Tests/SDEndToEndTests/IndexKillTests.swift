@@ -7,15 +7,7 @@ import Testing
 struct IndexKillTests {
     @Test(.timeLimit(.minutes(10))) func resumesToTheSameIndexAfterKills() throws {
         let dir = try TemporaryDirectory(prefix: "sd-kill")
-        let python = Run.which("python3") ?? "/usr/bin/python3"
-        let made = try Run.program(
-            python,
-            [
-                Shared.script("make-tree.py"), "--out", dir.file("tree"), "--files", "5000", "--large", "2",
-                "--large-mib", "8",
-            ]
-        )
-        try #require(made.status == 0, "make-tree.py failed: \(String(decoding: made.err, as: UTF8.self))")
+        try Shared.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 8)
 
         let reference = try SDBinary(dataDirectory: dir.file("ref-data"), configDirectory: dir.file("config"))
         try #require(reference.run(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)

@@ -64,4 +64,27 @@ public enum SDBinaryError: Error, CustomStringConvertible {
 public enum Shared {
     public static let directory = Fixtures.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
     public static func script(_ name: String) -> String { directory.appendingPathComponent("bench/\(name)").path }
+
+    /// Makes a tree with `make-tree.py` (files, plus `large` files of `largeMiB` MiB each).
+    ///
+    /// #### Errors
+    /// `SharedError` with the script's own message when it fails.
+    public static func makeTree(at path: String, files: Int, large: Int, largeMiB: Int) throws {
+        let python = Run.which("python3") ?? "/usr/bin/python3"
+        let made = try Run.program(
+            python,
+            [
+                script("make-tree.py"), "--out", path, "--files", "\(files)", "--large", "\(large)", "--large-mib",
+                "\(largeMiB)",
+            ]
+        )
+        guard made.status == 0 else {
+            throw SharedError("make-tree.py failed: \(String(decoding: made.err, as: UTF8.self))")
+        }
+    }
+}
+
+public struct SharedError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -21,6 +21,7 @@ enum Schema {
         ("v2-folder-aggregates", v2),
         ("v3-search", v3),
         ("v4-search-postings", v4),
+        ("v5-job-control", v5),
     ]
 
     static var version: Int { migrations.count }
@@ -359,5 +360,15 @@ enum Schema {
                 END;
                 """
         )
+    }
+
+    // MARK: - v5
+
+    /// Job control across processes: `requested` is what a user asked of a job another process runs
+    /// ('pause' or 'cancel'); the runner reads it between steps, stops, and clears it. A job's runner holds
+    /// `locks/job-ID.lock` while it runs, so a 'running' job whose lock is free was interrupted (the process
+    /// died) and may be resumed from its checkpoint.
+    static func v5(_ db: Database) throws {
+        try db.execute(sql: "ALTER TABLE jobs ADD COLUMN requested TEXT")
     }
 }

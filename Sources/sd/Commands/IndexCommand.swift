@@ -63,6 +63,15 @@ struct IndexCommand: ParsableCommand {
                 bar.clear()
                 Output.error(error.message)
                 failure = error
+            } catch let stop as JobStop {
+                bar.clear()
+                let resume = stop == .paused ? "; `sd index \(location.name)` or `sd jobs resume` goes on" : ""
+                Output.error("indexing \(location.name) was \(stop.state) (`sd jobs`)\(resume)")
+                failure = stop
+            } catch let error as JobError {
+                bar.clear()
+                Output.error(error.message)
+                failure = error
             }
         }
         if global.json { try Output.json(reports) }

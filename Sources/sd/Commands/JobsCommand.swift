@@ -1,0 +1,214 @@
+import ArgumentParser
+import Foundation
+import SDCore
+import SDIndexer
+import SDJobs
+import SDStore
+
+/// `sd jobs`: the library's durable jobs.
+struct JobsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "jobs",
+        abstract: "List, inspect, pause, resume and cancel the library's jobs.",
+        discussion: """
+            Jobs (indexing a location, and the file actions to come) are kept in the library: one interrupted by
+            a crash or a reboot shows as 'running' with no process behind it ('interrupted' below) and goes on
+            from its last checkpoint when resumed. A job is named by its id or the start of it.
+
+            Examples:
+              sd jobs
+              sd jobs pause 3f2a
+              sd jobs resume 3f2a
+            """,
+        subcommands: [List.self, Show.self, Pause.self, Resume.self, Cancel.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Unfinished jobs (all of them with --all).")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Flag(help: "Finished jobs too.") var all = false
+        @Option(help: "At most this many, newest first.") var limit = 50
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let jobs = try library.listJobs(all: all, limit: limit).map { JobView($0, library) }
+            if global.json { return try Output.json(jobs) }
+            if jobs.isEmpty {
+                print(all ? "no jobs" : "no unfinished jobs (`sd jobs --all` lists finished ones too)")
+                return
+            }
+            for job in jobs { print(job.line) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One job, whole.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The job's id, or the start of it.") var id: String
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let job = JobView(try Self.fetch(id, library), library)
+            if global.json { return try Output.json(job) }
+            print(job.details)
+        }
+
+        static func fetch(_ id: String, _ library: Library) throws -> JobRecord {
+            do { return try library.fetchJob(id) } catch let error as JobError { throw UserError(error.message) }
+        }
+    }
+
+    /// The library and the job a control command acts on.
+    struct JobArguments: ParsableArguments {
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The job's id, or the start of it.") var id: String
+    }
+
+    struct Pause: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pause a job: it stops after its current step and keeps its place."
+        )
+        @OptionGroup var job: JobArguments
+        func run() throws { try JobsCommand.control(job, pause: true) }
+    }
+
+    struct Cancel: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Cancel a job: it stops after its current step and does not resume."
+        )
+        @OptionGroup var job: JobArguments
+        func run() throws { try JobsCommand.control(job, pause: false) }
+    }
+
+    struct Resume: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run a paused or interrupted job here, from its last checkpoint, to its end."
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The job's id, or the start of it.") var id: String
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let job = try Show.fetch(id, library)
+            if job.isFinished { throw UserError("job \(job.id.prefix(8)) has already \(job.state)") }
+            if library.isJobRunning(job.id) {
+                throw UserError("job \(job.id.prefix(8)) is running in another sd process")
+            }
+            switch job.kind {
+            case "index":
+                // An index job is resumed by indexing its location: the indexer takes up its unfinished job.
+                guard let uuid = job.target, let location = try library.fetchLocation(uuid) else {
+                    throw UserError("job \(job.id.prefix(8)) indexes a location this library no longer has")
+                }
+                var arguments = [location.uuid, "--library", library.path]
+                if global.json { arguments.append("--json") }
+                let command = try IndexCommand.parse(arguments)
+                try command.run()
+            default:
+                throw UserError("job \(job.id.prefix(8)) is a '\(job.kind)' job, which this sd cannot run")
+            }
+        }
+    }
+
+    static func control(_ arguments: JobArguments, pause: Bool) throws {
+        let (id, global) = (arguments.id, arguments.global)
+        let library = try arguments.libraryOptions.open()
+        defer { try? library.close() }
+        let runner = JobRunner(library: library, kinds: [])
+        var job = try Show.fetch(id, library)
+        do {
+            job = pause ? try runner.pause(job.id) : try runner.cancel(job.id)
+        } catch let error as JobError {
+            throw UserError(error.message)
+        }
+        // A running job acts between two steps: wait a little for it to say so.
+        let deadline = Date().addingTimeInterval(10)
+        while job.requested != nil && Date() < deadline {
+            Thread.sleep(forTimeInterval: 0.05)
+            job = try library.fetchJob(job.id)
+        }
+        let view = JobView(job, library)
+        if global.json { return try Output.json(view) }
+        if job.requested != nil {
+            print(
+                "job \(job.id.prefix(8)): asked to \(pause ? "pause" : "cancel"); it will at the end of its current step"
+            )
+        } else {
+            print(view.line)
+        }
+    }
+}
+
+/// A job as `sd jobs` shows it.
+struct JobView: Encodable {
+    var id: String
+    var kind: String
+    var state: String
+    var target: String?
+    var progressDone: Int64
+    var progressTotal: Int64?
+    var error: String?
+    var requested: String?
+    var created: Date
+    var started: Date?
+    var updated: Date
+    var finished: Date?
+    var checkpoint: String?
+
+    init(_ job: JobRecord, _ library: Library) {
+        id = job.id
+        kind = job.kind
+        // 'running' with nobody running it: the process died.
+        state = job.state == "running" && !library.isJobRunning(job.id) ? "interrupted" : job.state
+        target = job.target
+        if job.kind == "index", let uuid = job.target, let location = try? library.fetchLocation(uuid) {
+            target = location.name
+        }
+        progressDone = job.progressDone
+        progressTotal = job.progressTotal
+        error = job.error
+        requested = job.requested
+        created = Date(timeIntervalSince1970: Double(job.createdAt) / 1000)
+        started = job.startedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        updated = Date(timeIntervalSince1970: Double(job.updatedAt) / 1000)
+        finished = job.finishedAt.map { Date(timeIntervalSince1970: Double($0) / 1000) }
+        checkpoint = job.checkpoint
+    }
+
+    var progress: String {
+        guard let total = progressTotal, total > 0 else { return progressDone > 0 ? "\(progressDone)" : "" }
+        return "\(progressDone)/\(total) (\(100 * progressDone / total)%)"
+    }
+
+    var line: String {
+        var text = "\(id.prefix(8))  \(kind.padding(toLength: 8, withPad: " ", startingAt: 0))"
+        text += "\(state.padding(toLength: 12, withPad: " ", startingAt: 0))\(target ?? "")"
+        if !progress.isEmpty { text += "  \(progress)" }
+        if let requested { text += "  (\(requested) asked)" }
+        if let error { text += "  error: \(error)" }
+        return text
+    }
+
+    var details: String {
+        let dates = ISO8601DateFormatter()
+        var lines = [
+            "id        \(id)", "kind      \(kind)", "state     \(state)", "target    \(target ?? "-")",
+            "progress  \(progress.isEmpty ? "-" : progress)", "created   \(dates.string(from: created))",
+        ]
+        if let started { lines.append("started   \(dates.string(from: started))") }
+        lines.append("updated   \(dates.string(from: updated))")
+        if let finished { lines.append("finished  \(dates.string(from: finished))") }
+        if let requested { lines.append("asked     \(requested)") }
+        if let error { lines.append("error     \(error)") }
+        if let checkpoint { lines.append("checkpoint \(checkpoint)") }
+        return lines.joined(separator: "\n")
+    }
+}
