@@ -57,11 +57,16 @@ let package = Package(
         .target(name: "SDIndexer", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
         .target(name: "SDSearch", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
         .target(name: "SDJobs", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
+        .target(
+            name: "SDActions",
+            dependencies: ["SDJobs", "SDStore", "SDCore", "SDSystem"],
+            swiftSettings: strictSettings
+        ),
         // Executables
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs", "SDActions",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -99,6 +104,11 @@ let package = Package(
                 "SDSearch", "SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDActionsTests",
+            dependencies: ["SDActions", "SDJobs", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -34,3 +34,21 @@ void csd_release_free_memory(void) { malloc_trim(0); }
 #else
 void csd_release_free_memory(void) {}
 #endif
+
+long csd_copy_file_range(int in_fd, int out_fd, unsigned long length) {
+#if defined(__linux__)
+    return (long)copy_file_range(in_fd, NULL, out_fd, NULL, (size_t)length, 0);
+#else
+    (void)in_fd; (void)out_fd; (void)length;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+int csd_syncfs(int fd) {
+#if defined(__linux__)
+    return syncfs(fd);
+#else
+    return fsync(fd);
+#endif
+}

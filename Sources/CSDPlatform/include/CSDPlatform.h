@@ -13,4 +13,11 @@ int csd_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *n
 /// Returns memory the process has freed to the system (glibc's malloc_trim(0)); nothing elsewhere.
 void csd_release_free_memory(void);
 
+/// copy_file_range(2) from the files' current offsets: bytes copied, 0 at the end, or -1 with errno set
+/// (ENOSYS where the system has no such call).
+long csd_copy_file_range(int in_fd, int out_fd, unsigned long length);
+
+/// syncfs(2): flushes the filesystem holding fd. 0 or -1 with errno (fsync of fd where there is no syncfs).
+int csd_syncfs(int fd);
+
 #endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDActions
 import SDCore
 import SDIndexer
 import SDJobs
@@ -112,6 +113,12 @@ struct JobsCommand: ParsableCommand {
                 if global.json { arguments.append("--json") }
                 let command = try IndexCommand.parse(arguments)
                 try command.run()
+            case "copy":
+                let runner = JobRunner(library: library, kinds: [CopyJob()])
+                let result = try CopyCommand.runJob(runner, job.id, json: global.json)
+                if global.json { return try Output.json(JobView(result, library)) }
+                print(JobView(result, library).line)
+                if result.state != "completed" { throw ExitCode(1) }
             default:
                 throw UserError("job \(job.id.prefix(8)) is a '\(job.kind)' job, which this sd cannot run")
             }

@@ -1,0 +1,110 @@
+import CSDPlatform
+
+#if canImport(Glibc)
+    @preconcurrency import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// Copying files' bytes, for sd's copy and move actions.
+extension FileSystem {
+    /// Copies `from`'s bytes to a new file `to` (which must not exist), with `from`'s permission bits and
+    /// modification time; does not fsync (see `syncFileSystem`). Returns the bytes copied. A partial `to` is
+    /// removed when a step fails.
+    ///
+    /// #### Implementation details
+    /// `copy_file_range` (the kernel copies, or clones on filesystems that can), falling back to read/write
+    /// in 1 MiB pieces where it is not supported (other filesystems, other systems).
+    @discardableResult
+    public static func copyFile(from: String, to: String) throws(SystemError) -> UInt64 {
+        let source = retryingEINTR { open(from, O_RDONLY | O_CLOEXEC) }
+        guard source >= 0 else { throw SystemError.current("open", path: from) }
+        defer { close(source) }
+        var st = stat()
+        guard fstat(source, &st) == 0 else { throw SystemError.current("stat", path: from) }
+        let target = retryingEINTR { open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o7777) }
+        guard target >= 0 else { throw SystemError.current("create", path: to) }
+        var failure: SystemError?
+        var copied: UInt64 = 0
+        var useKernel = true
+        while failure == nil {
+            if useKernel {
+                let n = retryingEINTR { csd_copy_file_range(source, target, 1 << 30) }
+                if n > 0 {
+                    copied += UInt64(n)
+                    continue
+                }
+                if n == 0 { break }
+                let code = Glibc_errno()
+                if copied == 0 && (code == EXDEV || code == ENOSYS || code == EOPNOTSUPP || code == EINVAL) {
+                    useKernel = false
+                    continue
+                }
+                failure = SystemError.current("copy", path: to)
+            } else {
+                failure = copyByReading(source, target, path: to, copied: &copied)
+                break
+            }
+        }
+        if failure == nil {
+            var times = [st.st_atim, st.st_mtim]
+            if futimens(target, &times) != 0 { failure = SystemError.current("set times", path: to) }
+        }
+        close(target)
+        if let failure {
+            unlink(to)
+            throw failure
+        }
+        return copied
+    }
+
+    private static func copyByReading(_ source: Int32, _ target: Int32, path: String, copied: inout UInt64)
+        -> SystemError?
+    {
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: 1 << 20, alignment: 4096)
+        defer { buffer.deallocate() }
+        while true {
+            let n = retryingEINTR { read(source, buffer, 1 << 20) }
+            if n < 0 { return SystemError.current("read", path: path) }
+            if n == 0 { return nil }
+            var done = 0
+            while done < n {
+                let w = retryingEINTR { write(target, buffer + done, n - done) }
+                if w < 0 { return SystemError.current("write", path: path) }
+                done += w
+            }
+            copied += UInt64(n)
+        }
+    }
+
+    /// Flushes every written file and folder entry of the filesystem holding `path` to its disk (`syncfs`):
+    /// one call for a batch of copies instead of an fsync per file.
+    public static func syncFileSystem(containing path: String) throws(SystemError) {
+        let fd = retryingEINTR { open(path, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError.current("open", path: path) }
+        defer { close(fd) }
+        guard csd_syncfs(fd) == 0 else { throw SystemError.current("sync", path: path) }
+    }
+
+    /// Renames `from` over `to`, replacing it if it exists.
+    public static func renameReplacing(_ from: String, to: String) throws(SystemError) {
+        guard rename(from, to) == 0 else { throw SystemError.current("rename", path: to) }
+    }
+
+    /// Whether the current user may create entries in the folder.
+    public static func canWrite(folder: String) -> Bool { access(folder, W_OK | X_OK) == 0 }
+
+    /// The file's identity (device, inode), or nil when it cannot be stat'ed.
+    public static func identity(_ path: String) -> (device: UInt64, inode: UInt64)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+
+    /// Free bytes for unprivileged users on the filesystem holding `path`.
+    public static func freeBytes(at path: String) -> UInt64? {
+        var sv = statvfs()
+        guard statvfs(path, &sv) == 0 else { return nil }
+        return UInt64(sv.f_bavail) * UInt64(sv.f_frsize)
+    }
+}
