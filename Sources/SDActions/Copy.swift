@@ -146,7 +146,12 @@ public enum CopyPlanner {
                 )
             )
         }
-        if let library, let device = FileSystem.identity(existing)?.device {
+        // Only sources inside the library's locations have content ids to compare.
+        let roots = ((try? library?.fetchLocations()) ?? []).map { String(decoding: $0.path, as: UTF8.self) }
+        let indexed = request.sources.map(normalized).contains { source in
+            roots.contains { source == $0 || source.hasPrefix($0 + "/") }
+        }
+        if let library, indexed, let device = FileSystem.identity(existing)?.device {
             for op in preview.operations where op.kind == .file && !op.skip {
                 if (try? library.contentPresent(ofFileAt: op.source, onDevice: device)) == true {
                     preview.alreadyThere += 1
@@ -265,21 +270,25 @@ public struct ActionError: Error, Sendable, CustomStringConvertible {
 }
 
 /// The copy job: runs a `CopyPlan` in batches. Each file is copied to a hidden temporary name in its target
-/// folder; a batch is flushed to disk (`syncfs`), each copy verified against its source (content id, or the
-/// whole-file BLAKE3 with `verifyFull`), renamed into place, flushed again, and only then is the batch's end
-/// saved as the checkpoint. A crash leaves at most hidden temporaries (removed on resume) and copies already
+/// folder (files up to 1 MiB through memory, read back and compared byte for byte; larger ones by the kernel);
+/// a batch is flushed to disk (`syncfs`), each larger copy verified against its source (content id, or the
+/// whole-file BLAKE3 with `verifyFull`, which also applies to small files), renamed into place, flushed again,
+/// and only then is the batch's end saved as the checkpoint. A crash leaves at most hidden temporaries (removed on resume) and copies already
 /// complete and verified (recognised on resume by their content).
 public struct CopyJob: JobKind {
     public let kind = "copy"
     public init() {}
 
-    static let batchFiles = 256
-    static let batchBytes: Int64 = 256 << 20
+    static let batchFiles = 4_096
+    static let batchBytes: Int64 = 1 << 30
 
     public func run(_ context: JobContext) async throws {
         let plan = try context.input(CopyPlan.self)
         let total = plan.operations.reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
-        var next = (try context.checkpoint(Int.self)) ?? 0
+        let saved = try context.checkpoint(Int.self)
+        // A first run starts on a clean slate; a resumed one may meet its own temporaries and finished copies.
+        var resumed = saved != nil || context.record.state != "queued"
+        var next = saved ?? 0
         var done = plan.operations.prefix(next).reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
         let tag = String(context.record.id.prefix(8))
         let hasher = ContentHasher()
@@ -295,7 +304,7 @@ public struct CopyJob: JobKind {
                 bytes += plan.operations[end].size
                 end += 1
             }
-            var written: [(index: Int, op: CopyOperation)] = []
+            var written: [(index: Int, op: CopyOperation, verified: Bool)] = []
             for index in next..<end {
                 let op = plan.operations[index]
                 if op.skip { continue }
@@ -309,20 +318,31 @@ public struct CopyJob: JobKind {
                     }
                 case .file:
                     let part = temporary(index, op)
-                    FileSystem.remove(part)
-                    if op.conflict != "overwrite" && FileSystem.exists(op.target) {
-                        // Resumed after a crash: this copy may be done already.
-                        if try sameContent(op.source, op.target, plan.request.verifyFull, hasher) { continue }
-                        throw ActionError("\(op.target) appeared while copying; nothing was replaced")
+                    if resumed {
+                        FileSystem.remove(part)
+                        // This copy may be done already.
+                        if try op.conflict != "overwrite" && FileSystem.exists(op.target)
+                            && sameContent(op.source, op.target, plan.request.verifyFull, hasher)
+                        {
+                            continue
+                        }
                     }
-                    try FileSystem.copyFile(from: op.source, to: part)
-                    written.append((index, op))
+                    if op.size <= FileSystem.smallFileLimit && !plan.request.verifyFull {
+                        // Copied through memory and compared byte for byte as it is read back: verified here.
+                        do { try FileSystem.copySmallFile(from: op.source, to: part) } catch let error as CopyMismatch {
+                            throw ActionError("\(error); the source is untouched")
+                        }
+                        written.append((index, op, true))
+                    } else {
+                        try FileSystem.copyFile(from: op.source, to: part)
+                        written.append((index, op, false))
+                    }
                 }
             }
             try FileSystem.syncFileSystem(containing: syncPoint)
-            for (index, op) in written {
+            for (index, op, verified) in written {
                 let part = temporary(index, op)
-                guard try sameContent(op.source, part, plan.request.verifyFull, hasher) else {
+                guard try verified || sameContent(op.source, part, plan.request.verifyFull, hasher) else {
                     FileSystem.remove(part)
                     throw ActionError(
                         "the copy of \(op.source) does not match it (read back from the disk); the source is untouched"
@@ -331,12 +351,20 @@ public struct CopyJob: JobKind {
                 if op.conflict == "overwrite" {
                     try FileSystem.renameReplacing(part, to: op.target)
                 } else {
-                    try FileSystem.renameNoReplace(part, to: op.target)
+                    do {
+                        try FileSystem.renameNoReplace(part, to: op.target)
+                    } catch {
+                        guard error.errno == EEXIST else { throw error }
+                        FileSystem.remove(part)
+                        if try sameContent(op.source, op.target, plan.request.verifyFull, hasher) { continue }
+                        throw ActionError("\(op.target) appeared while copying; nothing was replaced")
+                    }
                 }
             }
             try FileSystem.syncFileSystem(containing: syncPoint)
             done += plan.operations[next..<end].reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
             next = end
+            resumed = false
             try context.save(done: done, total: total, checkpoint: next)
         }
     }
