@@ -287,7 +287,7 @@ public struct CopyJob: JobKind {
         let total = plan.operations.reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
         let saved = try context.checkpoint(Int.self)
         // A first run starts on a clean slate; a resumed one may meet its own temporaries and finished copies.
-        var resumed = saved != nil || context.record.state != "queued"
+        var resumed = saved != nil || context.resumed
         var next = saved ?? 0
         var done = plan.operations.prefix(next).reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
         let tag = String(context.record.id.prefix(8))

@@ -14,11 +14,14 @@ public protocol JobKind: Sendable {
 /// A running job's view of itself and of its record.
 public final class JobContext: Sendable {
     public let record: JobRecord
+    /// Whether the job ran before (then it may meet what an interrupted run left).
+    public let resumed: Bool
     let library: Library
     let progress: @Sendable (JobRecord) -> Void
 
-    init(record: JobRecord, library: Library, progress: @escaping @Sendable (JobRecord) -> Void) {
+    init(record: JobRecord, resumed: Bool, library: Library, progress: @escaping @Sendable (JobRecord) -> Void) {
         self.record = record
+        self.resumed = resumed
         self.library = library
         self.progress = progress
     }
@@ -93,7 +96,12 @@ public final class JobRunner: Sendable {
         }
         // A request left from a run that died is stale: pausing or cancelling a job nobody runs is direct.
         try library.setJobState(id: job.id, "running")
-        let context = JobContext(record: try library.fetchJob(job.id), library: library, progress: progress)
+        let context = JobContext(
+            record: try library.fetchJob(job.id),
+            resumed: job.startedAt != nil,
+            library: library,
+            progress: progress
+        )
         do {
             try await kind.run(context)
             try library.setJobState(id: job.id, "completed")
