@@ -23,6 +23,27 @@ struct CLITests {
         #expect(list.stdout.contains("Default"))
     }
 
+    /// `sd cp` as a user runs it: a preview that writes nothing, a copy without a terminal needs -y, a copy
+    /// that conflicts is refused, and the audit log records both.
+    @Test func copyPreviewRefusalAndAuditLog() throws {
+        try dir.write("src/report.txt", Array("quarterly".utf8))
+        try FileManager.default.createDirectory(atPath: dir.file("dst"), withIntermediateDirectories: true)
+        let preview = try sd.run(["cp", "--preview", dir.file("src/report.txt"), dir.file("dst")])
+        #expect(preview.status == 0, "\(preview.stderr)")
+        #expect(preview.stdout.contains("copy 1 files"))
+        #expect(!FileManager.default.fileExists(atPath: dir.file("dst/report.txt")))
+        let unasked = try sd.run(["cp", dir.file("src/report.txt"), dir.file("dst")])
+        #expect(unasked.status == 1 && unasked.stderr.contains("-y"))
+        #expect(try sd.run(["cp", "-y", dir.file("src/report.txt"), dir.file("dst")]).status == 0)
+        #expect(try String(contentsOfFile: dir.file("dst/report.txt"), encoding: .utf8) == "quarterly")
+        let again = try sd.run(["cp", "-y", dir.file("src/report.txt"), dir.file("dst")])
+        #expect(again.status == 1 && again.stdout.contains("already exists"))
+        let log = try JSONSerialization.jsonObject(with: Data(try sd.run(["log", "--json"]).stdout.utf8))
+        let outcomes = (log as? [[String: Any]] ?? []).map { $0["outcome"] as? String ?? "" }
+        #expect(outcomes == ["refused", "ok"])
+        #expect(try sd.run(["jobs", "--all"]).stdout.contains("copy    completed"))
+    }
+
     @Test func userErrorsExitOneWithOneLine() throws {
         let missing = try sd.run(["hash", dir.file("nope")])
         #expect(missing.status == 1)
