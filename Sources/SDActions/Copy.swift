@@ -137,7 +137,7 @@ public enum CopyPlanner {
         }
         var existing = destination
         while !FileSystem.exists(existing) && existing != "/" { existing = FileSystem.parent(of: existing) }
-        preview.freeBytes = FileSystem.freeBytes(at: existing).map { Int64($0) }
+        preview.freeBytes = Mounts.volume(containing: existing, in: Mounts.list()).map { Int64($0.freeBytes) }
         if !preview.fits {
             preview.problems.append(
                 ActionProblem(

@@ -204,14 +204,14 @@ public final class Indexer: Sendable {
             if options.searchIndex { while try library.catchUpSearch() > 0 {} }
             lap("search")
             try library.finishScan(location: current)
-            try library.finishJob(id: job.id, state: "completed")
+            try library.setJobState(id: job.id, "completed")
             library.removeJobLock(job.id)
         } catch let stop as JobStop {
             try? library.setJobState(id: job.id, stop.state)
             if stop == .cancelled { library.removeJobLock(job.id) }
             throw stop
         } catch {
-            try? library.finishJob(id: job.id, state: "failed", error: "\(error)")
+            try? library.setJobState(id: job.id, "failed", error: "\(error)")
             library.removeJobLock(job.id)
             throw error
         }

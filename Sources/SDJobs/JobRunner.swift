@@ -87,7 +87,7 @@ public final class JobRunner: Sendable {
     public func run(_ id: String, progress: @escaping @Sendable (JobRecord) -> Void = { _ in }) async throws
         -> JobRecord
     {
-        let lock = try acquire(id)
+        let lock = try library.acquireJobLock(id)
         defer { withExtendedLifetime(lock) {} }
         let job = try library.fetchJob(id)
         if job.isFinished { throw JobError(.finished, "job \(job.id.prefix(8)) has already \(job.state)") }
@@ -169,12 +169,10 @@ public final class JobRunner: Sendable {
     private func control(_ id: String, request: String, state: String) throws -> JobRecord {
         let job = try library.fetchJob(id)
         if try !library.requestJob(id: job.id, request) {
-            let lock = try acquire(job.id)
+            let lock = try library.acquireJobLock(job.id)
             defer { withExtendedLifetime(lock) {} }
             try library.setJobState(id: job.id, state)
         }
         return try library.fetchJob(job.id)
     }
-
-    private func acquire(_ id: String) throws -> JobLock { try library.acquireJobLock(id) }
 }

@@ -78,21 +78,22 @@ struct Stage1 {
         while candidates.count < enough {
             try check()
             let window: [Int64]
-            let full: Bool
+            // Ids the window read (postings matched, or names read when the grams cannot narrow).
+            let read: Int
             if !grams.isEmpty {
                 window = try snapshot.postingMatches(grams, limit: windowSize, before: before)
-                full = window.count == windowSize
+                read = window.count
                 guard let last = window.last else { break }
                 before = last
             } else {
                 let rows = try snapshot.indexedEntries(before: before, limit: 20_000)
+                read = rows.count
                 guard let last = rows.last else { break }
                 before = last.id
-                full = rows.count == 20_000
                 window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
-                scanned += rows.count - window.count
             }
-            scanned += window.count
+            let full = read == (grams.isEmpty ? 20_000 : windowSize)
+            scanned += read
             let fresh = window.filter { seen.insert($0).inserted }
             candidates += try confirm(fresh, query, idf: idf, folders: nil)
             if !full { break }

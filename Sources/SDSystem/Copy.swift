@@ -100,13 +100,6 @@ extension FileSystem {
         guard stat(path, &st) == 0 else { return nil }
         return (UInt64(st.st_dev), UInt64(st.st_ino))
     }
-
-    /// Free bytes for unprivileged users on the filesystem holding `path`.
-    public static func freeBytes(at path: String) -> UInt64? {
-        var sv = statvfs()
-        guard statvfs(path, &sv) == 0 else { return nil }
-        return UInt64(sv.f_bavail) * UInt64(sv.f_frsize)
-    }
 }
 
 extension FileSystem {

@@ -124,9 +124,6 @@ struct RawQuery {
         return try body(UnsafeRawBufferPointer(start: pointer, count: count))
     }
 
-    /// Resets the statement (a query left before its end).
-    func reset() { sqlite3_reset(statement) }
-
     /// The column's text, or nil when NULL.
     func text(_ column: Int32) -> String? {
         guard let pointer = sqlite3_column_text(statement, column) else { return nil }

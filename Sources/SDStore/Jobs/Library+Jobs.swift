@@ -221,11 +221,6 @@ extension Library {
         }
     }
 
-    /// Ends a job: 'completed', 'failed' (with the error) or 'cancelled'.
-    public func finishJob(id: String, state: String, error: String? = nil) throws {
-        try setJobState(id: id, state, error: error)
-    }
-
     /// Asks a running job to pause or cancel (`request` is 'pause' or 'cancel'): its runner acts between two
     /// steps. Returns false when nobody runs the job (then the caller changes its state directly).
     ///

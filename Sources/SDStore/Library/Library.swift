@@ -237,8 +237,6 @@ public final class Library: Sendable {
         // Readers rarely need more than one or two connections here; each has its own page cache.
         config.maximumReaderCount = 2
         config.prepareDatabase { db in
-            // The search's folding, for SQL that wants it (every connection must know it).
-            db.add(function: Library.foldFunction)
             // WAL with synchronous=NORMAL cannot corrupt the database on power loss; at worst the last
             // transactions roll back. Jobs that must not lose a commit use their own fsync points.
             try db.execute(sql: "PRAGMA synchronous = NORMAL")

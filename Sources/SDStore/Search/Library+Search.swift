@@ -47,13 +47,6 @@ public enum SearchSort: String, Sendable, CaseIterable, Codable {
 }
 
 extension Library {
-    static let foldFunction = DatabaseFunction("sd_fold", argumentCount: 1, pure: true) { values in
-        switch values[0].storage {
-        case .blob(let data): return SearchText.fold(data)
-        case .string(let text): return SearchText.fold(text)
-        default: return nil
-        }
-    }
 
     // MARK: - Queries
 
@@ -316,9 +309,6 @@ public struct SearchSnapshot {
         }
         return result
     }
-
-    /// The absolute path of an entry.
-    public func path(of id: Int64) throws -> [UInt8]? { try Library.entryPath(id: id, db) }
 
     /// The absolute paths of these rows (nil for one that has gone), each folder above them read once.
     public func paths(of rows: [SearchRow]) throws -> [[UInt8]?] {

@@ -47,16 +47,14 @@ struct JobsCommand: ParsableCommand {
 
     struct Show: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "One job, whole.")
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var libraryOptions: LibraryOptions
-        @Argument(help: "The job's id, or the start of it.") var id: String
+        @OptionGroup var job: JobArguments
 
         func run() throws {
-            let library = try libraryOptions.open()
+            let library = try job.libraryOptions.open()
             defer { try? library.close() }
-            let job = JobView(try Self.fetch(id, library), library)
-            if global.json { return try Output.json(job) }
-            print(job.details)
+            let view = JobView(try Self.fetch(job.id, library), library)
+            if job.global.json { return try Output.json(view) }
+            print(view.details)
         }
 
         static func fetch(_ id: String, _ library: Library) throws -> JobRecord {
@@ -91,14 +89,13 @@ struct JobsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Run a paused or interrupted job here, from its last checkpoint, to its end."
         )
-        @OptionGroup var global: GlobalOptions
-        @OptionGroup var libraryOptions: LibraryOptions
-        @Argument(help: "The job's id, or the start of it.") var id: String
+        @OptionGroup var arguments: JobArguments
 
         func run() throws {
-            let library = try libraryOptions.open()
+            let global = arguments.global
+            let library = try arguments.libraryOptions.open()
             defer { try? library.close() }
-            let job = try Show.fetch(id, library)
+            let job = try Show.fetch(arguments.id, library)
             if job.isFinished { throw UserError("job \(job.id.prefix(8)) has already \(job.state)") }
             if library.isJobRunning(job.id) {
                 throw UserError("job \(job.id.prefix(8)) is running in another sd process")
