@@ -108,7 +108,9 @@ let package = Package(
         ),
         .testTarget(
             name: "SDActionsTests",
-            dependencies: ["SDActions", "SDJobs", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
+            dependencies: [
+                "SDActions", "SDJobs", "SDStore", "SDCore", "SDSystem", "SDIndexer", "SDTestSupport",
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -16,7 +16,7 @@ public final class JobContext: Sendable {
     public let record: JobRecord
     /// Whether the job ran before (then it may meet what an interrupted run left).
     public let resumed: Bool
-    let library: Library
+    public let library: Library
     let progress: @Sendable (JobRecord) -> Void
 
     init(record: JobRecord, resumed: Bool, library: Library, progress: @escaping @Sendable (JobRecord) -> Void) {

@@ -91,6 +91,41 @@ extension FileSystem {
         guard rename(from, to) == 0 else { throw SystemError.current("rename", path: to) }
     }
 
+    /// Removes a file or symbolic link; one already gone is not an error.
+    public static func removeFile(_ path: String) throws(SystemError) {
+        if unlink(path) != 0 && Glibc_errno() != ENOENT { throw SystemError.current("remove", path: path) }
+    }
+
+    /// Removes a file tree for good (a user's `sd rm --permanent`): every entry it can, then throws the first
+    /// error met (a part already gone is not an error).
+    public static func removeTreeReporting(_ path: String) throws(SystemError) {
+        var st = stat()
+        guard lstat(path, &st) == 0 else {
+            if Glibc_errno() == ENOENT { return }
+            throw SystemError.current("stat", path: path)
+        }
+        var first: SystemError?
+        if (st.st_mode & S_IFMT) == S_IFDIR {
+            do {
+                for name in try list(path) {
+                    do { try removeTreeReporting("\(path)/\(name)") } catch { first = first ?? error }
+                }
+            } catch {
+                first = first ?? error
+            }
+            if rmdir(path) != 0 && Glibc_errno() != ENOENT {
+                first = first ?? SystemError.current("remove", path: path)
+            }
+        } else if unlink(path) != 0 && Glibc_errno() != ENOENT {
+            first = first ?? SystemError.current("remove", path: path)
+        }
+        if let first { throw first }
+    }
+
+    /// Removes a folder if it is empty; a folder gone or not empty is left as it is (returns false).
+    @discardableResult
+    public static func removeEmptyFolder(_ path: String) -> Bool { rmdir(path) == 0 }
+
     /// Whether the current user may create entries in the folder.
     public static func canWrite(folder: String) -> Bool { access(folder, W_OK | X_OK) == 0 }
 

@@ -24,7 +24,9 @@ struct SD: ParsableCommand {
         version: "0.1.0",
         subcommands: [
             LibraryCommand.self, LocationCommand.self, IndexCommand.self, WatchCommand.self, SearchCommand.self,
-            JobsCommand.self, CopyCommand.self, LogCommand.self, LsCommand.self,
+            JobsCommand.self, CopyCommand.self, MoveCommand.self, RemoveCommand.self, RenameCommand.self,
+            MakeFolderCommand.self, TrashCommand.self, UndoCommand.self, LogCommand.self, ConfigCommand.self,
+            LsCommand.self,
             StatusCommand.self,
             VolumeCommand.self, HashCommand.self, KindCommand.self, PathCommand.self, DebugCommand.self,
         ]

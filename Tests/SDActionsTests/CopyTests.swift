@@ -23,23 +23,29 @@ final class CopyFixture {
         }
         let device = try DeviceIdentity.loadOrCreate(configDirectory: dir.file("config"))
         library = try Library.create(name: "Copy", in: dir.file("data"), device: device)
-        runner = JobRunner(library: library, kinds: [CopyJob()])
+        runner = JobRunner(
+            library: library,
+            kinds: TransferJob.kinds.map { TransferJob(kind: $0) } + DeleteJob.kinds.map { DeleteJob(kind: $0) }
+        )
     }
 
     deinit { try? library.close() }
 
-    func request(_ sources: [String], _ destination: String, _ policy: ConflictPolicy = .fail) -> CopyRequest {
-        CopyRequest(sources: sources.map(dir.file), destination: dir.file(destination), onConflict: policy)
+    func request(_ sources: [String], _ destination: String, _ policy: ConflictPolicy = .fail) -> TransferRequest {
+        TransferRequest(sources: sources.map(dir.file), destination: dir.file(destination), onConflict: policy)
     }
 
-    func copy(_ preview: CopyPreview) async throws -> JobRecord {
-        let job = try runner.submit(
-            kind: "copy",
-            target: preview.request.destination,
-            input: CopyPlan(request: preview.request, operations: preview.operations)
-        )
+    func preview(_ request: TransferRequest) -> ActionPreview {
+        TransferPlanner.preview(copy: request, library: library)
+    }
+
+    /// Commits a preview: its job runs to its end.
+    func commit(_ preview: ActionPreview) async throws -> JobRecord {
+        let job = try runner.submit(kind: preview.action, target: preview.destination, input: preview.plan)
         return try await runner.run(job.id)
     }
+
+    func copy(_ preview: ActionPreview) async throws -> JobRecord { try await commit(preview) }
 
     /// Every file below `path`: relative path -> contents.
     func tree(_ path: String) throws -> [String: String] {
@@ -74,7 +80,7 @@ struct CopyTests {
             [.modificationDate: Date(timeIntervalSince1970: 1_600_000_000), .posixPermissions: 0o600],
             ofItemAtPath: f.dir.file("src/a.txt")
         )
-        let preview = CopyPlanner.preview(f.request(["src"], "dst"), library: f.library)
+        let preview = f.preview(f.request(["src"], "dst"))
         #expect(preview.canCommit, "\(preview.problems)")
         #expect(preview.files == 4 && preview.folders == 4)
         #expect(preview.bytes == 5 + 300_000 + 1 + 1_500_000)
@@ -91,7 +97,7 @@ struct CopyTests {
         }
         #expect(leftovers.isEmpty)
         // A second copy of the same thing conflicts on every file.
-        let again = CopyPlanner.preview(f.request(["src"], "dst"), library: f.library)
+        let again = f.preview(f.request(["src"], "dst"))
         #expect(!again.canCommit)
         #expect(again.conflicts.count == 4)
     }
@@ -100,20 +106,20 @@ struct CopyTests {
         let f = try CopyFixture(
             Self.files.merging(["dst/src/a.txt": "old", "dst/src/sub/b.txt": "old b"]) { a, _ in a }
         )
-        let skip = CopyPlanner.preview(f.request(["src"], "dst", .skip), library: f.library)
+        let skip = f.preview(f.request(["src"], "dst", .skip))
         #expect(skip.skipped == 2 && skip.files == 2 && skip.bytes == 1 + 1_500_000)
         #expect(try await f.copy(skip).state == "completed")
         #expect(try f.tree("dst/src")["a.txt"] == "old")
         #expect(try f.tree("dst/src")["sub/deeper/c.bin"] == "c")
 
-        let rename = CopyPlanner.preview(f.request(["src"], "dst", .rename), library: f.library)
+        let rename = f.preview(f.request(["src"], "dst", .rename))
         #expect(rename.files == 4 && rename.conflicts.count == 4)
         #expect(try await f.copy(rename).state == "completed")
         let renamed = try f.tree("dst/src")
         #expect(renamed["a.txt"] == "old" && renamed["a (1).txt"] == "alpha")
         #expect(renamed["sub/deeper/c (1).bin"] == "c")
 
-        let overwrite = CopyPlanner.preview(f.request(["src/a.txt"], "dst/src/a.txt", .overwrite), library: f.library)
+        let overwrite = f.preview(f.request(["src/a.txt"], "dst/src/a.txt", .overwrite))
         #expect(overwrite.canCommit && overwrite.conflicts.first?.conflict == "overwrite")
         #expect(try await f.copy(overwrite).state == "completed")
         #expect(try f.tree("dst/src")["a.txt"] == "alpha")
@@ -121,7 +127,9 @@ struct CopyTests {
 
     @Test func problemsRefuseTheCopy() throws {
         let f = try CopyFixture(Self.files)
-        func reasons(_ r: CopyRequest) -> [String] { CopyPlanner.preview(r, library: nil).problems.map(\.reason) }
+        func reasons(_ r: TransferRequest) -> [String] {
+            TransferPlanner.preview(copy: r, library: nil).problems.map(\.reason)
+        }
         #expect(reasons(f.request(["nope"], "dst")) == ["no such file or folder"])
         #expect(reasons(f.request(["src"], "src/sub")) == ["a folder cannot be copied into itself"])
         #expect(reasons(f.request(["src/a.txt"], "src/a.txt")) == ["source and target are the same file"])
@@ -134,12 +142,8 @@ struct CopyTests {
     /// the part is replaced, the finished copy recognised by its content, nothing is duplicated.
     @Test func resumedCopyFinishesExactly() async throws {
         let f = try CopyFixture(Self.files)
-        let preview = CopyPlanner.preview(f.request(["src"], "dst"), library: f.library)
-        let job = try f.runner.submit(
-            kind: "copy",
-            target: preview.request.destination,
-            input: CopyPlan(request: preview.request, operations: preview.operations)
-        )
+        let preview = f.preview(f.request(["src"], "dst"))
+        let job = try f.runner.submit(kind: "copy", target: preview.destination, input: preview.plan)
         // As a crash would leave it: folders made, one file copied and renamed, another half-written.
         for op in preview.operations where op.kind == .folder { try FileSystem.makeDirectories(op.target) }
         let files = preview.operations.enumerated().filter { $0.element.kind == .file }

@@ -4,8 +4,9 @@ import Foundation
 public final class TemporaryDirectory: Sendable {
     public let path: String
 
-    public init(prefix: String = "sd-test") throws {
-        let base = FileManager.default.temporaryDirectory.path
+    /// `base`: where to make it (default: the system's temporary folder).
+    public init(prefix: String = "sd-test", base: String? = nil) throws {
+        let base = base ?? FileManager.default.temporaryDirectory.path
         let candidate = "\(base)/\(prefix)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: candidate, withIntermediateDirectories: true)
         path = candidate
@@ -26,6 +27,17 @@ public final class TemporaryDirectory: Sendable {
     }
 
     deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    /// A folder on another filesystem than the system's temporary folder (the RAM disk `/dev/shm`), for
+    /// cross-filesystem tests; nil where there is none.
+    public static func onOtherFilesystem(prefix: String) throws -> TemporaryDirectory? {
+        var shm = stat()
+        var tmp = stat()
+        guard stat("/dev/shm", &shm) == 0, stat(FileManager.default.temporaryDirectory.path, &tmp) == 0,
+            shm.st_dev != tmp.st_dev, access("/dev/shm", W_OK) == 0
+        else { return nil }
+        return try TemporaryDirectory(prefix: prefix, base: "/dev/shm")
+    }
 }
 
 /// Runs a program and returns its exit status and standard output.

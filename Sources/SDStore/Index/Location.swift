@@ -52,7 +52,7 @@ public struct VolumeRecord: Sendable, Codable {
 }
 
 extension Library {
-    static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    public static func nowMilliseconds() -> Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     /// This device's local row id.
     func deviceRowID(_ db: Database) throws -> Int64 {
@@ -167,7 +167,7 @@ extension Library {
         }
     }
 
-    static func isInside(_ path: [UInt8], _ folder: [UInt8]) -> Bool {
+    public static func isInside(_ path: [UInt8], _ folder: [UInt8]) -> Bool {
         let prefix = folder.last == 0x2F ? folder : folder + [0x2F]
         return path.count > prefix.count && Array(path[..<prefix.count]) == prefix
     }

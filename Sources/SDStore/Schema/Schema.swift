@@ -22,6 +22,7 @@ enum Schema {
         ("v3-search", v3),
         ("v4-search-postings", v4),
         ("v5-job-control", v5),
+        ("v6-actions", v6),
     ]
 
     static var version: Int { migrations.count }
@@ -370,5 +371,51 @@ enum Schema {
     /// died) and may be resumed from its checkpoint.
     static func v5(_ db: Database) throws {
         try db.execute(sql: "ALTER TABLE jobs ADD COLUMN requested TEXT")
+    }
+
+    // MARK: - v6
+
+    /// What file actions need to be undone and to respect `min-copies`:
+    /// - `trash_items`: what `sd rm` moved into a trash folder (on the same filesystem, so a rename), with a
+    ///   manifest of its files' content ids (to restore only what is unchanged, and to count copies when the
+    ///   trash is emptied). `state`: 'pending' (the rename may or may not have happened), 'trashed',
+    ///   'restored', 'purged'.
+    /// - `action_undo`: per completed action job, how to reverse it (JSON, see SDActions `UndoRecord`).
+    /// - `library_settings`: key/value settings; `scope` is '' for the library, else 'tag:<tag uuid>'.
+    static func v6(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE trash_items (
+                    id INTEGER PRIMARY KEY,
+                    uuid TEXT NOT NULL UNIQUE,
+                    job_id TEXT,
+                    original_path TEXT NOT NULL,
+                    trash_path TEXT NOT NULL,
+                    kind TEXT NOT NULL,                    -- 'file', 'folder', 'symlink'
+                    files INTEGER NOT NULL DEFAULT 0,
+                    bytes INTEGER NOT NULL DEFAULT 0,
+                    manifest TEXT,                         -- JSON {relative path: content id hex}
+                    deleted_at INTEGER NOT NULL,
+                    state TEXT NOT NULL
+                ) STRICT;
+                CREATE INDEX trash_items_job ON trash_items(job_id);
+
+                CREATE TABLE action_undo (
+                    job_id TEXT PRIMARY KEY NOT NULL,
+                    action TEXT NOT NULL,
+                    record TEXT NOT NULL,                  -- JSON
+                    created_at INTEGER NOT NULL,
+                    undone_at INTEGER,
+                    undone_by TEXT                         -- the job that reversed it
+                ) STRICT;
+
+                CREATE TABLE library_settings (
+                    key TEXT NOT NULL,
+                    scope TEXT NOT NULL DEFAULT '',
+                    value TEXT NOT NULL,
+                    PRIMARY KEY (key, scope)
+                ) STRICT, WITHOUT ROWID;
+                """
+        )
     }
 }

@@ -17,7 +17,7 @@ struct CopyCommand: ParsableCommand {
             will be written, the space it needs against what is free, conflicts, and content the library already
             knows at the target. Each file is written under a hidden name, flushed to disk, verified against its
             source (content id; `--verify-full`: BLAKE3 of every byte), then renamed into place. An interrupted
-            copy resumes with `sd jobs resume ID`. Without -y, sd asks before copying.
+            copy resumes with `sd jobs resume ID`. Without -y, sd asks before copying. Paths may be SdPaths.
 
             Examples:
               sd cp ~/Pictures/2024 /mnt/backup/ --preview
@@ -27,9 +27,8 @@ struct CopyCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var libraryOptions: LibraryOptions
+    @OptionGroup var action: ActionOptions
     @Argument(help: "What to copy, then where (the last path).") var paths: [String]
-    @Flag(help: "Print the preview and stop.") var preview = false
-    @Flag(name: .customShort("y"), help: "Copy without asking.") var yes = false
     @Option(help: "When a target exists: fail, skip, overwrite or rename.") var onConflict: ConflictPolicy = .fail
     @Flag(help: "Verify each copy by the BLAKE3 of all its bytes (slower).") var verifyFull = false
 
@@ -37,53 +36,20 @@ struct CopyCommand: ParsableCommand {
         guard paths.count >= 2 else { throw UserError("give at least one source and a destination") }
         let library = try libraryOptions.open()
         defer { try? library.close() }
-        let request = CopyRequest(
-            sources: paths.dropLast().map(Self.absolute),
-            destination: Self.absolute(paths.last!),
+        let request = TransferRequest(
+            sources: try paths.dropLast().map { try Actions.path($0, library) },
+            destination: try Actions.path(paths.last!, library),
             onConflict: onConflict,
             verifyFull: verifyFull
         )
-        let plan = CopyPlanner.preview(request, library: library)
-        if global.json && preview { return try Output.json(plan) }
-        if !global.json { print(Self.describe(plan)) }
-        if preview { return }
-        guard plan.canCommit else {
-            try library.appendAudit(
-                action: "copy",
-                target: request.destination,
-                details: Self.json(plan.problems),
-                outcome: "refused",
-                jobID: nil
-            )
-            throw UserError("nothing was copied: \(plan.problems.count) problem(s) above")
-        }
-        if !yes {
-            guard isatty(0) == 1 else {
-                throw UserError("add -y to copy without asking (standard input is not a terminal)")
-            }
-            FileHandle.standardError.write(Data("Copy? [y/N] ".utf8))
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                print("nothing copied")
-                return
-            }
-        }
-        let runner = JobRunner(library: library, kinds: [CopyJob()])
-        let job = try runner.submit(
-            kind: "copy",
-            target: request.destination,
-            input: CopyPlan(request: request, operations: plan.operations)
+        try Actions.commit(
+            TransferPlanner.preview(copy: request, library: library),
+            library: library,
+            global: global,
+            previewOnly: action.preview,
+            yes: action.yes,
+            question: "Copy?"
         )
-        let result = try Self.runJob(runner, job.id, json: global.json)
-        try library.appendAudit(
-            action: "copy",
-            target: request.destination,
-            details: Self.json(["files": plan.files, "folders": plan.folders, "bytes": Int(plan.bytes)]),
-            outcome: result.state == "completed" ? "ok" : result.state,
-            jobID: job.id
-        )
-        if global.json { return try Output.json(result) }
-        print("copy \(result.state): \(plan.files) files, \(Self.size(plan.bytes)) (job \(job.id.prefix(8)))")
-        if result.state != "completed" { throw ExitCode(1) }
     }
 
     /// Runs a job with a progress line on a terminal (bytes/s, ETA); errors become user errors.
@@ -115,28 +81,6 @@ struct CopyCommand: ParsableCommand {
 
     static func size(_ bytes: Int64) -> String {
         ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
-    }
-
-    static func describe(_ p: CopyPreview) -> String {
-        var lines = [
-            "copy \(p.files) files, \(p.folders) folders\(p.symlinks > 0 ? ", \(p.symlinks) links" : ""): \(size(p.bytes))"
-                + " to \(p.request.destination)"
-        ]
-        if let free = p.freeBytes {
-            lines.append("  space: \(size(p.bytes)) of \(size(free)) free\(p.fits ? "" : ": does not fit")")
-        }
-        if p.skipped > 0 { lines.append("  skipped (already there, --on-conflict skip): \(p.skipped)") }
-        if p.alreadyThere > 0 {
-            lines.append(
-                "  content already on that disk (per the index): \(p.alreadyThere) files, \(size(p.alreadyThereBytes))"
-            )
-        }
-        for c in p.conflicts.prefix(20) { lines.append("  conflict: \(c.target): \(c.conflict ?? "")") }
-        if p.conflicts.count > 20 { lines.append("  ... \(p.conflicts.count - 20) more conflicts") }
-        for problem in p.problems.prefix(20) { lines.append("  problem: \(problem.path): \(problem.reason)") }
-        if p.problems.count > 20 { lines.append("  ... \(p.problems.count - 20) more problems") }
-        lines.append(String(format: "  estimated time: %.1f s", p.estimatedSeconds))
-        return lines.joined(separator: "\n")
     }
 }
 

@@ -110,9 +110,9 @@ struct JobsCommand: ParsableCommand {
                 if global.json { arguments.append("--json") }
                 let command = try IndexCommand.parse(arguments)
                 try command.run()
-            case "copy":
-                let runner = JobRunner(library: library, kinds: [CopyJob()])
-                let result = try CopyCommand.runJob(runner, job.id, json: global.json)
+            case let kind where Actions.isAction(kind):
+                let runner = JobRunner(library: library, kinds: Actions.kinds(library))
+                let result = try Actions.run(runner, job.id, library: library, summary: nil, json: global.json)
                 if global.json { return try Output.json(JobView(result, library)) }
                 print(JobView(result, library).line)
                 if result.state != "completed" { throw ExitCode(1) }
