@@ -191,8 +191,10 @@ public struct ActionError: Error, Sendable, CustomStringConvertible {
 
 /// Brings the index up to date after an action changed these folders (the action's sources' and targets'
 /// folders). Implemented above this layer (the indexer's live updates); a no-op when nothing is indexed.
+/// `thorough`: the job was interrupted before (maybe while updating the index): check the whole locations
+/// concerned, not only these folders.
 public protocol IndexUpdater: Sendable {
-    func foldersChanged(_ paths: [String]) throws
+    func foldersChanged(_ paths: [String], thorough: Bool) throws
 }
 
 enum Paths {

@@ -123,13 +123,15 @@ public enum Copies {
     static func belowMinimum(deleting roots: [String], _ library: Library) throws -> [LastCopy] {
         var result: [LastCopy] = []
         let hasher = ContentHasher()
-        for file in try files(under: roots) {
+        let all = try files(under: roots)
+        let known = try library.indexedFiles(at: all.map(\.path))
+        for file in all {
             guard file.size > 0 else { continue }
             let content =
-                try library.indexedContentID(ofFileAt: file.path)
+                try known[file.path]?.content
                 ?? hasher.contentID(of: try LocalFileReader(path: file.path))
             guard let content else { continue }
-            let required = try library.minCopies(forFileAt: file.path, content: content)
+            let required = try library.minCopies(entry: known[file.path]?.id, content: content)
             let remaining = try library.copies(of: content).filter { copy in
                 !roots.contains { Paths.isInside(copy.path, $0) }
             }.count
@@ -162,13 +164,15 @@ public enum Copies {
             confirmed[path] = hash
             return hash
         }
-        for file in try files(under: roots) {
+        let all = try files(under: roots)
+        let known = try library.indexedFiles(at: all.map(\.path))
+        for file in all {
             guard file.size > 0 else { continue }
             guard
-                let content = try library.indexedContentID(ofFileAt: file.path)
+                let content = try known[file.path]?.content
                     ?? hasher.contentID(of: try LocalFileReader(path: file.path))
             else { continue }
-            let required = try library.minCopies(forFileAt: file.path, content: content)
+            let required = try library.minCopies(entry: known[file.path]?.id, content: content)
             guard required > 0 else { continue }
             guard let own = fullHash(file.path) else {
                 throw ActionError("\(file.path) cannot be read to confirm its copies; nothing more was deleted")
@@ -228,6 +232,7 @@ public struct DeleteJob: JobKind {
         let plan = try context.input(ActionPlan.self)
         let library = context.library
         var next = try context.checkpoint(Int.self) ?? 0
+        let interrupted = next > 0 || context.resumed
         let total = plan.operations.reduce(Int64(0)) { $0 + $1.progressBytes }
         var done = plan.operations.prefix(next).reduce(Int64(0)) { $0 + $1.progressBytes }
         let deleting = plan.operations[next...].filter { $0.kind == .delete }.map(\.source)
@@ -270,17 +275,20 @@ public struct DeleteJob: JobKind {
             next += 1
             try context.save(done: done, total: total, checkpoint: next)
         }
-        try finish(plan, context)
+        try finish(plan, context, interrupted: interrupted)
     }
 
-    func finish(_ plan: ActionPlan, _ context: JobContext) throws {
+    func finish(_ plan: ActionPlan, _ context: JobContext, interrupted: Bool) throws {
         let library = context.library
         if kind == "empty-trash" {
             for id in plan.trashItems ?? [] { try library.updateTrashItem(id: id, state: "purged") }
             return
         }
         if let updater {
-            try updater.foldersChanged(Set(plan.operations.map { FileSystem.parent(of: $0.source) }).sorted())
+            try updater.foldersChanged(
+                Set(plan.operations.map { FileSystem.parent(of: $0.source) }).sorted(),
+                thorough: interrupted
+            )
         }
         let trashed = plan.operations.filter { $0.kind == .trash }
         guard !trashed.isEmpty else { return }

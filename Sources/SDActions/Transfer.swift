@@ -107,11 +107,11 @@ public enum TransferPlanner {
             roots.contains { Paths.isInside(source, $0) }
         }
         if let library, indexed, let device = FileSystem.identity(existing)?.device {
-            for op in preview.operations where op.kind == .file && !op.skip {
-                if (try? library.contentPresent(ofFileAt: op.source, onDevice: device)) == true {
-                    preview.alreadyThere += 1
-                    preview.alreadyThereBytes += op.size
-                }
+            let files = preview.operations.filter { $0.kind == .file && !$0.skip }
+            let present = (try? library.contentPresent(ofFilesAt: files.map(\.source), onDevice: device)) ?? []
+            for op in files where present.contains(op.source) {
+                preview.alreadyThere += 1
+                preview.alreadyThereBytes += op.size
             }
         }
         // Measured on this machine's disk: about 1 GB/s for large files, 0.1 ms a file written, 10 us a rename.

@@ -39,6 +39,7 @@ public struct TransferJob: JobKind {
         let saved = try context.checkpoint(Int.self)
         // A first run starts on a clean slate; a resumed one may meet its own temporaries and finished steps.
         var resumed = saved != nil || context.resumed
+        let interrupted = resumed
         var next = saved ?? 0
         var done = operations.prefix(next).reduce(Int64(0)) { $0 + $1.progressBytes }
         let tag = String(context.record.id.prefix(8))
@@ -160,11 +161,11 @@ public struct TransferJob: JobKind {
             resumed = false
             try context.save(done: done, total: total, checkpoint: next)
         }
-        try finish(plan, context)
+        try finish(plan, context, interrupted: interrupted)
     }
 
     /// After the last step: the index, the trash rows of a restore, the undo record.
-    func finish(_ plan: ActionPlan, _ context: JobContext) throws {
+    func finish(_ plan: ActionPlan, _ context: JobContext, interrupted: Bool) throws {
         let library = context.library
         var folders = Set<String>()
         for op in plan.operations where !op.skip {
@@ -173,7 +174,7 @@ public struct TransferJob: JobKind {
                 folders.insert(FileSystem.parent(of: op.source))
             }
         }
-        if let updater { try updater.foldersChanged(folders.sorted()) }
+        if let updater { try updater.foldersChanged(folders.sorted(), thorough: interrupted) }
         if kind == "restore" {
             for id in plan.trashItems ?? [] { try library.updateTrashItem(id: id, state: "restored") }
         }

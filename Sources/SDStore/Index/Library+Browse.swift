@@ -88,13 +88,10 @@ extension Library {
             let rest = trimmed[(location.path.count + (location.path.last == 0x2F ? 0 : 1))...]
             var current = root
             let found: Int64? = try database.read { db in
+                let child = try db.cachedStatement(sql: "SELECT id FROM entries WHERE parent_id = ? AND name = ?")
                 for component in rest.split(separator: 0x2F, omittingEmptySubsequences: true) {
                     guard
-                        let next = try Int64.fetchOne(
-                            db,
-                            sql: "SELECT id FROM entries WHERE parent_id = ? AND name = ?",
-                            arguments: [current, Data(component)]
-                        )
+                        let next = try Int64.fetchOne(child, arguments: [current, Data(component)])
                     else { return nil }
                     current = next
                 }

@@ -199,6 +199,59 @@ extension Library {
 
     // MARK: - Copies
 
+    /// The indexed files among `paths`: path -> (entry id, content id if identified). One read for all,
+    /// each folder resolved once.
+    public func indexedFiles(at paths: [String]) throws -> [String: (id: Int64, content: ContentID?)] {
+        let locations = try fetchLocations().filter { $0.rootEntryID != nil }
+        return try database.read { db in
+            let child = try db.cachedStatement(sql: "SELECT id FROM entries WHERE parent_id = ? AND name = ?")
+            let file = try db.cachedStatement(sql: "SELECT content_id FROM entries WHERE id = ? AND type = 0")
+            var folders: [[UInt8]: Int64] = [:]
+            for location in locations { folders[location.path] = location.rootEntryID }
+            func resolve(_ path: ArraySlice<UInt8>) throws -> Int64? {
+                if let known = folders[Array(path)] { return known }
+                guard let slash = path.lastIndex(of: 0x2F), slash > path.startIndex,
+                    locations.contains(where: { Self.isInside(Array(path), $0.path) })
+                else { return nil }
+                guard let parent = try resolve(path[..<slash]),
+                    let id = try Int64.fetchOne(child, arguments: [parent, Data(path[(slash + 1)...])])
+                else { return nil }
+                folders[Array(path)] = id
+                return id
+            }
+            var result: [String: (Int64, ContentID?)] = [:]
+            for path in paths {
+                let bytes = Array(path.utf8)
+                guard let slash = bytes.lastIndex(of: 0x2F), let parent = try resolve(bytes[..<slash]),
+                    let id = try Int64.fetchOne(child, arguments: [parent, Data(bytes[(slash + 1)...])])
+                else { continue }
+                guard let row = try Row.fetchOne(file, arguments: [id]) else { continue }
+                let content: Int64? = row[0]
+                result[path] = (id, content.map(ContentID.init(int64:)))
+            }
+            return result
+        }
+    }
+
+    /// The files among `paths` (indexed, identified) whose content some other indexed file on filesystem
+    /// `device` (st_dev) also has.
+    public func contentPresent(ofFilesAt paths: [String], onDevice device: UInt64) throws -> Set<String> {
+        let files = try indexedFiles(at: paths)
+        return try database.read { db in
+            let exists = try db.cachedStatement(
+                sql: "SELECT EXISTS (SELECT 1 FROM entries WHERE content_id = ? AND device_number = ? AND id != ?)"
+            )
+            var present = Set<String>()
+            for (path, file) in files {
+                guard let content = file.content else { continue }
+                if try Bool.fetchOne(exists, arguments: [content.int64, Int64(bitPattern: device), file.id]) == true {
+                    present.insert(path)
+                }
+            }
+            return present
+        }
+    }
+
     /// The content id the index holds for the file at `path` (nil when not indexed or not identified yet).
     public func indexedContentID(ofFileAt path: String) throws -> ContentID? {
         guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
@@ -229,10 +282,9 @@ extension Library {
     }
 
     /// The copies a file must keep: the library's `min-copies` (default 1), raised by the setting of any tag on
-    /// the file's entry or on an entry with the same content.
-    public func minCopies(forFileAt path: String, content: ContentID?) throws -> Int {
+    /// the file's entry (if indexed) or on an entry with the same content.
+    public func minCopies(entry: Int64?, content: ContentID?) throws -> Int {
         let base = Int(try setting("min-copies") ?? "1") ?? 1
-        let entry = try resolveEntry(path: Array(path.utf8))?.1
         let tagged: Int? = try database.read { db in
             try Int.fetchOne(
                 db,

@@ -3,26 +3,6 @@ import GRDB
 import SDCore
 
 extension Library {
-    /// Whether the indexed file at `path` has a content id that some indexed file on filesystem `device`
-    /// (st_dev) also has: its content is already there. False when the file is not indexed or not identified.
-    public func contentPresent(ofFileAt path: String, onDevice device: UInt64) throws -> Bool {
-        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return false }
-        return try database.read { db in
-            guard
-                let content = try Int64.fetchOne(
-                    db,
-                    sql: "SELECT content_id FROM entries WHERE id = ?",
-                    arguments: [id]
-                )
-            else { return false }
-            return try Bool.fetchOne(
-                db,
-                sql: "SELECT EXISTS (SELECT 1 FROM entries WHERE content_id = ? AND device_number = ? AND id != ?)",
-                arguments: [content, Int64(bitPattern: device), id]
-            ) ?? false
-        }
-    }
-
     /// Appends to the audit log: who did what, with what outcome ('ok', 'failed', 'refused', 'paused',
     /// 'cancelled'). `details` is JSON.
     public func appendAudit(

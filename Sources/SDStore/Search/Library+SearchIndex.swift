@@ -256,22 +256,24 @@ extension Library {
     /// Adds ascending ids to one gram's stored list.
     static func merge(_ ids: [Int64], into gram: UInt32, _ db: Database) throws {
         let g = Int64(gram)
+        // Cached statements: a live batch merges a few thousand lists, and preparing each statement anew cost
+        // more than the merges themselves.
         func chunk(_ sql: String, _ arguments: StatementArguments) throws -> (first: Int64, ids: [Int64])? {
-            guard let row = try Row.fetchOne(db, sql: sql, arguments: arguments) else { return nil }
+            guard let row = try Row.fetchOne(try db.cachedStatement(sql: sql), arguments: arguments) else {
+                return nil
+            }
             return (row[0], Postings.decode([UInt8](row[1] as Data)))
         }
         func replace(_ first: Int64?, with merged: [Int64]) throws {
             if let first {
-                try db.execute(
-                    sql: "DELETE FROM search_postings WHERE gram = ? AND first_id = ?",
-                    arguments: [g, first]
-                )
+                try db.cachedStatement(sql: "DELETE FROM search_postings WHERE gram = ? AND first_id = ?")
+                    .execute(arguments: [g, first])
             }
+            let insert = try db.cachedStatement(
+                sql: "INSERT INTO search_postings (gram, first_id, ids) VALUES (?, ?, ?)"
+            )
             for part in Postings.encode(merged) {
-                try db.execute(
-                    sql: "INSERT INTO search_postings (gram, first_id, ids) VALUES (?, ?, ?)",
-                    arguments: [g, part.first, Data(part.bytes)]
-                )
+                try insert.execute(arguments: [g, part.first, Data(part.bytes)])
             }
         }
         let newestSQL = "SELECT first_id, ids FROM search_postings WHERE gram = ? ORDER BY first_id DESC LIMIT 1"
@@ -286,14 +288,16 @@ extension Library {
             for id in older {
                 let target =
                     try Int64.fetchOne(
-                        db,
-                        sql:
-                            "SELECT first_id FROM search_postings WHERE gram = ? AND first_id <= ? ORDER BY first_id DESC LIMIT 1",
+                        try db.cachedStatement(
+                            sql: """
+                                SELECT first_id FROM search_postings WHERE gram = ? AND first_id <= ?
+                                ORDER BY first_id DESC LIMIT 1
+                                """
+                        ),
                         arguments: [g, id]
                     )
                     ?? Int64.fetchOne(
-                        db,
-                        sql: "SELECT min(first_id) FROM search_postings WHERE gram = ?",
+                        try db.cachedStatement(sql: "SELECT min(first_id) FROM search_postings WHERE gram = ?"),
                         arguments: [g]
                     ) ?? 0
                 groups[target, default: []].append(id)
@@ -317,13 +321,12 @@ extension Library {
             added += newer.count
         }
         if added > 0 {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO search_gram_counts (gram, n) VALUES (?, ?)
                     ON CONFLICT (gram) DO UPDATE SET n = n + excluded.n
-                    """,
-                arguments: [g, added]
-            )
+                    """
+            ).execute(arguments: [g, added])
         }
     }
 }

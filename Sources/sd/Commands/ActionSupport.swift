@@ -12,7 +12,7 @@ import SDSystem
 struct LiveIndexUpdater: IndexUpdater {
     let library: Library
 
-    func foldersChanged(_ paths: [String]) throws {
+    func foldersChanged(_ paths: [String], thorough: Bool) throws {
         let locations = try library.fetchLocations().filter { $0.state == "online" }
         var folders: [Int64: (location: Location, ids: Set<Int64>)] = [:]
         for path in paths {
@@ -33,7 +33,14 @@ struct LiveIndexUpdater: IndexUpdater {
         for (location, ids) in folders.values {
             guard let lock = try? library.lockLocation(location) else { continue }
             defer { withExtendedLifetime(lock) {} }
-            try LiveIndexer(library: library).apply(ids.sorted().map { .relist(folder: $0) }, to: location)
+            let indexer = LiveIndexer(library: library)
+            try indexer.apply(ids.sorted().map { .relist(folder: $0) }, to: location)
+            if thorough {
+                // An earlier run may have died inside an update: folders it inserted but never listed, files it
+                // never identified, aggregates it never summed.
+                _ = try indexer.recover(location, allowMassDelete: true)
+                _ = try indexer.completeSweep(of: location)
+            }
         }
     }
 }
