@@ -22,7 +22,7 @@ public struct DeleteRequest: Codable, Sendable, Equatable {
 /// own filesystem that is `trash/` in the library; elsewhere `.sd-trash-UID/LIBRARY-ID/` at the top of the
 /// filesystem (as the freedesktop trash does). The index never lists these folders.
 public enum Trash {
-    public static let folderPrefix = ".sd-trash-"
+    public static let folderPrefix = String(decoding: FolderListing.trashPrefix, as: UTF8.self)
 
     public static func root(for path: String, library: Library) -> String? {
         guard let device = FileSystem.identity(Paths.existingAncestor(path))?.device else { return nil }

@@ -46,7 +46,8 @@ public struct TransferJob: JobKind {
         let hasher = ContentHasher()
         let syncPoint = Paths.existingAncestor(plan.destination ?? operations.first.map(\.target) ?? "/")
         func temporary(_ index: Int, _ op: FileOperation) -> String {
-            FileSystem.parent(of: op.target) + "/.sd-part-\(tag)-\(index)"
+            FileSystem.parent(of: op.target)
+                + "/\(String(decoding: FolderListing.partPrefix, as: UTF8.self))\(tag)-\(index)"
         }
         while next < operations.count {
             try Task.checkCancellation()
@@ -177,6 +178,12 @@ public struct TransferJob: JobKind {
         if let updater { try updater.foldersChanged(folders.sorted(), thorough: interrupted) }
         if kind == "restore" {
             for id in plan.trashItems ?? [] { try library.updateTrashItem(id: id, state: "restored") }
+            // A trashing whose every item is back counts as undone.
+            let items = try library.trashItems(states: ["restored"]).filter { (plan.trashItems ?? []).contains($0.id) }
+            for job in Set(items.compactMap(\.jobID))
+            where try library.trashItems(states: ["pending", "trashed", "purged"], jobID: job).isEmpty {
+                try library.markUndone(jobID: job, by: context.record.id)
+            }
         }
         if let undone = plan.undoes { try library.markUndone(jobID: undone, by: context.record.id) }
         guard ["move", "rename"].contains(kind) else { return }

@@ -44,6 +44,58 @@ struct CLITests {
         #expect(try sd.run(["jobs", "--all"]).stdout.contains("copy    completed"))
     }
 
+    /// Moves, the trash and undo as a user runs them, the index following each action without a rescan.
+    @Test func actionsKeepTheIndexAndUndo() throws {
+        try dir.write("home/docs/report.txt", Array("quarterly".utf8))
+        try dir.write("home/docs/notes.txt", Array("notes".utf8))
+        try FileManager.default.createDirectory(atPath: dir.file("home/archive"), withIntermediateDirectories: true)
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        func listed(_ folder: String) throws -> [String] {
+            try sd.run(["ls", dir.file(folder)]).stdout.split(separator: "\n").map(String.init)
+        }
+        let moved = try sd.run(["mv", "-y", dir.file("home/docs/report.txt"), dir.file("home/archive")])
+        #expect(moved.status == 0, "\(moved.stderr)")
+        #expect(try listed("home/archive") == ["report.txt"])
+        #expect(try listed("home/docs") == ["notes.txt"])
+        #expect(try sd.run(["search", "report", "--json"]).stdout.contains("archive/report.txt"))
+
+        #expect(try sd.run(["rm", "-y", dir.file("home/docs/notes.txt")]).status == 0)
+        #expect(try listed("home/docs").isEmpty)
+        let trash = try sd.run(["trash", "list"])
+        #expect(trash.stdout.contains(dir.file("home/docs/notes.txt")))
+        let id = String(trash.stdout.prefix(8))
+        #expect(try sd.run(["trash", "restore", "-y", id]).status == 0)
+        #expect(try listed("home/docs") == ["notes.txt"])
+        #expect(try sd.run(["trash", "list"]).stdout.contains("the trash is empty"))
+
+        // The last undoable action is the move: refused once the file changed, done once it is back.
+        try dir.write("home/archive/report.txt", Array("edited".utf8))
+        let refused = try sd.run(["undo", "-y"])
+        #expect(refused.status == 1)
+        #expect(refused.stdout.contains("changed since"), "\(refused.stdout)")
+        try dir.write("home/archive/report.txt", Array("quarterly".utf8))
+        let undone = try sd.run(["undo", "-y"])
+        #expect(undone.status == 0, "\(undone.stderr)")
+        #expect(try listed("home/docs") == ["notes.txt", "report.txt"])
+        #expect(try listed("home/archive").isEmpty)
+
+        // A permanent delete of content with no other copy is refused; forced, it goes.
+        let last = try sd.run(["rm", "--permanent", "-y", dir.file("home/docs/notes.txt")])
+        #expect(last.status == 1 && last.stdout.contains("below min-copies"))
+        #expect(
+            try sd.run(["rm", "--permanent", "--force-last-copy", "-y", dir.file("home/docs/notes.txt")]).status == 0
+        )
+        #expect(!FileManager.default.fileExists(atPath: dir.file("home/docs/notes.txt")))
+        #expect(try sd.run(["config", "set", "min-copies", "2", "--tag", "nope"]).stderr.contains("no tag named"))
+        #expect(try sd.run(["config", "set", "min-copies", "2"]).status == 0)
+        #expect(try sd.run(["config", "get", "min-copies"]).stdout == "2\n")
+        let log = try sd.run(["log"]).stdout
+        for action in ["move", "trash", "restore", "delete"] { #expect(log.contains("  \(action)  ")) }
+        let jobs = try JSONSerialization.jsonObject(with: Data(try sd.run(["jobs", "list", "--json"]).stdout.utf8))
+        #expect((jobs as? [Any])?.isEmpty == true)
+    }
+
     @Test func userErrorsExitOneWithOneLine() throws {
         let missing = try sd.run(["hash", dir.file("nope")])
         #expect(missing.status == 1)

@@ -30,6 +30,26 @@ struct IndexerTests {
         #expect(folder.aggregateSize == Int64("not really a jpeg".utf8.count + "# notes".utf8.count))
     }
 
+    /// sd's own files among the user's (a copy's temporaries, a trash folder) are never indexed, by a scan or
+    /// by a live update.
+    @Test func sdsOwnFilesAreNotIndexed() throws {
+        let f = try IndexFixture()
+        try f.write("photo.jpg", "p")
+        try f.write(".sd-part-1234abcd-7", "half a copy")
+        try f.write(".sd-trash-0/lib/item/old.txt", "trashed")
+        let location = try f.addLocation()
+        _ = try f.index(location)
+        #expect(try f.names() == ["photo.jpg"])
+        try f.write(".sd-part-1234abcd-8", "another")
+        let root = try #require(try f.entry(""))
+        let refreshed = try #require(try f.library.fetchLocation(id: location.id))
+        try LiveIndexer(library: f.library).apply(
+            [.relist(folder: root.id), .names(folder: root.id, [Array(".sd-part-1234abcd-8".utf8)])],
+            to: refreshed
+        )
+        #expect(try f.names() == ["photo.jpg"])
+    }
+
     @Test func metadataOnlyIndexListsEverythingWithoutContent() throws {
         let f = try IndexFixture()
         for i in 0..<50 { try f.write("d\(i % 5)/f\(i).txt", "file \(i)") }

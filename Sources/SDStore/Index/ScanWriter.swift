@@ -26,11 +26,20 @@ public struct FolderListing: Sendable {
     ) {
         self.key = key
         self.path = path
-        self.entries = entries
+        self.entries = entries.filter { !Self.isPrivate($0.name) }
         self.childKeys = childKeys
         self.error = error
         self.selfStat = selfStat
     }
+
+    /// sd's own files among the user's, never indexed: a copy's hidden temporaries (`.sd-part-...`) and the
+    /// trash folders on other filesystems (`.sd-trash-UID`).
+    public static func isPrivate(_ name: [UInt8]) -> Bool {
+        name.starts(with: partPrefix) || name.starts(with: trashPrefix)
+    }
+
+    public static let partPrefix = Array(".sd-part-".utf8)
+    public static let trashPrefix = Array(".sd-trash-".utf8)
 }
 
 /// A change to apply to a watched location, as the watcher or offline recovery saw it.
@@ -244,7 +253,7 @@ public final class ScanWriter {
         guard let selfStat = try? Directory.stat(path), selfStat.type == .directory else { return }
         var present: [RawEntry] = []
         var gone: [[UInt8]] = []
-        for name in Set(names) {
+        for name in Set(names) where !FolderListing.isPrivate(name) {
             do {
                 var entry = try Directory.stat(path + [0x2F] + name)
                 entry.name = name
@@ -270,7 +279,7 @@ public final class ScanWriter {
         guard let selfStat = try? Directory.stat(path), selfStat.type == .directory else { return }
         let entries: [RawEntry]
         do {
-            entries = try Directory.list(path)
+            entries = try Directory.list(path).filter { !FolderListing.isPrivate($0.name) }
         } catch {
             if error.isNotFound { return }
             counts.unreadableFolders += 1
