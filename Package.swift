@@ -54,7 +54,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Layer 2
-        .target(name: "SDIndexer", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
+        .target(
+            name: "SDIndexer",
+            dependencies: ["SDJobs", "SDStore", "SDCore", "SDSystem"],
+            swiftSettings: strictSettings
+        ),
         .target(name: "SDSearch", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
         .target(name: "SDJobs", dependencies: ["SDStore", "SDCore"], swiftSettings: strictSettings),
         .target(
@@ -95,7 +99,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SDIndexerTests",
-            dependencies: ["SDIndexer", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
+            dependencies: ["SDIndexer", "SDJobs", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -91,38 +91,67 @@ public final class Indexer: Sendable {
     /// location whose root is missing or holds another volume is not an error: it is marked offline, its
     /// entries are kept, and the report says why.
     public func index(_ given: Location) throws -> IndexReport {
+        let location = try library.fetchLocation(id: given.id) ?? given
+        if let reason = offlineReason(location) {
+            try library.setLocationState(id: location.id, state: "offline", reason: reason)
+            var report = IndexReport(location: location.name)
+            report.offline = reason
+            return report
+        }
+        let job =
+            try library.fetchUnfinishedJob(kind: "index", target: location.uuid)
+            ?? library.createJob(kind: "index", target: location.uuid, checkpoint: nil)
+        // Whoever holds the job's lock runs it: `sd jobs pause|cancel` ask through the job's row, which is read
+        // between batches (a stop there is as safe as a kill: the scan resumes from its checkpoint).
+        let jobLock = try library.acquireJobLock(job.id)
+        defer { withExtendedLifetime(jobLock) {} }
+        try library.setJobState(id: job.id, "running")
+        do {
+            let report = try scan(location, job: job) {
+                if let stop = JobStop(request: try library.jobRequest(id: job.id)) { throw stop }
+            }
+            try library.setJobState(id: job.id, "completed")
+            library.removeJobLock(job.id)
+            return report
+        } catch let stop as JobStop {
+            try? library.setJobState(id: job.id, stop.state)
+            if stop == .cancelled { library.removeJobLock(job.id) }
+            throw stop
+        } catch {
+            try? library.setJobState(id: job.id, "failed", error: "\(error)")
+            library.removeJobLock(job.id)
+            throw error
+        }
+    }
+
+    /// The work of an index job, from the checkpoint in its row (a first run starts a new scan epoch), without
+    /// the job's bookkeeping (lock, state): `index(_:)` and `IndexJob` (the job runner) do that.
+    /// `checkRequests` throws `JobStop` when the user asked to pause or cancel; it is called between batches,
+    /// at most every 250 ms, and between phases.
+    public func scan(_ given: Location, job: JobRecord, checkRequests: () throws -> Void) throws -> IndexReport {
         let clock = ContinuousClock()
         let start = clock.now
-        var report = IndexReport(location: given.name)
         let location = try library.fetchLocation(id: given.id) ?? given
+        var report = IndexReport(location: location.name)
         if let reason = offlineReason(location) {
             try library.setLocationState(id: location.id, state: "offline", reason: reason)
             report.offline = reason
             return report
         }
         var checkpoint: IndexCheckpoint
-        let job: JobRecord
-        if let unfinished = try library.fetchUnfinishedJob(kind: "index", target: location.uuid),
-            let saved = IndexCheckpoint.parse(unfinished.checkpoint)
-        {
-            job = unfinished
+        if let saved = IndexCheckpoint.parse(job.checkpoint) {
             checkpoint = saved
             report.resumed = true
         } else {
             checkpoint = IndexCheckpoint(epoch: location.scanEpoch + 1, phase: .processing)
-            job = try library.createJob(kind: "index", target: location.uuid, checkpoint: checkpoint.json)
+            try library.updateJob(id: job.id, checkpoint: checkpoint.json)
         }
         report.epoch = checkpoint.epoch
-        // Whoever holds the job's lock runs it: `sd jobs pause|cancel` ask through the job's row, which is read
-        // between batches (a stop there is as safe as a kill: the scan resumes from its checkpoint).
-        let jobLock = try library.acquireJobLock(job.id)
-        defer { withExtendedLifetime(jobLock) {} }
-        try library.setJobState(id: job.id, "running")
         var lastRequestCheck = clock.now
         func stopIfAsked(throttled: Bool = true) throws {
             if throttled && clock.now - lastRequestCheck < .milliseconds(250) { return }
             lastRequestCheck = clock.now
-            if let stop = JobStop(request: try library.jobRequest(id: job.id)) { throw stop }
+            try checkRequests()
         }
         func notify(_ phase: IndexPhase, entries: Int = 0, hashed: Int = 0, toHash: Int = 0) {
             progress?(
@@ -204,16 +233,6 @@ public final class Indexer: Sendable {
             if options.searchIndex { while try library.catchUpSearch() > 0 {} }
             lap("search")
             try library.finishScan(location: current)
-            try library.setJobState(id: job.id, "completed")
-            library.removeJobLock(job.id)
-        } catch let stop as JobStop {
-            try? library.setJobState(id: job.id, stop.state)
-            if stop == .cancelled { library.removeJobLock(job.id) }
-            throw stop
-        } catch {
-            try? library.setJobState(id: job.id, "failed", error: "\(error)")
-            library.removeJobLock(job.id)
-            throw error
         }
         report.seconds = (clock.now - start).seconds
         return report

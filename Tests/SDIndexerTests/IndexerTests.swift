@@ -1,6 +1,7 @@
 import Foundation
 import SDCore
 import SDIndexer
+import SDJobs
 import SDStore
 import SDSystem
 import SDTestSupport
@@ -28,6 +29,32 @@ struct IndexerTests {
         let folder = try #require(try f.entry("Photos"))
         #expect(folder.aggregateFiles == 2)
         #expect(folder.aggregateSize == Int64("not really a jpeg".utf8.count + "# notes".utf8.count))
+    }
+
+    /// An index job runs through the job runner like any job: from its row, under the location's lock, to the
+    /// same index a direct run gives.
+    @Test func indexJobsRunThroughTheJobRunner() async throws {
+        let f = try IndexFixture()
+        for i in 0..<20 { try f.write("d\(i % 3)/f\(i).txt", "file \(i)") }
+        let location = try f.addLocation()
+        let reports = Mutex<[IndexReport]>([])
+        let runner = JobRunner(
+            library: f.library,
+            kinds: [IndexJob(finished: { r in reports.withLock { $0.append(r) } })]
+        )
+        let job = try runner.submit(kind: "index", target: location.uuid, input: [String: String]())
+        do {
+            // Another process watching the location: the job cannot write it and says so.
+            let held = try f.library.lockLocation(location)
+            await #expect(throws: IndexError.self) { try await runner.run(job.id) }
+            withExtendedLifetime(held) {}
+        }
+        #expect(try f.library.fetchJob(job.id).state == "failed")
+        let again = try runner.submit(kind: "index", target: location.uuid, input: [String: String]())
+        #expect(try await runner.run(again.id).state == "completed")
+        #expect(reports.withLock { $0.map(\.counts.inserted) } == [23], "20 files and 3 folders")
+        #expect(try f.names() == ["d0", "d1", "d2"])
+        #expect(try f.names("d1").count == 7)
     }
 
     /// sd's own files among the user's (a copy's temporaries, a trash folder) are never indexed, by a scan or

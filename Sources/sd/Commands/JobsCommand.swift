@@ -5,6 +5,7 @@ import SDCore
 import SDIndexer
 import SDJobs
 import SDStore
+import Synchronization
 
 /// `sd jobs`: the library's durable jobs.
 struct JobsCommand: ParsableCommand {
@@ -12,7 +13,7 @@ struct JobsCommand: ParsableCommand {
         commandName: "jobs",
         abstract: "List, inspect, pause, resume and cancel the library's jobs.",
         discussion: """
-            Jobs (indexing a location, and the file actions to come) are kept in the library: one interrupted by
+            Jobs (indexing a location, and every file action) are kept in the library: one interrupted by
             a crash or a reboot shows as 'running' with no process behind it ('interrupted' below) and goes on
             from its last checkpoint when resumed. A job is named by its id or the start of it.
 
@@ -102,14 +103,25 @@ struct JobsCommand: ParsableCommand {
             }
             switch job.kind {
             case "index":
-                // An index job is resumed by indexing its location: the indexer takes up its unfinished job.
-                guard let uuid = job.target, let location = try library.fetchLocation(uuid) else {
-                    throw UserError("job \(job.id.prefix(8)) indexes a location this library no longer has")
+                // Through the runner, like every job: the scan goes on from the job's checkpoint.
+                let bar = ProgressLine(enabled: !global.json)
+                let report = Mutex<IndexReport?>(nil)
+                let kind = IndexJob(progress: { bar.show($0) }, finished: { r in report.withLock { $0 = r } })
+                let result: JobRecord
+                do {
+                    result = try CopyCommand.runJob(
+                        JobRunner(library: library, kinds: [kind]),
+                        job.id,
+                        json: global.json
+                    )
+                } catch let error as IndexError {
+                    bar.clear()
+                    throw UserError(error.message)
                 }
-                var arguments = [location.uuid, "--library", library.path]
-                if global.json { arguments.append("--json") }
-                let command = try IndexCommand.parse(arguments)
-                try command.run()
+                bar.clear()
+                if global.json { return try Output.json(JobView(result, library)) }
+                print(report.withLock { $0 }.map(IndexCommand.describe) ?? JobView(result, library).line)
+                if result.state != "completed" { throw ExitCode(1) }
             case let kind where Actions.isAction(kind):
                 let runner = JobRunner(library: library, kinds: Actions.kinds(library))
                 let result = try Actions.run(runner, job.id, library: library, summary: nil, json: global.json)
