@@ -67,6 +67,35 @@ public struct FileOperation: Codable, Sendable, Equatable {
         self.removeSource = removeSource
     }
 
+    enum CodingKeys: String, CodingKey {
+        case kind, source, target, size, files, conflict, skip, removeSource
+    }
+
+    // Defaults are left out: a 10,000-file plan is the job's input, encoded once and decoded at every start.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        kind = try c.decode(Kind.self, forKey: .kind)
+        source = try c.decode(String.self, forKey: .source)
+        target = try c.decode(String.self, forKey: .target)
+        size = try c.decodeIfPresent(Int64.self, forKey: .size) ?? 0
+        files = try c.decodeIfPresent(Int.self, forKey: .files) ?? 0
+        conflict = try c.decodeIfPresent(String.self, forKey: .conflict)
+        skip = try c.decodeIfPresent(Bool.self, forKey: .skip) ?? false
+        removeSource = try c.decodeIfPresent(Bool.self, forKey: .removeSource) ?? false
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(source, forKey: .source)
+        try c.encode(target, forKey: .target)
+        if size != 0 { try c.encode(size, forKey: .size) }
+        if files != 0 { try c.encode(files, forKey: .files) }
+        try c.encodeIfPresent(conflict, forKey: .conflict)
+        if skip { try c.encode(skip, forKey: .skip) }
+        if removeSource { try c.encode(removeSource, forKey: .removeSource) }
+    }
+
     /// Bytes this step accounts for in the job's progress.
     var progressBytes: Int64 {
         guard !skip else { return 0 }

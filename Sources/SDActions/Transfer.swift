@@ -134,8 +134,18 @@ public enum TransferPlanner {
             self.move = move
         }
 
-        mutating func plan(_ source: String, _ target: String, _ preview: inout ActionPreview) {
-            guard let entry = try? Directory.stat(Array(source.utf8)) else {
+        /// `listed`: the source's stat from its folder's listing (else it is stat'ed); `newFolder`: the target's
+        /// folder is made by this plan, so nothing can be in the way on disk.
+        mutating func plan(
+            _ source: String,
+            _ target: String,
+            _ preview: inout ActionPreview,
+            listed: RawEntry? = nil,
+            newFolder: Bool = false
+        ) {
+            guard
+                let entry = listed.flatMap({ $0.error == nil ? $0 : nil }) ?? (try? Directory.stat(Array(source.utf8)))
+            else {
                 preview.problems.append(ActionProblem(path: source, reason: "cannot be read"))
                 return
             }
@@ -154,7 +164,7 @@ public enum TransferPlanner {
                 op.files = 1
             }
             var merge = false
-            if FileSystem.exists(target) || taken.contains(target) {
+            if taken.contains(target) || (!newFolder && FileSystem.exists(target)) {
                 if kind == .folder && FileSystem.isDirectory(target) {
                     // Into an existing folder: the two merge; conflicts are per file below.
                     merge = true
@@ -220,8 +230,9 @@ public enum TransferPlanner {
                     preview.problems.append(ActionProblem(path: source, reason: "cannot list this folder"))
                     return
                 }
-                for child in children.map({ String(decoding: $0.name, as: UTF8.self) }).sorted() {
-                    plan(source + "/" + child, op.target + "/" + child, &preview)
+                for child in children.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
+                    let name = String(decoding: child.name, as: UTF8.self)
+                    plan(source + "/" + name, op.target + "/" + name, &preview, listed: child, newFolder: !merge)
                 }
                 if move {
                     preview.operations.append(FileOperation(kind: .removeFolder, source: source, target: op.target))
