@@ -118,7 +118,7 @@ struct RenameCommand: ParsableCommand {
             library: library,
             global: global,
             previewOnly: action.preview,
-            yes: action.yes || isatty(0) != 1,
+            yes: action.yes,
             question: "Rename?"
         )
     }
@@ -129,7 +129,11 @@ struct MakeFolderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mkdir",
         abstract: "Make folders, with any missing parents (recorded in the index and the audit log).",
-        discussion: "Example: sd mkdir ~/Pictures/2026/summer"
+        discussion: """
+            Making empty folders changes nothing that exists, so sd does not ask (-y is accepted).
+
+            Example: sd mkdir ~/Pictures/2026/summer
+            """
     )
 
     @OptionGroup var global: GlobalOptions

@@ -4,6 +4,7 @@ import SDActions
 import SDCore
 import SDJobs
 import SDStore
+import SDSystem
 
 extension ConflictPolicy: ExpressibleByArgument {}
 
@@ -65,6 +66,10 @@ struct CopyCommand: ParsableCommand {
         } catch let error as JobError {
             line.clear()
             throw UserError(error.message)
+        } catch let error as SystemError {
+            // The disk refused a step (permission, space, a file gone): the job failed, and says where.
+            line.clear()
+            throw UserError("\(error) (job \(id.prefix(8)) failed; `sd jobs show \(id.prefix(8))`)")
         }
     }
 
