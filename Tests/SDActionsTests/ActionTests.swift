@@ -137,6 +137,25 @@ struct ActionTests {
         #expect(try FileSystem.list(f.library.path + "/trash").isEmpty)
     }
 
+    /// A trashing cut short after its rename but before its row said so (as a crash would leave it) resumes to
+    /// the same end: the item recorded as trashed, with its manifest, and undoable.
+    @Test func interruptedTrashingResumes() async throws {
+        let f = try CopyFixture(CopyTests.files)
+        let preview = DeletePlanner.preview(DeleteRequest(paths: [f.dir.file("src/sub")]), library: f.library)
+        let job = try f.runner.submit(kind: "trash", target: nil, input: preview.plan)
+        let op = try #require(preview.operations.first)
+        try FileSystem.makeDirectories(FileSystem.parent(of: op.target))
+        try FileSystem.renameNoReplace(op.source, to: op.target)
+        try f.library.setJobState(id: job.id, "running")
+        #expect(try await f.runner.run(job.id).state == "completed")
+        let items = try f.library.trashItems()
+        #expect(items.count == 1 && items.first?.manifest?.count == 3)
+        #expect(!FileSystem.exists(f.dir.file("src/sub")))
+        let record = try UndoRecord.decode(try #require(try f.library.undoRecord(jobPrefix: job.id)).record)
+        #expect(try await f.commit(UndoPlanner.preview(record, jobID: job.id, library: f.library)).state == "completed")
+        #expect(try f.tree("src")["sub/deeper/c.bin"] == "c")
+    }
+
     /// A permanent delete counts copies on the index by content id in its preview, then confirms them by full
     /// BLAKE3 before deleting: a planted collision of sampled ids (two files that differ only outside the
     /// sampled ranges) is not a copy, and the job refuses, deleting nothing. A true copy lets it go ahead.

@@ -89,6 +89,17 @@ enum Actions {
     ) throws {
         if global.json && previewOnly { return try Output.json(preview) }
         if !global.json { print(describe(preview)) }
+        // Until the daemon resumes them by itself, say so when a crash left jobs behind.
+        let left = (try? JobRunner(library: library, kinds: kinds(library)).interrupted()) ?? []
+        if !left.isEmpty && !global.json {
+            let what = left.count == 1 ? "it" : "the first; `sd jobs` lists them"
+            FileHandle.standardError.write(
+                Data(
+                    "sd: note: \(left.count) interrupted job(s): `sd jobs resume \(left[0].id.prefix(8))` finishes \(what)\n"
+                        .utf8
+                )
+            )
+        }
         if previewOnly { return }
         guard preview.canCommit else {
             try library.appendAudit(
