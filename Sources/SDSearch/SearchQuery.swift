@@ -224,7 +224,7 @@ public enum SearchQueryParser {
         return (n, n)
     }
 
-    static func bytes(_ text: String) throws(SearchQueryError) -> Int64 {
+    public static func bytes(_ text: String) throws(SearchQueryError) -> Int64 {
         let units: [(String, Double)] = [
             ("kib", 1024), ("mib", 1_048_576), ("gib", 1_073_741_824), ("tib", 1_099_511_627_776), ("kb", 1e3),
             ("mb", 1e6),

@@ -23,6 +23,7 @@ enum Schema {
         ("v4-search-postings", v4),
         ("v5-job-control", v5),
         ("v6-actions", v6),
+        ("v7-integrity-hashes", v7),
     ]
 
     static var version: Int { migrations.count }
@@ -415,6 +416,25 @@ enum Schema {
                     value TEXT NOT NULL,
                     PRIMARY KEY (key, scope)
                 ) STRICT, WITHOUT ROWID;
+                """
+        )
+    }
+
+    // MARK: - v7
+
+    /// Full BLAKE3 hashes per file, computed on demand (duplicate verification, scrub) and kept: valid while
+    /// the file's size and mtime are those recorded with it. Per entry, not per content: files with one
+    /// sampled content id can differ, which is what the full hash is there to find.
+    static func v7(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE integrity_hashes (
+                    entry_id INTEGER PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+                    hash TEXT NOT NULL,                    -- 64 hex digits, as b3sum prints
+                    size INTEGER NOT NULL,
+                    mtime_ns INTEGER NOT NULL,
+                    checked_at INTEGER NOT NULL
+                ) STRICT;
                 """
         )
     }

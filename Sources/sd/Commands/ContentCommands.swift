@@ -1,0 +1,122 @@
+import ArgumentParser
+import Foundation
+import SDActions
+import SDCore
+import SDSearch
+import SDStore
+
+/// `sd dupes`: files held more than once, by content id, across locations and devices.
+struct DupesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dupes",
+        abstract: "Files held more than once (same content id), with the bytes the extra copies take.",
+        discussion: """
+            Groups come from the index's content ids (sampled for files over 100 KiB, so two different files can
+            share one); --verify confirms every group with the full BLAKE3 of each file, computed once and kept
+            while the file is unchanged, and reports groups that split. Hard links to one file count once.
+
+            Examples:
+              sd dupes --min-size 10MB
+              sd dupes --kind image --location Photos --verify
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Option(help: "Only files of at least this size (e.g. 1MB, 500k).") var minSize: String?
+    @Option(help: "Only files of this kind (image, video, document, ...).") var kind: String?
+    @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
+    @Flag(help: "Confirm each group by the full BLAKE3 of every file.") var verify = false
+    @Option(help: "Groups to print (all with --json).") var limit = 20
+
+    struct Report: Encodable {
+        var groups: [DuplicateGroup]
+        var files: Int
+        var wastedBytes: Int64
+        var verified: Bool
+        var splits: [VerifiedDuplicates.Split]
+        var skipped: [ActionProblem]
+    }
+
+    func run() throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        var minimum: Int64 = 1
+        if let minSize {
+            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
+        }
+        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
+            throw UserError(
+                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        var chosen: Location?
+        if let location {
+            guard let found = try library.fetchLocation(location) else {
+                throw UserError("no location '\(location)'; see `sd location list`")
+            }
+            chosen = found
+        }
+        let groups = try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+        var report = Report(groups: groups, files: 0, wastedBytes: 0, verified: false, splits: [], skipped: [])
+        if verify {
+            let line = CountLine(enabled: !global.json, label: "verifying")
+            let verified = try DuplicateVerifier.verify(groups, library: library) { line.show($0, $1) }
+            line.clear()
+            report.groups = verified.groups
+            report.splits = verified.splits
+            report.skipped = verified.skipped
+            report.verified = true
+        }
+        report.files = report.groups.reduce(0) { $0 + $1.files }
+        report.wastedBytes = report.groups.reduce(0) { $0 + $1.wastedBytes }
+        if global.json { return try Output.json(report) }
+        if report.groups.isEmpty {
+            print(verify ? "no duplicates (verified by full hash)" : "no duplicates")
+        }
+        for group in report.groups.prefix(max(0, limit)) {
+            print(
+                "\(group.files) copies of \(ByteFormat.string(group.size)), \(ByteFormat.string(group.wastedBytes))"
+                    + " wasted  (content \(group.contentID))"
+            )
+            for member in group.members { print("  \(member.path)") }
+        }
+        if report.groups.count > limit { print("... \(report.groups.count - limit) more groups (--limit, --json)") }
+        for split in report.splits {
+            print("content \(split.contentID): not one file (sampled ids collided); by full hash:")
+            for part in split.parts { print("  " + part.joined(separator: "  =  ")) }
+        }
+        for problem in report.skipped { print("skipped: \(problem.path): \(problem.reason)") }
+        print(
+            "\(report.groups.count) groups, \(report.files) files, \(ByteFormat.string(report.wastedBytes)) wasted"
+                + (verify ? " (verified by full BLAKE3)" : " (by content id; --verify confirms)")
+        )
+    }
+}
+
+/// "label: done/total" on one terminal line; silent when not a terminal.
+final class CountLine: @unchecked Sendable {
+    // @unchecked: `last` is only touched under `lock`.
+    private let enabled: Bool
+    private let label: String
+    private let lock = NSLock()
+    private var last = ContinuousClock.now - .seconds(1)
+
+    init(enabled: Bool, label: String) {
+        self.enabled = enabled && isatty(2) == 1
+        self.label = label
+    }
+
+    func show(_ done: Int, _ total: Int) {
+        guard enabled else { return }
+        lock.withLock {
+            guard ContinuousClock.now - last > .milliseconds(100) else { return }
+            last = .now
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(label) \(done)/\(total) files".utf8))
+        }
+    }
+
+    func clear() {
+        if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+}

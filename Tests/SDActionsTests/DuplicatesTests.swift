@@ -1,0 +1,82 @@
+import Foundation
+import SDActions
+import SDCore
+import SDIndexer
+import SDStore
+import SDSystem
+import SDTestSupport
+import Testing
+
+/// Duplicate groups against make-tree's manifest (which records which file each duplicate copies), and
+/// verification by full hash against a planted collision of sampled content ids.
+struct DuplicatesTests {
+    @Test func groupsMatchTheManifestAndVerifySplitsCollisions() throws {
+        let f = try CopyFixture([:])
+        let tree = f.dir.file("tree/data")
+        try Shared.makeTree(at: tree, files: 800, large: 0, largeMiB: 1)
+        // The manifest: path, size, the row of the file it duplicates (or -1).
+        let rows = try String(contentsOfFile: tree + ".manifest.tsv", encoding: .utf8)
+            .split(separator: "\n").dropFirst().map { $0.split(separator: "\t").map(String.init) }
+        var manifestGroups: [Int: Set<String>] = [:]
+        for row in rows where Int(row[2])! >= 0 && Int64(row[1])! > 0 {
+            let original = Int(row[2])!
+            manifestGroups[original, default: [tree + "/" + rows[original][0]]].insert(tree + "/" + row[0])
+        }
+        // The truth is the bytes: files shorter than their kind's header are that header's first bytes, so a few
+        // the manifest calls unique are equal too. Every manifest group must be inside one group of equal bytes.
+        var byBytes: [Data: Set<String>] = [:]
+        for row in rows where Int64(row[1])! > 0 {
+            let path = tree + "/" + row[0]
+            byBytes[try Data(contentsOf: URL(fileURLWithPath: path)), default: []].insert(path)
+        }
+        let equalGroups = byBytes.filter { $0.value.count > 1 }
+        for group in manifestGroups.values {
+            #expect(equalGroups.values.contains { group.isSubset(of: $0) }, "\(group)")
+        }
+        let expected = Dictionary(uniqueKeysWithValues: equalGroups.enumerated().map { ($0.offset, $0.element.value) })
+        let expectedWasted = equalGroups.reduce(Int64(0)) { $0 + Int64($1.key.count) * Int64($1.value.count - 1) }
+        #expect(expected.count > 10, "the tree has duplicate groups to find")
+
+        // A planted collision: equal sampled ranges, one byte apart elsewhere.
+        var bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 2) }
+        try f.dir.write("tree/planted/a.bin", bytes)
+        let sampled = ContentHasher.sampledRanges(size: UInt64(bytes.count))
+        bytes[Int(sampled[2].offset) + sampled[2].length + 10] ^= 1
+        try f.dir.write("tree/planted/b.bin", bytes)
+        // A hard link is the same file, not a duplicate.
+        let linked = tree + "/" + rows.first { Int($0[2])! < 0 && Int64($0[1])! > 0 }![0]
+        #expect(link(linked, f.dir.file("tree/planted/link")) == 0)
+
+        let location = try f.library.addLocation(path: Array(f.dir.file("tree").utf8), name: "tree", volume: nil)
+        _ = try Indexer(library: f.library).index(location)
+        let groups = try f.library.duplicateGroups()
+        let found = Set(groups.map { Set($0.members.map(\.path)) })
+        let plantedGroup: Set = [f.dir.file("tree/planted/a.bin"), f.dir.file("tree/planted/b.bin")]
+        #expect(found == Set(expected.values).union([plantedGroup]))
+        #expect(groups.reduce(0) { $0 + $1.wastedBytes } == expectedWasted + 300_000)
+        #expect(groups.map(\.wastedBytes) == groups.map(\.wastedBytes).sorted(by: >), "largest first")
+
+        let verified = try DuplicateVerifier.verify(groups, library: f.library)
+        #expect(Set(verified.groups.map { Set($0.members.map(\.path)) }) == Set(expected.values))
+        #expect(verified.groups.reduce(0) { $0 + $1.wastedBytes } == expectedWasted)
+        #expect(
+            verified.splits.map(\.parts) == [[[f.dir.file("tree/planted/a.bin")], [f.dir.file("tree/planted/b.bin")]]]
+        )
+        #expect(verified.hashed == groups.reduce(0) { $0 + $1.members.count })
+        // Kept: a second verification hashes nothing; a file changed since it was indexed is left out.
+        #expect(try DuplicateVerifier.verify(groups, library: f.library).hashed == 0)
+        let changed = try #require(verified.groups.first?.members.first?.path)
+        try Array("changed".utf8).write(to: changed)
+        let again = try DuplicateVerifier.verify(groups, library: f.library)
+        #expect(again.skipped.map(\.path) == [changed])
+
+        // Filters: kind and minimum size.
+        let images = try f.library.duplicateGroups(category: "image")
+        #expect(!images.isEmpty && images.count < groups.count)
+        #expect(
+            try f.library.duplicateGroups(minSize: 250_000).map(\.contentID) == [
+                groups.first { $0.size == 300_000 }!.contentID
+            ]
+        )
+    }
+}
