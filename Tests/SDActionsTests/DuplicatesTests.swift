@@ -80,3 +80,37 @@ struct DuplicatesTests {
         )
     }
 }
+
+/// `redundancy` against a count made here from the bytes: content on one filesystem only is at risk, however
+/// many copies that filesystem holds.
+struct RedundancyTests {
+    @Test func contentOnOneDiskIsAtRiskWhateverItsCopies() throws {
+        guard let other = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-redundancy") else { return }
+        let f = try CopyFixture([:])
+        var rng = SeededRNG(seed: 7)
+        var files: [(path: String, bytes: [UInt8])] = []
+        let contents = (0..<40).map { i in (0..<(200 + i * 37)).map { _ in UInt8(truncatingIfNeeded: rng.next()) } }
+        for i in 0..<120 {
+            let content = contents[Int(rng.next() % 40)]
+            let root = rng.next() % 3 == 0 ? other.path : f.dir.file("here")
+            let path = "\(root)/f\(i)\(i % 2 == 0 ? ".jpg" : ".txt")"
+            try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+            try Data(content).write(to: URL(fileURLWithPath: path))
+            files.append((path, content))
+        }
+        // The independent count: per content, the filesystems holding it.
+        var disks: [[UInt8]: Set<String>] = [:]
+        for file in files { disks[file.bytes, default: []].insert(file.path.hasPrefix(other.path) ? "shm" : "tmp") }
+        let atRisk = disks.filter { $0.value.count < 2 }
+        for root in [f.dir.file("here"), other.path] {
+            let location = try f.library.addLocation(path: Array(root.utf8), name: root, volume: nil)
+            _ = try Indexer(library: f.library).index(location)
+        }
+        let report = try f.library.redundancy(minCopies: 2)
+        #expect(report.contents == atRisk.count)
+        #expect(report.bytesAtRisk == atRisk.keys.reduce(Int64(0)) { $0 + Int64($1.count) })
+        #expect(report.byLocation.reduce(0) { $0 + $1.contents } == atRisk.count, "each content in one place here")
+        #expect(try f.library.redundancy(minCopies: 1).contents == 0)
+        #expect(try f.library.redundancy(minCopies: 3).contents == disks.count)
+    }
+}

@@ -117,3 +117,94 @@ extension Library {
         }
     }
 }
+
+/// Content with fewer copies than asked, on distinct filesystems (st_dev) and devices.
+public struct RedundancyReport: Sendable, Codable, Equatable {
+    public struct Share: Sendable, Codable, Equatable {
+        public var name: String
+        public var contents: Int
+        public var bytes: Int64
+    }
+
+    public var minCopies: Int
+    /// Distinct contents below `minCopies`, and the bytes one copy of each takes.
+    public var contents: Int
+    public var bytesAtRisk: Int64
+    /// By kind, most valuable first (photos, videos, documents...), then by bytes.
+    public var byKind: [Share]
+    /// By location holding them, most bytes first.
+    public var byLocation: [Share]
+    /// Files not identified yet (no content id): not counted.
+    public var pendingFiles: Int
+}
+
+extension Library {
+    /// The order kinds are reported in: what people least want to lose first.
+    public static let valueOrder = [
+        "image", "video", "document", "spreadsheet", "presentation", "book", "email", "contact", "calendar", "audio",
+        "code", "database", "key", "encrypted", "text", "config", "archive", "mesh", "font", "web", "executable",
+        "package", "binary", "shortcut", "unknown",
+    ]
+
+    /// Content with fewer than `minCopies` copies, counting one per filesystem (st_dev) per device: two copies
+    /// on one disk are one copy for this purpose.
+    public func redundancy(minCopies: Int, category: String? = nil) throws -> RedundancyReport {
+        let locations = Dictionary(uniqueKeysWithValues: try fetchLocations().map { ($0.id, $0.name) })
+        // Each query reads the contents at risk through the same common table expression.
+        let atRisk = """
+            WITH at_risk AS (
+                SELECT content_id, max(size) AS size, min(coalesce(category, 'unknown')) AS category FROM entries
+                WHERE type = 0 AND content_id IS NOT NULL AND size > 0
+                GROUP BY content_id
+                HAVING count(DISTINCT device_id || ':' || coalesce(device_number, 0)) < ?1
+                    AND (?2 IS NULL OR min(coalesce(category, 'unknown')) = ?2)
+            )
+            """
+        let arguments: StatementArguments = [minCopies, category]
+        return try database.read { db in
+            let totals = try Row.fetchOne(
+                db,
+                sql: atRisk + " SELECT count(*), coalesce(sum(size), 0) FROM at_risk",
+                arguments: arguments
+            )!
+            var kinds = try Row.fetchAll(
+                db,
+                sql: atRisk + " SELECT category, count(*), sum(size) FROM at_risk GROUP BY category",
+                arguments: arguments
+            ).map { RedundancyReport.Share(name: $0[0], contents: $0[1], bytes: $0[2]) }
+            kinds.sort {
+                let a = Self.valueOrder.firstIndex(of: $0.name) ?? Self.valueOrder.count
+                let b = Self.valueOrder.firstIndex(of: $1.name) ?? Self.valueOrder.count
+                return (a, $1.bytes) < (b, $0.bytes)
+            }
+            var byLocation = try Row.fetchAll(
+                db,
+                sql: atRisk + """
+                    SELECT l.location_id, count(*), sum(r.size) FROM at_risk r
+                    JOIN (SELECT DISTINCT content_id, location_id FROM entries
+                          WHERE type = 0 AND content_id IN (SELECT content_id FROM at_risk)) l
+                    ON l.content_id = r.content_id
+                    GROUP BY l.location_id
+                    """,
+                arguments: arguments
+            ).map { row -> RedundancyReport.Share in
+                let id: Int64 = row[0]
+                return RedundancyReport.Share(name: locations[id] ?? "location \(id)", contents: row[1], bytes: row[2])
+            }
+            byLocation.sort { ($0.bytes, $1.name) > ($1.bytes, $0.name) }
+            let pending =
+                try Int.fetchOne(
+                    db,
+                    sql: "SELECT count(*) FROM entries WHERE type = 0 AND content_id IS NULL AND size > 0"
+                ) ?? 0
+            return RedundancyReport(
+                minCopies: minCopies,
+                contents: totals[0],
+                bytesAtRisk: totals[1],
+                byKind: kinds,
+                byLocation: byLocation,
+                pendingFiles: pending
+            )
+        }
+    }
+}

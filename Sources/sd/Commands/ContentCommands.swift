@@ -120,3 +120,59 @@ final class CountLine: @unchecked Sendable {
         if enabled { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
     }
 }
+
+/// `sd redundancy`: what exists in fewer copies than it should, and where.
+struct RedundancyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "redundancy",
+        abstract:
+            "Content with fewer copies than N on distinct disks or devices: the bytes at risk, by kind and place.",
+        discussion: """
+            A copy counts once per filesystem per device: two copies on one disk die with it. Files not
+            identified yet (`sd index` without --no-content identifies them) are not counted.
+
+            Examples:
+              sd redundancy                 # fewer than 2 copies (or the library's min-copies, if higher)
+              sd redundancy --min-copies 3 --kind image
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Option(help: "Copies each content should have (default: 2, or the library's min-copies if higher).")
+    var minCopies: Int?
+    @Option(help: "Only this kind (image, video, document, ...).") var kind: String?
+
+    func run() throws {
+        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
+            throw UserError(
+                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        if let minCopies, !(1...100).contains(minCopies) { throw UserError("--min-copies is 1 to 100") }
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        let configured = Int(try library.setting("min-copies") ?? "") ?? 1
+        let report = try library.redundancy(minCopies: minCopies ?? max(2, configured), category: kind?.lowercased())
+        if global.json { return try Output.json(report) }
+        print(
+            "\(report.contents) contents with fewer than \(report.minCopies) copies: "
+                + "\(ByteFormat.string(report.bytesAtRisk)) at risk"
+        )
+        if !report.byKind.isEmpty {
+            print("by kind:")
+            for share in report.byKind {
+                print(
+                    "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(share.contents) contents, \(ByteFormat.string(share.bytes))"
+                )
+            }
+        }
+        if !report.byLocation.isEmpty {
+            print("by location:")
+            for share in report.byLocation {
+                print("  \(share.name): \(share.contents) contents, \(ByteFormat.string(share.bytes))")
+            }
+        }
+        if report.pendingFiles > 0 { print("not identified yet (not counted): \(report.pendingFiles) files") }
+    }
+}
