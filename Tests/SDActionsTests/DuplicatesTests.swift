@@ -112,5 +112,19 @@ struct RedundancyTests {
         #expect(report.byLocation.reduce(0) { $0 + $1.contents } == atRisk.count, "each content in one place here")
         #expect(try f.library.redundancy(minCopies: 1).contents == 0)
         #expect(try f.library.redundancy(minCopies: 3).contents == disks.count)
+
+        // If a disk were lost: the content only it holds.
+        for (disk, path) in [("shm", other.path), ("tmp", f.dir.path)] {
+            let only = disks.filter { $0.value == [disk] }
+            let lost = try f.library.redundancy(
+                minCopies: 2,
+                ifLost: .filesystem(try #require(FileSystem.identity(path)?.device))
+            )
+            #expect(lost.contents == only.count, "\(disk)")
+            #expect(lost.bytesAtRisk == only.keys.reduce(Int64(0)) { $0 + Int64($1.count) })
+        }
+        let everything = try f.library.redundancy(minCopies: 2, ifLost: .device(f.library.device.id.description))
+        #expect(everything.contents == disks.count)
+        #expect(try f.library.redundancy(minCopies: 2, ifLost: .device("another")).contents == 0)
     }
 }

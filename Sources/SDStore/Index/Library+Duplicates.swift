@@ -138,7 +138,20 @@ public struct RedundancyReport: Sendable, Codable, Equatable {
     public var pendingFiles: Int
 }
 
+/// A disk or a device, lost: which copies go with it.
+public enum Loss: Sendable, Equatable {
+    /// A filesystem of this device, by st_dev.
+    case filesystem(UInt64)
+    /// A whole device of the library, by its DeviceID text.
+    case device(String)
+}
+
 extension Library {
+    /// Every device the library knows (DeviceID text).
+    public func knownDevices() throws -> [String] {
+        try database.read { db in try String.fetchAll(db, sql: "SELECT uuid FROM devices ORDER BY id") }
+    }
+
     /// The order kinds are reported in: what people least want to lose first.
     public static let valueOrder = [
         "image", "video", "document", "spreadsheet", "presentation", "book", "email", "contact", "calendar", "audio",
@@ -148,19 +161,35 @@ extension Library {
 
     /// Content with fewer than `minCopies` copies, counting one per filesystem (st_dev) per device: two copies
     /// on one disk are one copy for this purpose.
-    public func redundancy(minCopies: Int, category: String? = nil) throws -> RedundancyReport {
+    ///
+    /// `ifLost`: instead, the content that would have no copy left once that disk or device is gone
+    /// (`minCopies` is then 1: copies left after the loss).
+    public func redundancy(minCopies: Int, category: String? = nil, ifLost: Loss? = nil) throws -> RedundancyReport {
         let locations = Dictionary(uniqueKeysWithValues: try fetchLocations().map { ($0.id, $0.name) })
+        // Copies that survive the loss; all of them when nothing is lost.
+        var surviving = "1"
+        var arguments: StatementArguments = [ifLost == nil ? minCopies : 1, category]
+        switch ifLost {
+        case .filesystem(let dev)?:
+            surviving = "NOT (device_id = ?3 AND device_number = ?4)"
+            _ = arguments.append(contentsOf: [try database.read { db in try deviceRowID(db) }, Int64(bitPattern: dev)])
+        case .device(let uuid)?:
+            surviving = "device_id != coalesce((SELECT id FROM devices WHERE uuid = ?3), -1)"
+            _ = arguments.append(contentsOf: [uuid])
+        case nil:
+            break
+        }
         // Each query reads the contents at risk through the same common table expression.
         let atRisk = """
             WITH at_risk AS (
                 SELECT content_id, max(size) AS size, min(coalesce(category, 'unknown')) AS category FROM entries
                 WHERE type = 0 AND content_id IS NOT NULL AND size > 0
                 GROUP BY content_id
-                HAVING count(DISTINCT device_id || ':' || coalesce(device_number, 0)) < ?1
+                HAVING count(DISTINCT CASE WHEN \(surviving) THEN device_id || ':' || coalesce(device_number, 0) END)
+                    < ?1
                     AND (?2 IS NULL OR min(coalesce(category, 'unknown')) = ?2)
             )
             """
-        let arguments: StatementArguments = [minCopies, category]
         return try database.read { db in
             let totals = try Row.fetchOne(
                 db,

@@ -4,6 +4,7 @@ import SDActions
 import SDCore
 import SDSearch
 import SDStore
+import SDSystem
 
 /// `sd dupes`: files held more than once, by content id, across locations and devices.
 struct DupesCommand: ParsableCommand {
@@ -142,6 +143,8 @@ struct RedundancyCommand: ParsableCommand {
     @Option(help: "Copies each content should have (default: 2, or the library's min-copies if higher).")
     var minCopies: Int?
     @Option(help: "Only this kind (image, video, document, ...).") var kind: String?
+    @Option(help: "Instead: what would have no copy left if this disk (a path on it) or device (its id) were lost.")
+    var ifLost: String?
 
     func run() throws {
         if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
@@ -149,6 +152,7 @@ struct RedundancyCommand: ParsableCommand {
                 "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
             )
         }
+        if let ifLost { return try lost(ifLost) }
         if let minCopies, !(1...100).contains(minCopies) { throw UserError("--min-copies is 1 to 100") }
         let library = try libraryOptions.open()
         defer { try? library.close() }
@@ -174,5 +178,48 @@ struct RedundancyCommand: ParsableCommand {
             }
         }
         if report.pendingFiles > 0 { print("not identified yet (not counted): \(report.pendingFiles) files") }
+    }
+
+    struct LossReport: Encodable {
+        var lost: String
+        var report: RedundancyReport
+        /// The library folder is on what is lost: without a copy elsewhere, the index goes too.
+        var libraryOnIt: Bool
+        var library: String
+    }
+
+    func lost(_ what: String) throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        let loss: Loss
+        let libraryOnIt: Bool
+        if what.hasPrefix("/") || what.hasPrefix("~") || what.hasPrefix(".") {
+            let path = CopyCommand.absolute(what)
+            guard let dev = FileSystem.identity(path)?.device else {
+                throw UserError("cannot read '\(path)'; give a path on a mounted disk, or a device id")
+            }
+            loss = .filesystem(dev)
+            libraryOnIt = FileSystem.identity(library.path)?.device == dev
+        } else {
+            guard let device = try library.knownDevices().first(where: { $0.lowercased() == what.lowercased() }) else {
+                throw UserError("'\(what)' is neither a path nor a device of this library")
+            }
+            loss = .device(device)
+            libraryOnIt = device == library.device.id.description
+        }
+        let report = try library.redundancy(minCopies: 1, category: kind?.lowercased(), ifLost: loss)
+        let result = LossReport(lost: what, report: report, libraryOnIt: libraryOnIt, library: library.path)
+        if global.json { return try Output.json(result) }
+        print(
+            "if \(what) were lost: \(report.contents) contents with no copy left, \(ByteFormat.string(report.bytesAtRisk))"
+        )
+        for share in report.byKind {
+            print(
+                "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(share.contents) contents, \(ByteFormat.string(share.bytes))"
+            )
+        }
+        if libraryOnIt {
+            print("the library itself (\(library.path)) is on it too: keep a copy of that folder elsewhere")
+        }
     }
 }
