@@ -128,3 +128,61 @@ struct RedundancyTests {
         #expect(try f.library.redundancy(minCopies: 2, ifLost: .device("another")).contents == 0)
     }
 }
+
+/// Content paths resolve to the best reachable copy: reachable first, then the faster filesystem; copies in
+/// an offline location, or changed on disk, are listed last with the reason.
+struct ResolveTests {
+    @Test func copiesAreRankedAndTheBestReachableChosen() throws {
+        guard let memory = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-resolve") else { return }
+        let f = try CopyFixture([:])
+        let body = Array("the same bytes in four places".utf8)
+        for path in [f.dir.file("disk/a.txt"), f.dir.file("gone/b.txt"), f.dir.file("disk/changed.txt")] {
+            try f.dir.write(String(path.dropFirst(f.dir.path.count + 1)), body)
+        }
+        try FileManager.default.createDirectory(atPath: memory.file("m"), withIntermediateDirectories: true)
+        try Data(body).write(to: URL(fileURLWithPath: memory.file("m/c.txt")))
+        for root in [f.dir.file("disk"), f.dir.file("gone"), memory.file("m")] {
+            let location = try f.library.addLocation(path: Array(root.utf8), name: root, volume: nil)
+            _ = try Indexer(library: f.library).index(location)
+        }
+        let content = try #require(try f.library.indexedContentID(ofFileAt: f.dir.file("disk/a.txt")))
+        // One location goes offline (its root vanishes), one copy changes size.
+        try FileManager.default.removeItem(atPath: f.dir.file("gone"))
+        let gone = try #require(try f.library.fetchLocation(f.dir.file("gone")))
+        _ = try Indexer(library: f.library).index(gone)
+        try Array("edited: now a longer text than the others".utf8).write(to: f.dir.file("disk/changed.txt"))
+
+        let copies = try ContentResolver.copies(of: content, library: f.library)
+        #expect(
+            copies.map(\.path) == [
+                memory.file("m/c.txt"), f.dir.file("disk/a.txt"), f.dir.file("disk/changed.txt"),
+                f.dir.file("gone/b.txt"),
+            ]
+        )
+        #expect(copies.map(\.reachable) == [true, true, false, false])
+        #expect(copies[0].speed == .memory && copies[1].speed == .local)
+        #expect(copies[2].why == "changed on disk since it was indexed")
+        #expect(copies[3].why == "its location is offline")
+        // The policy alone: a peer's copy comes after every local one, the nearer peer first.
+        let peers = CopyRanking().rank([
+            CopyCandidate(
+                path: "/far",
+                device: "p1",
+                local: false,
+                reachable: true,
+                speed: .unknown,
+                roundTripMilliseconds: 80
+            ),
+            CopyCandidate(
+                path: "/near",
+                device: "p2",
+                local: false,
+                reachable: true,
+                speed: .unknown,
+                roundTripMilliseconds: 5
+            ),
+            CopyCandidate(path: "/slow-local", device: "me", local: true, reachable: true, speed: .network),
+        ])
+        #expect(peers.map(\.path) == ["/slow-local", "/near", "/far"])
+    }
+}

@@ -281,6 +281,26 @@ extension Library {
         }
     }
 
+    /// Every indexed file with this content, with its device (DeviceID text), location state and size.
+    public func copyDetails(of content: ContentID) throws -> [(path: String, device: String, online: Bool, size: Int64)]
+    {
+        let rows: [(Int64, String, String, Int64)] = try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT e.id, d.uuid, l.state, e.size FROM entries e
+                    JOIN locations l ON l.id = e.location_id JOIN devices d ON d.id = e.device_id
+                    WHERE e.content_id = ? AND e.type = 0
+                    """,
+                arguments: [content.int64]
+            ).map { ($0[0], $0[1], $0[2], $0[3]) }
+        }
+        return try rows.compactMap { id, device, state, size in
+            guard let path = try entryPath(id: id) else { return nil }
+            return (String(decoding: path, as: UTF8.self), device, state == "online", size)
+        }
+    }
+
     /// The copies a file must keep: the library's `min-copies` (default 1), raised by the setting of any tag on
     /// the file's entry (if indexed) or on an entry with the same content.
     public func minCopies(entry: Int64?, content: ContentID?) throws -> Int {

@@ -68,8 +68,9 @@ enum Actions {
             }
             return String(decoding: bytes, as: UTF8.self)
         case .content(let id):
-            guard let copy = try library.copies(of: id).first(where: { $0.local && FileSystem.exists($0.path) }) else {
-                throw UserError("no copy of content \(id) is reachable on this device")
+            // The best reachable copy (see `sd resolve`).
+            guard let copy = try ContentResolver.copies(of: id, library: library).first(where: \.reachable) else {
+                throw UserError("no copy of content \(id) is reachable on this device (see `sd resolve \(text)`)")
             }
             return copy.path
         case .contentUUID:

@@ -223,3 +223,77 @@ struct RedundancyCommand: ParsableCommand {
         }
     }
 }
+
+/// `sd resolve SDPATH`: where a content path's copies are and which one sd reads; what a physical path is.
+struct ResolveCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resolve",
+        abstract: "Resolve an SdPath: a content path's copies, ranked, and the one chosen; or a physical path's entry.",
+        discussion: """
+            Copies are ranked: reachable first, this device first, then the faster filesystem (memory, local disk,
+            removable, network). Commands that take a file take a content path too and read the chosen copy.
+
+            Examples:
+              sd resolve sd://content/9c1e5d0a1b2c3d4e
+              sd resolve ~/Pictures/beach.jpg
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @Argument(help: "An SdPath (sd://content/ID, sd://DEVICE/path) or a plain path.") var path: String
+
+    struct Physical: Encodable {
+        var path: String
+        var exists: Bool
+        var indexed: Bool
+        var entry: EntryInfo?
+        var sdPath: String
+    }
+
+    struct Content: Encodable {
+        var contentID: String
+        var chosen: String?
+        var copies: [CopyCandidate]
+    }
+
+    func run() throws {
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        if path.hasPrefix(SDPath.scheme), case .content(let id)? = try? SDPath(parsing: path) {
+            let copies = try ContentResolver.copies(of: id, library: library)
+            let result = Content(contentID: id.hex, chosen: copies.first { $0.reachable }?.path, copies: copies)
+            if global.json { return try Output.json(result) }
+            if copies.isEmpty { throw UserError("the library knows no file with content \(id)") }
+            for (i, copy) in copies.enumerated() {
+                let mark = copy.path == result.chosen ? "*" : " "
+                print(
+                    "\(mark) \(i + 1). \(copy.path)  (\(copy.local ? "this device" : copy.device), \(copy.speed))"
+                        + (copy.why.map { ": \($0)" } ?? "")
+                )
+            }
+            if result.chosen == nil { throw UserError("no copy of content \(id) is reachable now") }
+            return
+        }
+        let local = try Actions.path(path, library)
+        let entry = try library.resolveEntry(path: Array(local.utf8)).flatMap { try library.fetchEntry(id: $0.1) }
+        let result = Physical(
+            path: local,
+            exists: FileSystem.exists(local),
+            indexed: entry != nil,
+            entry: entry,
+            sdPath: SDPath.physical(device: library.device.id, path: local).description
+        )
+        if global.json { return try Output.json(result) }
+        print(result.sdPath)
+        print("  on disk: \(result.exists ? "yes" : "no")")
+        if let entry {
+            print(
+                "  indexed: entry \(entry.id), \(entry.category ?? "\(entry.type)")"
+                    + (entry.contentID.map { ", content \($0)" } ?? ", content not identified yet")
+            )
+        } else {
+            print("  indexed: no (not inside a location, or not scanned yet)")
+        }
+    }
+}
