@@ -96,6 +96,28 @@ struct CLITests {
         #expect((jobs as? [Any])?.isEmpty == true)
     }
 
+    /// A tag put on one file is found on its copy by search, and the content commands answer.
+    @Test func tagsDupesAndResolve() throws {
+        try dir.write("home/a/beach.jpg", Array("the same photo".utf8))
+        try dir.write("home/b/beach copy.jpg", Array("the same photo".utf8))
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        #expect(try sd.run(["tag", "create", "holiday"]).status == 0)
+        #expect(try sd.run(["tag", "add", "holiday", dir.file("home/a/beach.jpg")]).stdout.contains("tagged 1"))
+        let found = try sd.run(["search", "tag:holiday", "--json"]).stdout
+        #expect(found.contains("beach copy.jpg") && found.contains("a/beach.jpg"))
+        #expect(try sd.run(["tag", "show", dir.file("home/b/beach copy.jpg")]).stdout == "holiday\n")
+        let missing = try sd.run(["tag", "add", "nope", dir.file("home/a/beach.jpg")])
+        #expect(missing.status == 1 && missing.stderr.contains("no tag named 'nope'"))
+        #expect(try sd.run(["dupes"]).stdout.contains("1 groups, 2 files"))
+        let listing = try JSONSerialization.jsonObject(
+            with: Data(try sd.run(["ls", dir.file("home/a"), "--json"]).stdout.utf8)
+        )
+        let id = try #require((listing as? [[String: Any]])?.first?["contentID"] as? String)
+        let resolved = try sd.run(["resolve", "sd://content/\(id)"])
+        #expect(resolved.status == 0 && resolved.stdout.contains("* 1. "), "\(resolved.stdout)\(resolved.stderr)")
+    }
+
     @Test func userErrorsExitOneWithOneLine() throws {
         let missing = try sd.run(["hash", dir.file("nope")])
         #expect(missing.status == 1)

@@ -310,11 +310,14 @@ extension Library {
                 db,
                 sql: """
                     SELECT max(CAST(s.value AS INTEGER)) FROM library_settings s
-                    JOIN entry_tags et ON s.scope = 'tag:' || et.tag_uuid AND et.deleted = 0
-                    JOIN entries e ON e.uuid = et.entry_uuid
-                    WHERE s.key = 'min-copies' AND (e.id = ? OR (? IS NOT NULL AND e.content_id = ?))
+                    WHERE s.key = 'min-copies' AND s.scope IN (
+                        SELECT 'tag:' || et.tag_uuid FROM entry_tags et JOIN entries e ON e.uuid = et.entry_uuid
+                        WHERE et.deleted = 0 AND (e.id = ?1 OR (?2 IS NOT NULL AND e.content_id = ?2))
+                        UNION
+                        SELECT 'tag:' || ct.tag_uuid FROM content_tags ct WHERE ct.deleted = 0 AND ct.content_id = ?2
+                    )
                     """,
-                arguments: [entry, content?.int64, content?.int64]
+                arguments: [entry, content?.int64]
             )
         }
         return max(base, tagged ?? 0)

@@ -24,6 +24,7 @@ enum Schema {
         ("v5-job-control", v5),
         ("v6-actions", v6),
         ("v7-integrity-hashes", v7),
+        ("v8-shared-changes", v8),
     ]
 
     static var version: Int { migrations.count }
@@ -435,6 +436,41 @@ enum Schema {
                     mtime_ns INTEGER NOT NULL,
                     checked_at INTEGER NOT NULL
                 ) STRICT;
+                """
+        )
+    }
+
+    // MARK: - v8
+
+    /// Tags on content, and the change log of shared metadata.
+    /// - `content_tags`: a tag on a file that has a content id goes to its content, so it follows the file to
+    ///   every copy (on every device); files without one (empty, not identified yet) and folders keep theirs in
+    ///   `entry_tags`.
+    /// - `shared_changes`: every change to shared metadata, written in the transaction that makes it, stamped
+    ///   with this device's hybrid logical clock (strictly increasing), for sync to exchange and merge
+    ///   (last writer wins per record and field; a NULL value is a deletion).
+    static func v8(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE TABLE content_tags (
+                    content_id INTEGER NOT NULL,           -- content_identities.id (the content id as an integer)
+                    tag_uuid TEXT NOT NULL,
+                    hlc TEXT NOT NULL,
+                    deleted INTEGER NOT NULL DEFAULT 0,
+                    PRIMARY KEY (content_id, tag_uuid)
+                ) STRICT;
+                CREATE INDEX content_tags_tag ON content_tags(tag_uuid);
+
+                CREATE TABLE shared_changes (
+                    seq INTEGER PRIMARY KEY,               -- this library's order of arrival
+                    hlc TEXT NOT NULL,                     -- HLCTimestamp: fixed-width, so text order is time order
+                    record TEXT NOT NULL,                  -- 'tag', 'entry_tag', 'content_tag'
+                    key TEXT NOT NULL,                     -- tag uuid; 'ENTRY-UUID-HEX/TAG-UUID'; 'CONTENT-ID/TAG-UUID'
+                    field TEXT,                            -- the field set, or NULL for the whole record
+                    value TEXT,                            -- JSON; NULL: deleted (a tombstone)
+                    device TEXT NOT NULL                   -- DeviceID of the device that made the change
+                ) STRICT;
+                CREATE INDEX shared_changes_hlc ON shared_changes(hlc);
                 """
         )
     }

@@ -272,13 +272,23 @@ public struct SearchSnapshot {
                 WHERE et.tag_uuid = ? AND et.deleted = 0
                 """
         )
+        // Tags on content: every file with that content carries them.
+        let onContent = try db.cachedStatement(
+            sql: """
+                SELECT e.id, e.mtime_ns, e.size, \(names ? "e.name" : "NULL") FROM content_tags ct INDEXED BY content_tags_tag
+                CROSS JOIN entries e ON e.content_id = ct.content_id
+                WHERE ct.tag_uuid = ? AND ct.deleted = 0
+                """
+        )
         for tag in tags {
             var found: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])] = [:]
             for tagUUID in try String.fetchAll(tagUUIDs, arguments: [tag]) {
-                let q = RawQuery(statement, db, text: tagUUID)
-                while try q.next() {
-                    let id = q.int64(0)
-                    found[id] = (id, q.isNull(1) ? .min : q.int64(1), q.int64(2), names ? q.bytes(3) : [])
+                for source in [statement, onContent] {
+                    let q = RawQuery(source, db, text: tagUUID)
+                    while try q.next() {
+                        let id = q.int64(0)
+                        found[id] = (id, q.isNull(1) ? .min : q.int64(1), q.int64(2), names ? q.bytes(3) : [])
+                    }
                 }
             }
             result = result.map { $0.filter { found[$0.key] != nil } } ?? found

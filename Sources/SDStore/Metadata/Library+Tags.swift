@@ -1,0 +1,306 @@
+import Foundation
+import GRDB
+import SDCore
+
+/// A tag: a hierarchical name (`finance/tax`), an optional color.
+public struct Tag: Sendable, Codable, Equatable {
+    public var id: String
+    public var name: String
+    public var color: String?
+    /// Files and folders carrying it (a content tag counts each indexed copy).
+    public var uses: Int
+}
+
+/// One change to shared metadata, as the change log keeps it.
+public struct SharedChange: Sendable, Codable, Equatable {
+    public var seq: Int64
+    public var hlc: String
+    public var record: String
+    public var key: String
+    public var field: String?
+    public var value: String?
+    public var device: String
+}
+
+public struct TagError: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+extension Library {
+    /// Writes one change to the change log, stamped with the next timestamp of this device's clock (after the
+    /// newest in the log, and after the wall clock). Call inside the write that makes the change.
+    @discardableResult
+    static func logChange(
+        _ db: Database,
+        device: DeviceID,
+        record: String,
+        key: String,
+        field: String?,
+        value: String?
+    ) throws -> HLCTimestamp {
+        let last = try String.fetchOne(db, sql: "SELECT max(hlc) FROM shared_changes").flatMap(HLCTimestamp.init)
+        var clock = HLC(device: device, last: last)
+        let stamp = clock.now(physical: UInt64(max(0, nowMilliseconds())))
+        try db.cachedStatement(
+            sql: "INSERT INTO shared_changes (hlc, record, key, field, value, device) VALUES (?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [stamp.description, record, key, field, value, device.description])
+        return stamp
+    }
+
+    static func json(_ value: some Encodable) throws -> String { try jsonText(value) }
+
+    /// A tag name: parts separated by '/', none empty, at most 255 bytes.
+    static func checkTagName(_ name: String) throws {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, name.utf8.count <= 255,
+            parts.allSatisfy({ !$0.trimmingCharacters(in: .whitespaces).isEmpty })
+        else { throw TagError("'\(name)' is not a tag name: parts separated by '/', none empty, at most 255 bytes") }
+    }
+
+    /// Creates a tag (and its missing parents: `a/b` makes `a`); an existing live tag of that name is an error.
+    @discardableResult
+    public func createTag(_ name: String, color: String? = nil) throws -> String {
+        try Self.checkTagName(name)
+        if let color, !(color.hasPrefix("#") && color.count == 7 && UInt32(color.dropFirst(), radix: 16) != nil) {
+            throw TagError("'\(color)' is not a color; give #rrggbb")
+        }
+        return try database.write { db in
+            if try String.fetchOne(db, sql: "SELECT uuid FROM tags WHERE name = ? AND deleted = 0", arguments: [name])
+                != nil
+            {
+                throw TagError("a tag named '\(name)' exists already")
+            }
+            return try Self.makeTag(db, name: name, color: color, device: device.id)
+        }
+    }
+
+    static func makeTag(_ db: Database, name: String, color: String?, device: DeviceID) throws -> String {
+        var parent: String?
+        if let slash = name.lastIndex(of: "/") {
+            let up = String(name[..<slash])
+            parent =
+                try String.fetchOne(db, sql: "SELECT uuid FROM tags WHERE name = ? AND deleted = 0", arguments: [up])
+                ?? makeTag(db, name: up, color: nil, device: device)
+        }
+        let uuid = UUID().lowercased
+        let stamp = try logChange(
+            db,
+            device: device,
+            record: "tag",
+            key: uuid,
+            field: nil,
+            value: try json(["name": name, "color": color, "parent": parent])
+        )
+        try db.execute(
+            sql: "INSERT INTO tags (uuid, name, color, parent_uuid, hlc) VALUES (?, ?, ?, ?, ?)",
+            arguments: [uuid, name, color, parent, stamp.description]
+        )
+        return uuid
+    }
+
+    /// Live tags, by name, with how many files and folders carry each.
+    public func tags() throws -> [Tag] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT t.uuid, t.name, t.color,
+                        (SELECT count(*) FROM entry_tags et WHERE et.tag_uuid = t.uuid AND et.deleted = 0)
+                        + (SELECT count(*) FROM content_tags ct JOIN entries e ON e.content_id = ct.content_id
+                           WHERE ct.tag_uuid = t.uuid AND ct.deleted = 0)
+                    FROM tags t WHERE t.deleted = 0 ORDER BY t.name
+                    """
+            ).map { Tag(id: $0[0], name: $0[1], color: $0[2], uses: $0[3]) }
+        }
+    }
+
+    func liveTag(_ db: Database, _ name: String) throws -> String {
+        guard
+            let uuid = try String.fetchOne(
+                db,
+                sql: "SELECT uuid FROM tags WHERE name = ? AND deleted = 0",
+                arguments: [name]
+            )
+        else { throw TagError("no tag named '\(name)' (see `sd tag list`)") }
+        return uuid
+    }
+
+    /// Renames a tag (its children's names follow: `a/b` becomes `c/b` when `a` becomes `c`).
+    public func renameTag(_ name: String, to newName: String) throws {
+        try Self.checkTagName(newName)
+        try database.write { db in
+            _ = try liveTag(db, name)
+            if try String.fetchOne(
+                db,
+                sql: "SELECT uuid FROM tags WHERE name = ? AND deleted = 0",
+                arguments: [newName]
+            )
+                != nil
+            {
+                throw TagError("a tag named '\(newName)' exists already")
+            }
+            let affected = try Row.fetchAll(
+                db,
+                sql: "SELECT uuid, name FROM tags WHERE deleted = 0 AND (name = ? OR name LIKE ? ESCAPE '\\')",
+                arguments: [name, name.replacingOccurrences(of: "%", with: "\\%") + "/%"]
+            )
+            for row in affected {
+                let uuid: String = row[0]
+                let old: String = row[1]
+                let renamed = newName + old.dropFirst(name.count)
+                let stamp = try Self.logChange(
+                    db,
+                    device: device.id,
+                    record: "tag",
+                    key: uuid,
+                    field: "name",
+                    value: try Self.json(renamed)
+                )
+                try db.execute(
+                    sql: "UPDATE tags SET name = ?, hlc = ? WHERE uuid = ?",
+                    arguments: [renamed, stamp.description, uuid]
+                )
+            }
+        }
+    }
+
+    /// Deletes a tag and the tags below it (tombstones: the rows stay, marked deleted, for sync).
+    public func deleteTag(_ name: String) throws {
+        try database.write { db in
+            _ = try liveTag(db, name)
+            let affected = try String.fetchAll(
+                db,
+                sql: "SELECT uuid FROM tags WHERE deleted = 0 AND (name = ? OR name LIKE ? ESCAPE '\\')",
+                arguments: [name, name.replacingOccurrences(of: "%", with: "\\%") + "/%"]
+            )
+            for uuid in affected {
+                let stamp = try Self.logChange(db, device: device.id, record: "tag", key: uuid, field: nil, value: nil)
+                try db.execute(
+                    sql: "UPDATE tags SET deleted = 1, hlc = ? WHERE uuid = ?",
+                    arguments: [stamp.description, uuid]
+                )
+            }
+        }
+    }
+
+    /// Puts a tag on (or takes it off) indexed files and folders, in one transaction: on a file's content when
+    /// it has a content id (every copy carries it), else on the entry. Returns how many changed, and the paths
+    /// not in the index.
+    public func setTag(_ name: String, on paths: [String], present: Bool) throws -> (changed: Int, notIndexed: [String])
+    {
+        var targets: [(path: String, entry: Int64)] = []
+        var missing: [String] = []
+        for path in paths {
+            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+                targets.append((path, id))
+            } else {
+                missing.append(path)
+            }
+        }
+        let changed = try database.write { db -> Int in
+            let tag = try liveTag(db, name)
+            var changed = 0
+            for target in targets {
+                guard
+                    let row = try Row.fetchOne(
+                        db,
+                        sql: "SELECT uuid, content_id, type FROM entries WHERE id = ?",
+                        arguments: [target.entry]
+                    )
+                else { continue }
+                let entryUUID: Data = row[0]
+                let content: Int64? = row[1]
+                let record: String
+                let key: String
+                let current: Int64?
+                if let content {
+                    record = "content_tag"
+                    key = "\(ContentID(int64: content).hex)/\(tag)"
+                    current = try Int64.fetchOne(
+                        db,
+                        sql: "SELECT deleted FROM content_tags WHERE content_id = ? AND tag_uuid = ?",
+                        arguments: [content, tag]
+                    )
+                } else {
+                    record = "entry_tag"
+                    key = "\(Hex.encode([UInt8](entryUUID)))/\(tag)"
+                    current = try Int64.fetchOne(
+                        db,
+                        sql: "SELECT deleted FROM entry_tags WHERE entry_uuid = ? AND tag_uuid = ?",
+                        arguments: [entryUUID, tag]
+                    )
+                }
+                // Nothing to do: already so.
+                if present ? current == 0 : (current == nil || current == 1) { continue }
+                let stamp = try Self.logChange(
+                    db,
+                    device: device.id,
+                    record: record,
+                    key: key,
+                    field: nil,
+                    value: present ? "true" : nil
+                )
+                if let content {
+                    try db.execute(
+                        sql:
+                            "INSERT OR REPLACE INTO content_tags (content_id, tag_uuid, hlc, deleted) VALUES (?, ?, ?, ?)",
+                        arguments: [content, tag, stamp.description, present ? 0 : 1]
+                    )
+                } else {
+                    try db.execute(
+                        sql:
+                            "INSERT OR REPLACE INTO entry_tags (entry_uuid, tag_uuid, hlc, deleted) VALUES (?, ?, ?, ?)",
+                        arguments: [entryUUID, tag, stamp.description, present ? 0 : 1]
+                    )
+                }
+                changed += 1
+            }
+            return changed
+        }
+        return (changed, missing)
+    }
+
+    /// The live tags on an indexed file or folder (its own and its content's).
+    public func tags(ofEntryAt path: String) throws -> [String]? {
+        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
+        return try database.read { db in
+            try String.fetchAll(
+                db,
+                sql: """
+                    SELECT DISTINCT t.name FROM tags t WHERE t.deleted = 0 AND t.uuid IN (
+                        SELECT et.tag_uuid FROM entry_tags et JOIN entries e ON e.uuid = et.entry_uuid
+                        WHERE e.id = ?1 AND et.deleted = 0
+                        UNION
+                        SELECT ct.tag_uuid FROM content_tags ct JOIN entries e ON e.content_id = ct.content_id
+                        WHERE e.id = ?1 AND ct.deleted = 0
+                    ) ORDER BY t.name
+                    """,
+                arguments: [id]
+            )
+        }
+    }
+
+    /// The change log, oldest first, after `seq`.
+    public func sharedChanges(after seq: Int64 = 0, limit: Int = 1000) throws -> [SharedChange] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT seq, hlc, record, key, field, value, device FROM shared_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                arguments: [seq, limit]
+            ).map {
+                SharedChange(
+                    seq: $0[0],
+                    hlc: $0[1],
+                    record: $0[2],
+                    key: $0[3],
+                    field: $0[4],
+                    value: $0[5],
+                    device: $0[6]
+                )
+            }
+        }
+    }
+}
