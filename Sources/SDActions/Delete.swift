@@ -118,43 +118,61 @@ public enum DeletePlanner {
 
 /// Counting copies of content across the library, for `min-copies`.
 public enum Copies {
-    /// The files under `roots` whose content would keep fewer copies than required once `roots` are gone:
-    /// counted on the index by content id (files the index does not know are identified here).
-    static func belowMinimum(deleting roots: [String], _ library: Library) throws -> [LastCopy] {
-        var result: [LastCopy] = []
+    /// A file under the roots being deleted, what it holds, how many copies it must keep, and the copies of its
+    /// content outside the roots (per the index).
+    struct Requirement {
+        var path: String
+        var size: Int64
+        var content: ContentID
+        var required: Int
+        var others: [(path: String, local: Bool, online: Bool)]
+    }
+
+    /// Every non-empty file under `roots` with its requirement; files the index does not know are identified
+    /// here.
+    static func requirements(deleting roots: [String], _ library: Library) throws -> [Requirement] {
         let hasher = ContentHasher()
         let all = try files(under: roots)
         let known = try library.indexedFiles(at: all.map(\.path))
-        for file in all {
-            guard file.size > 0 else { continue }
-            let content =
-                try known[file.path]?.content
-                ?? hasher.contentID(of: try LocalFileReader(path: file.path))
-            guard let content else { continue }
-            let required = try library.minCopies(entry: known[file.path]?.id, content: content)
-            let remaining = try library.copies(of: content).filter { copy in
-                !roots.contains { Paths.isInside(copy.path, $0) }
-            }.count
-            if remaining < required {
-                result.append(
-                    LastCopy(
-                        path: file.path,
-                        contentID: content.hex,
-                        size: file.size,
-                        remaining: remaining,
-                        required: required
-                    )
+        var result: [Requirement] = []
+        for file in all where file.size > 0 {
+            guard
+                let content = try known[file.path]?.content
+                    ?? hasher.contentID(of: try LocalFileReader(path: file.path))
+            else { continue }
+            result.append(
+                Requirement(
+                    path: file.path,
+                    size: file.size,
+                    content: content,
+                    required: try library.minCopies(entry: known[file.path]?.id, content: content),
+                    others: try library.copies(of: content).filter { copy in
+                        !roots.contains { Paths.isInside(copy.path, $0) }
+                    }
                 )
-            }
+            )
         }
         return result
+    }
+
+    /// The files under `roots` whose content would keep fewer copies than required once `roots` are gone:
+    /// counted on the index by content id.
+    static func belowMinimum(deleting roots: [String], _ library: Library) throws -> [LastCopy] {
+        try requirements(deleting: roots, library).filter { $0.others.count < $0.required }.map {
+            LastCopy(
+                path: $0.path,
+                contentID: $0.content.hex,
+                size: $0.size,
+                remaining: $0.others.count,
+                required: $0.required
+            )
+        }
     }
 
     /// Confirms by full BLAKE3 that each file under `roots` keeps `min-copies` copies elsewhere: only copies
     /// on this device, reachable now and equal in every byte count. Throws `ActionError` naming the first file
     /// that does not.
     static func confirm(deleting roots: [String], _ library: Library) throws {
-        let hasher = ContentHasher()
         var confirmed: [String: IntegrityHash] = [:]
         func fullHash(_ path: String) -> IntegrityHash? {
             if let known = confirmed[path] { return known }
@@ -164,29 +182,19 @@ public enum Copies {
             confirmed[path] = hash
             return hash
         }
-        let all = try files(under: roots)
-        let known = try library.indexedFiles(at: all.map(\.path))
-        for file in all {
-            guard file.size > 0 else { continue }
-            guard
-                let content = try known[file.path]?.content
-                    ?? hasher.contentID(of: try LocalFileReader(path: file.path))
-            else { continue }
-            let required = try library.minCopies(entry: known[file.path]?.id, content: content)
-            guard required > 0 else { continue }
+        for file in try requirements(deleting: roots, library) where file.required > 0 {
             guard let own = fullHash(file.path) else {
                 throw ActionError("\(file.path) cannot be read to confirm its copies; nothing more was deleted")
             }
             var count = 0
-            for copy in try library.copies(of: content)
-            where copy.local && !roots.contains(where: { Paths.isInside(copy.path, $0) }) {
+            for copy in file.others where copy.local {
                 if fullHash(copy.path) == own { count += 1 }
-                if count >= required { break }
+                if count >= file.required { break }
             }
-            if count < required {
+            if count < file.required {
                 throw ActionError(
                     "\(file.path): only \(count) verified cop\(count == 1 ? "y" : "ies") would remain of the "
-                        + "\(required) min-copies asks (copies confirmed by full BLAKE3); nothing more was deleted "
+                        + "\(file.required) min-copies asks (copies confirmed by full BLAKE3); nothing more was deleted "
                         + "(--force-last-copy to delete anyway)"
                 )
             }

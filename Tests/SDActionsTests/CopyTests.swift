@@ -48,17 +48,7 @@ final class CopyFixture {
     func copy(_ preview: ActionPreview) async throws -> JobRecord { try await commit(preview) }
 
     /// Every file below `path`: relative path -> contents.
-    func tree(_ path: String) throws -> [String: String] {
-        var result: [String: String] = [:]
-        let root = dir.file(path)
-        for relative in try FileManager.default.subpathsOfDirectory(atPath: root) {
-            let full = "\(root)/\(relative)"
-            var isDir: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
-            if !isDir.boolValue { result[relative] = (try? String(contentsOfFile: full, encoding: .utf8)) ?? "<link>" }
-        }
-        return result
-    }
+    func tree(_ path: String) throws -> [String: String] { try TemporaryDirectory.tree(dir.file(path)) }
 }
 
 struct CopyTests {

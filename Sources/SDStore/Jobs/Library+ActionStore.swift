@@ -254,31 +254,14 @@ extension Library {
 
     /// The content id the index holds for the file at `path` (nil when not indexed or not identified yet).
     public func indexedContentID(ofFileAt path: String) throws -> ContentID? {
-        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
-        return try database.read { db in
-            try Int64.fetchOne(db, sql: "SELECT content_id FROM entries WHERE id = ? AND type = 0", arguments: [id])
-                .map(ContentID.init(int64:))
-        }
+        try indexedFiles(at: [path])[path]?.content
     }
 
     /// Every indexed file with this content: its path (on its device), whether the device is this one, and
     /// whether its location is online.
     public func copies(of content: ContentID) throws -> [(path: String, local: Bool, online: Bool)] {
-        let here = try database.read { db in try deviceRowID(db) }
-        let rows: [(Int64, Int64, String)] = try database.read { db in
-            try Row.fetchAll(
-                db,
-                sql: """
-                    SELECT e.id, e.device_id, l.state FROM entries e JOIN locations l ON l.id = e.location_id
-                    WHERE e.content_id = ? AND e.type = 0
-                    """,
-                arguments: [content.int64]
-            ).map { ($0[0], $0[1], $0[2]) }
-        }
-        return try rows.compactMap { id, device, state in
-            guard let path = try entryPath(id: id) else { return nil }
-            return (String(decoding: path, as: UTF8.self), device == here, state == "online")
-        }
+        let here = device.id.description
+        return try copyDetails(of: content).map { ($0.path, $0.device == here, $0.online) }
     }
 
     /// Every indexed file with this content, with its device (DeviceID text), location state and size.

@@ -30,23 +30,7 @@ struct MoveCommand: ParsableCommand {
     @Flag(help: "Verify copies across filesystems by the BLAKE3 of all their bytes.") var verifyFull = false
 
     func run() throws {
-        guard paths.count >= 2 else { throw UserError("give at least one source and a destination") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let request = TransferRequest(
-            sources: try paths.dropLast().map { try Actions.path($0, library) },
-            destination: try Actions.path(paths.last!, library),
-            onConflict: onConflict,
-            verifyFull: verifyFull
-        )
-        try Actions.commit(
-            TransferPlanner.preview(move: request, library: library),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: "Move?"
-        )
+        try CopyCommand.transfer(paths, move: true, onConflict, verifyFull, global, libraryOptions, action)
     }
 }
 

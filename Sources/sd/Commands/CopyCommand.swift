@@ -34,6 +34,19 @@ struct CopyCommand: ParsableCommand {
     @Flag(help: "Verify each copy by the BLAKE3 of all its bytes (slower).") var verifyFull = false
 
     func run() throws {
+        try Self.transfer(paths, move: false, onConflict, verifyFull, global, libraryOptions, action)
+    }
+
+    /// `sd cp` and `sd mv`: sources and a destination (paths or SdPaths), previewed, then committed.
+    static func transfer(
+        _ paths: [String],
+        move: Bool,
+        _ onConflict: ConflictPolicy,
+        _ verifyFull: Bool,
+        _ global: GlobalOptions,
+        _ libraryOptions: LibraryOptions,
+        _ action: ActionOptions
+    ) throws {
         guard paths.count >= 2 else { throw UserError("give at least one source and a destination") }
         let library = try libraryOptions.open()
         defer { try? library.close() }
@@ -44,12 +57,14 @@ struct CopyCommand: ParsableCommand {
             verifyFull: verifyFull
         )
         try Actions.commit(
-            TransferPlanner.preview(copy: request, library: library),
+            move
+                ? TransferPlanner.preview(move: request, library: library)
+                : TransferPlanner.preview(copy: request, library: library),
             library: library,
             global: global,
             previewOnly: action.preview,
             yes: action.yes,
-            question: "Copy?"
+            question: move ? "Move?" : "Copy?"
         )
     }
 
