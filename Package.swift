@@ -122,7 +122,11 @@ let package = Package(
             dependencies: ["SDJobs", "SDStore", "SDCore", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
-        .testTarget(name: "SDEndToEndTests", dependencies: ["SDCore", "SDTestSupport"], swiftSettings: strictSettings),
+        .testTarget(
+            name: "SDEndToEndTests",
+            dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
+            swiftSettings: strictSettings
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,6 +1,8 @@
 #define _GNU_SOURCE
 #include "CSDPlatform.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <unistd.h>
 #if defined(__linux__)
@@ -50,5 +52,32 @@ int csd_syncfs(int fd) {
     return syncfs(fd);
 #else
     return fsync(fd);
+#endif
+}
+
+int csd_pipe_cloexec(int fds[2]) {
+#if defined(__linux__)
+    return pipe2(fds, O_CLOEXEC);
+#else
+    if (pipe(fds) != 0) return -1;
+    fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+    fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+    return 0;
+#endif
+}
+
+int csd_spawn_close_from(void *actions, void *attributes, int lowest) {
+#if defined(__APPLE__)
+    (void)actions;
+    (void)lowest;
+    return posix_spawnattr_setflags((posix_spawnattr_t *)attributes, POSIX_SPAWN_CLOEXEC_DEFAULT);
+#elif defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+    (void)attributes;
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowest);
+#else
+    (void)attributes;
+    (void)actions;
+    (void)lowest;
+    return ENOSYS;
 #endif
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SDCore
+import SDSystem
 import SDTestSupport
 import Testing
 
@@ -59,11 +60,11 @@ struct ActionKillTests {
                 let process = try sd.start(jobID.map { ["jobs", "resume", $0] } ?? command)
                 let finished = process.wait(seconds: Double(rng.next() % 1000) / 1000 * window[shape])
                 if finished {
-                    #expect(process.terminationStatus == 0, "\(command) exited \(process.terminationStatus)")
+                    #expect(process.wait() == .exited(0), "\(command) \(process.wait())")
                     if jobID == nil { window[shape] = Date().timeIntervalSince(started) }
                 } else {
-                    kill(process.processIdentifier, SIGKILL)
-                    process.waitUntilExit()
+                    process.send(SIGKILL)
+                    process.wait()
                 }
                 let unfinished = try Self.jobs(sd).first { ["copy", "move"].contains($0["kind"] as? String) }
                 if let unfinished {
@@ -157,27 +158,4 @@ struct ActionKillTests {
 
 enum FileSystem {
     static func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
-}
-
-extension Process {
-    /// Waits up to `seconds` for the process to exit; whether it did.
-    func wait(seconds: Double) -> Bool {
-        let deadline = Date().addingTimeInterval(seconds)
-        while isRunning && Date() < deadline { Thread.sleep(forTimeInterval: 0.005) }
-        return !isRunning
-    }
-}
-
-extension SDBinary {
-    /// Starts sd with these arguments, its output discarded.
-    func start(_ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        process.environment = environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
 }

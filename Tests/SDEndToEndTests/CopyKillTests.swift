@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 import SDTestSupport
 import Testing
 
@@ -39,17 +40,12 @@ struct CopyKillTests {
         }
         try FileManager.default.createDirectory(atPath: dir.file("dst-0"), withIntermediateDirectories: true)
         for _ in 0..<50 where kills < 10 {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: sd.path)
-            process.arguments =
+            let process = try sd.start(
                 jobID.map { ["jobs", "resume", $0] } ?? ["cp", "-y", dir.file("src"), dir.file("dst-\(victim)")]
-            process.environment = sd.environment
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            try process.run()
+            )
             Thread.sleep(forTimeInterval: Double(rng.next() % 1000) / 1000 * window)
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
+            process.send(SIGKILL)
+            process.wait()
             if let job = try Self.jobs(sd).first(where: { $0["kind"] as? String == "copy" }) {
                 jobID = job["id"] as? String
                 // Killed before its first step it is still queued; after, interrupted.

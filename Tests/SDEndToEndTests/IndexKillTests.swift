@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 import SDTestSupport
 import Testing
 
@@ -70,16 +71,10 @@ struct IndexKillTests {
     }
 
     private func runAndKill(_ sd: SDBinary, after seconds: Double) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: sd.path)
-        process.arguments = ["index"]
-        process.environment = sd.environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
+        let process = try sd.start(["index"])
         Thread.sleep(forTimeInterval: seconds)
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+        process.send(SIGKILL)
+        process.wait()
     }
 
     private func folderCount(_ path: String) throws -> Int {

@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 import SDTestSupport
 import Testing
 
@@ -28,8 +29,7 @@ import Testing
             let run = try Self.start(sd, ["index"])
             let job = try Self.waitForRunningJob(sd, run)
             let pause = try sd.run(["jobs", "pause", String(job.prefix(6))])
-            run.waitUntilExit()
-            guard pause.status == 0, run.terminationStatus != 0 else { continue }  // it ended first: again
+            guard pause.status == 0, run.wait() != .exited(0) else { continue }  // it ended first: again
             paused = true
             #expect(try Self.jobs(sd).first?["state"] as? String == "paused")
             let resumed = try sd.run(["jobs", "resume", job])
@@ -48,8 +48,7 @@ import Testing
             let run = try Self.start(sd, ["index"])
             let job = try Self.waitForRunningJob(sd, run)
             let cancel = try sd.run(["jobs", "cancel", job])
-            run.waitUntilExit()
-            guard cancel.status == 0, run.terminationStatus != 0 else { continue }
+            guard cancel.status == 0, run.wait() != .exited(0) else { continue }
             cancelled = true
             let all = try Self.jobs(sd, all: true)
             #expect(all.first { $0["id"] as? String == job }?["state"] as? String == "cancelled")
@@ -62,8 +61,8 @@ import Testing
         let sd = try victim()
         let run = try Self.start(sd, ["index"])
         let job = try Self.waitForRunningJob(sd, run)
-        kill(run.processIdentifier, SIGKILL)
-        run.waitUntilExit()
+        run.send(SIGKILL)
+        run.wait()
         if let state = try Self.jobs(sd).first?["state"] as? String {
             #expect(state == "interrupted")
             #expect(try sd.run(["jobs", "resume", job]).status == 0)
@@ -73,16 +72,7 @@ import Testing
         #expect(try sd.run(["debug", "dump-index", "tree"]).stdout == expected)
     }
 
-    static func start(_ sd: SDBinary, _ arguments: [String]) throws -> Process {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: sd.path)
-        process.arguments = arguments
-        process.environment = sd.environment
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        return process
-    }
+    static func start(_ sd: SDBinary, _ arguments: [String]) throws -> ChildProcess { try sd.start(arguments) }
 
     static func jobs(_ sd: SDBinary, all: Bool = false) throws -> [[String: Any]] {
         let out = try sd.run(["jobs", "list", "--json"] + (all ? ["--all"] : [])).stdout
@@ -90,7 +80,7 @@ import Testing
     }
 
     /// The id of the index job once it runs (its lock held).
-    static func waitForRunningJob(_ sd: SDBinary, _ process: Process) throws -> String {
+    static func waitForRunningJob(_ sd: SDBinary, _ process: ChildProcess) throws -> String {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let job = try jobs(sd).first, job["state"] as? String == "running", let id = job["id"] as? String {

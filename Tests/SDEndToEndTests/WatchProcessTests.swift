@@ -1,27 +1,44 @@
 import Foundation
+import SDSystem
 import SDTestSupport
 import Testing
 
 /// `sd watch` as a real process: live changes seen by other sd processes, a clean stop on SIGTERM, the
 /// location held against `sd index`, and recovery of what changed while it was killed.
 @Suite(.serialized) struct WatchProcessTests {
+    /// `sd watch --json` running, its output read on a thread of its own until the process closes it.
     final class Watching {
-        let process = Process()
-        let output = Pipe()
+        let process: ChildProcess
         private let lines = LockedLines()
 
         init(_ sd: SDBinary, _ arguments: [String] = []) throws {
-            process.executableURL = URL(fileURLWithPath: sd.path)
-            process.arguments = ["watch", "--json"] + arguments
-            process.environment = sd.environment
-            process.standardOutput = output
-            process.standardError = FileHandle.nullDevice
-            let lines = self.lines
-            output.fileHandleForReading.readabilityHandler = { handle in
-                let data = handle.availableData
-                if !data.isEmpty { lines.append(data) }
+            let pipe = try ChildProcess.pipe()
+            defer { close(pipe.write) }
+            do {
+                process = try sd.start(["watch", "--json"] + arguments, output: pipe.write)
+            } catch {
+                close(pipe.read)
+                throw error
             }
-            try process.run()
+            let lines = self.lines
+            Thread.detachNewThread {
+                var buffer = [UInt8](repeating: 0, count: 65_536)
+                while true {
+                    let n = buffer.withUnsafeMutableBytes { read(pipe.read, $0.baseAddress, $0.count) }
+                    if n > 0 {
+                        lines.append(Data(buffer[0..<n]))
+                    } else if n == 0 || errno != EINTR {
+                        break
+                    }
+                }
+                close(pipe.read)
+            }
+        }
+
+        deinit {
+            // Never leave a watcher running past its test.
+            process.send(SIGKILL)
+            process.wait()
         }
 
         /// The JSON events printed so far.
@@ -33,7 +50,7 @@ import Testing
             let deadline = Date().addingTimeInterval(seconds)
             while Date() < deadline {
                 if try condition() { return }
-                if !process.isRunning { throw WatchProcessError("sd watch exited (\(process.terminationStatus))") }
+                if let ended = process.termination { throw WatchProcessError("sd watch \(ended)") }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             throw WatchProcessError("timed out waiting for \(what)")
@@ -80,15 +97,14 @@ import Testing
                 && !top.contains("d2")
         }
         // SIGTERM stops it cleanly.
-        watch.process.terminate()
-        watch.process.waitUntilExit()
-        #expect(watch.process.terminationStatus == 0)
+        watch.process.send(SIGTERM)
+        #expect(watch.process.wait() == .exited(0))
 
         // Killed outright, then files change while nothing runs.
         watch = try Watching(sd)
         try watch.waitFor("watching again") { watch.event("watching") != nil }
-        kill(watch.process.processIdentifier, SIGKILL)
-        watch.process.waitUntilExit()
+        watch.process.send(SIGKILL)
+        watch.process.wait()
         try dir.write("tree/d3/while-stopped.txt", Array("added while stopped".utf8))
         let handle = try #require(FileHandle(forWritingAtPath: "\(tree)/d4/f4.txt"))
         handle.write(Data("FILE 4".utf8))  // same size, in place: the folder's mtime does not move
@@ -106,8 +122,7 @@ import Testing
         #expect(sweep["updated"] as? Int == 1)
         #expect(try sd.run(["ls", "\(tree)/d3"]).stdout.contains("while-stopped.txt"))
         #expect(try sd.run(["ls", "\(tree)/d4", "--long", "--json"]).stdout != before)
-        watch.process.terminate()
-        watch.process.waitUntilExit()
-        #expect(watch.process.terminationStatus == 0)
+        watch.process.send(SIGTERM)
+        #expect(watch.process.wait() == .exited(0))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 
 /// The built `sd` executable (beside the test bundle, or $SD_BINARY), run with a private data and config
 /// folder so that tests never touch the user's libraries.
@@ -46,6 +47,19 @@ public struct SDBinary: Sendable {
             status: r.status,
             stdout: String(decoding: r.out, as: UTF8.self),
             stderr: String(decoding: r.err, as: UTF8.self)
+        )
+    }
+}
+
+extension SDBinary {
+    /// Starts sd with these arguments; its output goes to `output` (a descriptor), else nowhere.
+    public func start(_ arguments: [String], output: Int32? = nil) throws -> ChildProcess {
+        try ChildProcess.start(
+            path,
+            arguments,
+            environment: environment,
+            standardOutput: output.map { .descriptor($0) } ?? .null,
+            standardError: .null
         )
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 
 /// A fresh directory under the system's temporary folder, removed when the value goes away.
 public final class TemporaryDirectory: Sendable {
@@ -49,23 +50,13 @@ public enum Run {
         input: Data? = nil,
         environment: [String: String]? = nil
     ) throws -> (status: Int32, out: Data, err: Data) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        if let environment { process.environment = environment }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        let inPipe = Pipe()
-        process.standardInput = inPipe
-        try process.run()
-        if let input { inPipe.fileHandleForWriting.write(input) }
-        try inPipe.fileHandleForWriting.close()
-        // Read both pipes before waiting, so a chatty child cannot block on a full pipe.
-        let errReader = ReadAll(err.fileHandleForReading)
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, outData, errReader.wait())
+        let result = try ChildProcess.run(
+            path,
+            arguments,
+            input: input.map { [UInt8]($0) } ?? [],
+            environment: environment
+        )
+        return (result.termination.code, Data(result.out), Data(result.err))
     }
 
     /// Finds `name` on PATH.
@@ -75,24 +66,5 @@ public enum Run {
             if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
         }
         return nil
-    }
-}
-
-/// Reads a pipe to its end on another thread.
-final class ReadAll: @unchecked Sendable {
-    // @unchecked: `data` is written once by the reading thread before `done` is signalled, read after.
-    private var data = Data()
-    private let done = DispatchSemaphore(value: 0)
-
-    init(_ handle: FileHandle) {
-        Thread.detachNewThread { [self] in
-            data = handle.readDataToEndOfFile()
-            done.signal()
-        }
-    }
-
-    func wait() -> Data {
-        done.wait()
-        return data
     }
 }

@@ -20,4 +20,13 @@ long csd_copy_file_range(int in_fd, int out_fd, unsigned long length);
 /// syncfs(2): flushes the filesystem holding fd. 0 or -1 with errno (fsync of fd where there is no syncfs).
 int csd_syncfs(int fd);
 
+
+/// pipe(2) with both ends close-on-exec (pipe2 where there is one). 0 or -1 with errno.
+int csd_pipe_cloexec(int fds[2]);
+
+/// Makes a spawned child close every descriptor from `lowest` up (glibc 2.34+: addclosefrom_np; macOS: the
+/// CLOEXEC_DEFAULT flag). 0, or an errno (ENOSYS where neither exists).
+/// (`actions` is a posix_spawn_file_actions_t *, `attributes` a posix_spawnattr_t *.)
+int csd_spawn_close_from(void *actions, void *attributes, int lowest);
+
 #endif
