@@ -81,3 +81,19 @@ int csd_spawn_close_from(void *actions, void *attributes, int lowest) {
     return ENOSYS;
 #endif
 }
+
+#if defined(__linux__)
+#include <sys/ioctl.h>
+#include <linux/fs.h>
+#endif
+
+int csd_clone_file(int target_fd, int source_fd) {
+#if defined(__linux__) && defined(FICLONE)
+    return ioctl(target_fd, FICLONE, source_fd);
+#else
+    (void)target_fd;
+    (void)source_fd;
+    errno = EOPNOTSUPP;
+    return -1;
+#endif
+}

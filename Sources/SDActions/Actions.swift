@@ -32,6 +32,12 @@ public struct FileOperation: Codable, Sendable, Equatable {
         case trash
         /// Remove `source` and everything below it, for good.
         case delete
+        /// Replace the file `target` by a hard link to `source` (deduplication; both verified equal to `hash`).
+        case link
+        /// Replace the file `target` by a reflink of `source` (deduplication; both verified equal to `hash`).
+        case clone
+        /// Give `target`, a hard link to `source`, its own copy again (undoing `link`), with `mode` and `mtime`.
+        case separate
     }
 
     public var kind: Kind
@@ -46,6 +52,11 @@ public struct FileOperation: Codable, Sendable, Equatable {
     /// Nothing to do (the target is kept).
     public var skip: Bool
     public var removeSource: Bool
+    /// Deduplication: the full BLAKE3 (hex) both files must have when the step runs.
+    public var hash: String?
+    /// Deduplication: `target`'s permission bits and modification time (ns) before it was replaced.
+    public var mode: UInt32?
+    public var mtime: Int64?
 
     public init(
         kind: Kind,
@@ -68,7 +79,7 @@ public struct FileOperation: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case kind, source, target, size, files, conflict, skip, removeSource
+        case kind, source, target, size, files, conflict, skip, removeSource, hash, mode, mtime
     }
 
     // Defaults are left out: a 10,000-file plan is the job's input, encoded once and decoded at every start.
@@ -82,6 +93,9 @@ public struct FileOperation: Codable, Sendable, Equatable {
         conflict = try c.decodeIfPresent(String.self, forKey: .conflict)
         skip = try c.decodeIfPresent(Bool.self, forKey: .skip) ?? false
         removeSource = try c.decodeIfPresent(Bool.self, forKey: .removeSource) ?? false
+        hash = try c.decodeIfPresent(String.self, forKey: .hash)
+        mode = try c.decodeIfPresent(UInt32.self, forKey: .mode)
+        mtime = try c.decodeIfPresent(Int64.self, forKey: .mtime)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -94,13 +108,16 @@ public struct FileOperation: Codable, Sendable, Equatable {
         try c.encodeIfPresent(conflict, forKey: .conflict)
         if skip { try c.encode(skip, forKey: .skip) }
         if removeSource { try c.encode(removeSource, forKey: .removeSource) }
+        try c.encodeIfPresent(hash, forKey: .hash)
+        try c.encodeIfPresent(mode, forKey: .mode)
+        try c.encodeIfPresent(mtime, forKey: .mtime)
     }
 
     /// Bytes this step accounts for in the job's progress.
     var progressBytes: Int64 {
         guard !skip else { return 0 }
         switch kind {
-        case .file, .rename, .trash, .delete: return size
+        case .file, .rename, .trash, .delete, .link, .clone, .separate: return size
         case .folder, .symlink, .removeFolder: return 0
         }
     }
@@ -142,6 +159,8 @@ public struct ActionPreview: Codable, Sendable {
     /// Bytes written on the destination's volume (0 for a rename on one filesystem).
     public var bytesToWrite: Int64 = 0
     public var skipped = 0
+    /// Deduplication: bytes the disks get back (for a trashing, once the trash is emptied).
+    public var bytesFreed: Int64?
     /// Free space where the copies go (nil when it cannot be read or nothing is written).
     public var freeBytes: Int64?
     /// Files whose content the library already knows on the target's filesystem (a copy of it exists there).

@@ -112,7 +112,7 @@ public struct TransferJob: JobKind {
                     }
                 case .removeFolder:
                     foldersToRemove.append(op.source)
-                case .trash, .delete:
+                case .trash, .delete, .link, .clone, .separate:
                     throw ActionError("a \(op.kind.rawValue) step cannot run in a \(kind) job")
                 }
             }

@@ -11,6 +11,10 @@ public struct UndoRecord: Codable, Sendable, Equatable {
         public var to: String
         /// relative path -> content id hex (see `Manifest`), taken when the action completed.
         public var manifest: [String: String]
+        /// A hard-link deduplication: the file's full BLAKE3, and its permissions and mtime before.
+        public var hash: String?
+        public var mode: UInt32?
+        public var mtime: Int64?
 
         public init(from: String, to: String, manifest: [String: String]) {
             self.from = from
@@ -57,6 +61,7 @@ public enum UndoPlanner {
     /// trash). Its problems say why it cannot be done: an item gone, changed since (by content id), or its
     /// old place taken.
     public static func preview(_ record: UndoRecord, jobID: String, library: Library) -> ActionPreview {
+        if record.action == "dedup-link" { return DedupPlanner.undoPreview(record, jobID: jobID) }
         var preview = ActionPreview(action: record.action == "trash" ? "restore" : "move", destination: nil)
         let present = record.items.filter { FileSystem.exists($0.from) }
         for item in record.items where !FileSystem.exists(item.from) {

@@ -26,7 +26,7 @@ struct SD: ParsableCommand {
             LibraryCommand.self, LocationCommand.self, IndexCommand.self, WatchCommand.self, SearchCommand.self,
             JobsCommand.self, CopyCommand.self, MoveCommand.self, RemoveCommand.self, RenameCommand.self,
             MakeFolderCommand.self, TrashCommand.self, UndoCommand.self, LogCommand.self, ConfigCommand.self,
-            DupesCommand.self, RedundancyCommand.self, ResolveCommand.self, TagCommand.self,
+            DupesCommand.self, DedupCommand.self, RedundancyCommand.self, ResolveCommand.self, TagCommand.self,
             LsCommand.self,
             StatusCommand.self,
             VolumeCommand.self, HashCommand.self, KindCommand.self, PathCommand.self, DebugCommand.self,

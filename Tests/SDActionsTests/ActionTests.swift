@@ -219,7 +219,13 @@ extension TemporaryDirectory {
             let full = "\(root)/\(relative)"
             var isDir: ObjCBool = false
             _ = FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
-            if !isDir.boolValue { result[relative] = (try? String(contentsOfFile: full, encoding: .utf8)) ?? "<link>" }
+            guard !isDir.boolValue else { continue }
+            // A file's text, or (not UTF-8) its bytes in base64; a link that points nowhere reads as "<link>".
+            guard let data = FileManager.default.contents(atPath: full) else {
+                result[relative] = "<link>"
+                continue
+            }
+            result[relative] = String(data: data, encoding: .utf8) ?? "<bytes> " + data.base64EncodedString()
         }
         return result
     }

@@ -26,6 +26,7 @@ final class CopyFixture {
         runner = JobRunner(
             library: library,
             kinds: TransferJob.kinds.map { TransferJob(kind: $0) } + DeleteJob.kinds.map { DeleteJob(kind: $0) }
+                + DedupJob.kinds.map { DedupJob(kind: $0) }
         )
     }
 

@@ -29,4 +29,8 @@ int csd_pipe_cloexec(int fds[2]);
 /// (`actions` is a posix_spawn_file_actions_t *, `attributes` a posix_spawnattr_t *.)
 int csd_spawn_close_from(void *actions, void *attributes, int lowest);
 
+/// ioctl(FICLONE): makes `target_fd`'s content share `source_fd`'s blocks (btrfs, XFS with reflink, bcachefs).
+/// 0 or -1 with errno (EOPNOTSUPP or EINVAL where the filesystem cannot; EXDEV across filesystems).
+int csd_clone_file(int target_fd, int source_fd);
+
 #endif

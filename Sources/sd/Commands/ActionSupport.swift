@@ -51,9 +51,12 @@ enum Actions {
         let updater = LiveIndexUpdater(library: library)
         return TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
             + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
+            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
     }
 
-    static func isAction(_ kind: String) -> Bool { TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) }
+    static func isAction(_ kind: String) -> Bool {
+        TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)
+    }
 
     /// A path argument: a plain path (relative to the current folder, `~` expanded) or an SdPath of this
     /// device, or a content path (the first reachable copy on this device).
@@ -130,9 +133,16 @@ enum Actions {
         )
         let result = try run(runner, job.id, library: library, summary: summary(preview), json: global.json)
         if global.json { return try Output.json(result) }
+        // Files a deduplication left alone because they changed after the preview.
+        if DedupJob.kinds.contains(preview.action), let text = result.checkpoint,
+            let checkpoint = try? JSONDecoder().decode(DedupJob.Checkpoint.self, from: Data(text.utf8))
+        {
+            for problem in checkpoint.skipped { print("  left alone: \(problem.path): \(problem.reason)") }
+        }
         print(
             "\(preview.action) \(result.state): \(summary(preview)) (job \(job.id.prefix(8))"
-                + (["move", "rename", "trash"].contains(preview.action) ? "; `sd undo` reverses it)" : ")")
+                + (["move", "rename", "trash", "dedup-link"].contains(preview.action)
+                    ? "; `sd undo` reverses it)" : ")")
         )
         if result.state != "completed" { throw ExitCode(1) }
     }
@@ -191,6 +201,9 @@ enum Actions {
         case "delete": verb = "delete for good"
         case "empty-trash": verb = "empty from the trash"
         case "restore": verb = "restore"
+        case "dedup-link": verb = "replace by hard links to the kept copies:"
+        case "dedup-reflink": verb = "replace by reflinks of the kept copies:"
+        case "dedup-separate": verb = "give their own copies again:"
         default: verb = p.action
         }
         var head = "\(verb) \(summary(p))"
@@ -211,6 +224,14 @@ enum Actions {
                 "  space: \(CopyCommand.size(p.bytesToWrite)) of \(CopyCommand.size(free)) free"
                     + (p.fits ? "" : ": does not fit")
             )
+        }
+        if let freed = p.bytesFreed {
+            lines.append(
+                "  frees \(CopyCommand.size(freed))" + (p.action == "trash" ? " once the trash is emptied" : "")
+            )
+        }
+        if p.action == "dedup-link" {
+            lines.append("  note: linked names share one file: its permissions, owner and times, and any later edit")
         }
         if p.alreadyThere > 0 {
             lines.append(

@@ -95,6 +95,92 @@ struct DupesCommand: ParsableCommand {
     }
 }
 
+/// `sd dedup`: removes extra copies (verified by full hash) as a previewed, undoable action.
+struct DedupCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dedup",
+        abstract: "Remove extra copies: hard links, reflinks or the trash, verified by full hash first.",
+        discussion: """
+            Only groups confirmed by the full BLAKE3 of every file are touched (a group whose sampled ids
+            collided is split and its parts treated apart), and each file is checked again the moment it is
+            replaced. One copy stays per group on each filesystem: copies on other disks are backups, not
+            waste (--across-disks keeps one copy in all, with --mode trash only).
+
+            --mode hardlink (default): the extra names become hard links to the kept file (one inode; the
+              names then share permissions, owner and times). `sd undo` gives each its own copy again.
+            --mode reflink: each extra copy shares the kept file's blocks but stays its own file; needs btrfs,
+              XFS with reflink or bcachefs, else it is refused.
+            --mode trash: the extra copies go to the trash; the space comes back when it is emptied
+              (`sd trash empty`); `sd undo` restores them.
+
+            Examples:
+              sd dedup --min-size 1MB --preview
+              sd dedup --location Photos --mode trash -y
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @OptionGroup var action: ActionOptions
+    @Option(help: "hardlink, reflink or trash.") var mode: DedupMode = .hardlink
+    @Option(help: "Which copy stays: oldest, newest or shortest (path).") var keep: KeepPolicy = .oldest
+    @Option(help: "Only files of at least this size (e.g. 1MB, 500k).") var minSize: String?
+    @Option(help: "Only files of this kind (image, video, document, ...).") var kind: String?
+    @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
+    @Flag(help: "Keep one copy in all, not one per filesystem (--mode trash only).") var acrossDisks = false
+
+    func run() throws {
+        if acrossDisks && mode != .trash { throw UserError("--across-disks goes with --mode trash only") }
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        var minimum: Int64 = 1
+        if let minSize {
+            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
+        }
+        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
+            throw UserError(
+                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        var chosen: Location?
+        if let location {
+            guard let found = try library.fetchLocation(location) else {
+                throw UserError("no location '\(location)'; see `sd location list`")
+            }
+            chosen = found
+        }
+        let groups = try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+        let line = CountLine(enabled: !global.json, label: "verifying")
+        let verified = try DuplicateVerifier.verify(groups, library: library) { line.show($0, $1) }
+        line.clear()
+        if !global.json {
+            for split in verified.splits {
+                print("content \(split.contentID): sampled ids collided; only equal files are deduplicated:")
+                for part in split.parts { print("  " + part.joined(separator: "  =  ")) }
+            }
+            for problem in verified.skipped { print("skipped: \(problem.path): \(problem.reason)") }
+        }
+        let preview = try DedupPlanner.preview(
+            verified,
+            mode: mode,
+            keep: keep,
+            acrossDisks: acrossDisks,
+            library: library
+        )
+        try Actions.commit(
+            preview,
+            library: library,
+            global: global,
+            previewOnly: action.preview,
+            yes: action.yes,
+            question: "Remove these extra copies?"
+        )
+    }
+}
+
+extension DedupMode: ExpressibleByArgument {}
+extension KeepPolicy: ExpressibleByArgument {}
+
 /// "label: done/total" on one terminal line; silent when not a terminal.
 final class CountLine: @unchecked Sendable {
     // @unchecked: `last` is only touched under `lock`.
