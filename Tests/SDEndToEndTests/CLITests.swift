@@ -118,6 +118,47 @@ struct CLITests {
         #expect(resolved.status == 0 && resolved.stdout.contains("* 1. "), "\(resolved.stdout)\(resolved.stderr)")
     }
 
+    /// `sd dedup` links the copies and `sd undo` separates them; `sd scrub` finds a flipped byte (exit 2) and
+    /// `--repair` puts the good copy back.
+    @Test func dedupUndoAndScrub() throws {
+        let photo = Array(String(repeating: "pixels ", count: 40_000).utf8)
+        try dir.write("home/a/beach.jpg", photo)
+        try dir.write("home/b/beach.jpg", photo)
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        func inode(_ path: String) -> UInt64? {
+            var st = stat()
+            return stat(dir.file(path), &st) == 0 ? UInt64(st.st_ino) : nil
+        }
+        let dedup = try sd.run(["dedup", "-y"])
+        #expect(dedup.status == 0, "\(dedup.stderr)")
+        #expect(dedup.stdout.contains("frees 280 KB"), "\(dedup.stdout)")
+        #expect(inode("home/a/beach.jpg") == inode("home/b/beach.jpg"))
+        #expect(try sd.run(["dupes"]).stdout.contains("no duplicates"))
+        #expect(try sd.run(["undo", "-y"]).status == 0)
+        #expect(inode("home/a/beach.jpg") != inode("home/b/beach.jpg"))
+        #expect(try sd.run(["dedup", "--mode", "reflink", "--across-disks"]).status == 1)
+
+        #expect(try sd.run(["scrub"]).status == 0)
+        // A byte flipped, the modification time put back.
+        let victim = dir.file("home/b/beach.jpg")
+        var st = stat()
+        #expect(stat(victim, &st) == 0)
+        let fd = open(victim, O_WRONLY)
+        var flipped = photo[1234] ^ 1
+        #expect(pwrite(fd, &flipped, 1, 1234) == 1)
+        var times = [st.st_atim, st.st_mtim]
+        #expect(futimens(fd, &times) == 0)
+        close(fd)
+        let found = try sd.run(["scrub"])
+        #expect(found.status == 2)
+        #expect(found.stdout.contains("CORRUPTED: \(victim)") && found.stdout.contains("good copy: "))
+        let repaired = try sd.run(["scrub", "--repair", "-y"])
+        #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: victim))) == photo)
+        #expect(try sd.run(["scrub"]).status == 0)
+    }
+
     @Test func userErrorsExitOneWithOneLine() throws {
         let missing = try sd.run(["hash", dir.file("nope")])
         #expect(missing.status == 1)

@@ -6,7 +6,7 @@ import Testing
 /// `sd cp` killed with SIGKILL at random moments, resumed with `sd jobs resume` each time (and killed again):
 /// at the end every file is at the target with the source's bytes, and no temporary file is left.
 struct CopyKillTests {
-    @Test(.timeLimit(.minutes(5))) func killedCopiesFinishExactly() throws {
+    @Test(.timeLimit(.minutes(15))) func killedCopiesFinishExactly() throws {
         let dir = try TemporaryDirectory(prefix: "sd-copykill")
         try Shared.makeTree(at: dir.file("src"), files: 2000, large: 2, largeMiB: 32)
         try FileManager.default.createDirectory(atPath: dir.file("dst"), withIntermediateDirectories: true)

@@ -6,7 +6,7 @@ import Testing
 /// `sd index` killed with SIGKILL at random moments, then run again: every time, the index ends exactly as an
 /// uninterrupted run leaves it (compared as a canonical dump: paths, metadata, content ids, aggregates).
 struct IndexKillTests {
-    @Test(.timeLimit(.minutes(10))) func resumesToTheSameIndexAfterKills() throws {
+    @Test(.timeLimit(.minutes(15))) func resumesToTheSameIndexAfterKills() throws {
         let dir = try TemporaryDirectory(prefix: "sd-kill")
         try Shared.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 8)
 

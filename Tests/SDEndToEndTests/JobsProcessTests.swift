@@ -6,7 +6,7 @@ import Testing
 /// `sd jobs` against real `sd index` processes: a pause or cancel asked from another process stops the run,
 /// a killed run shows as interrupted, and resumed runs end with exactly the index an uninterrupted run gives.
 @Suite(.serialized) struct JobsProcessTests {
-    @Test(.timeLimit(.minutes(5))) func pauseCancelAndResumeAcrossProcesses() throws {
+    @Test(.timeLimit(.minutes(15))) func pauseCancelAndResumeAcrossProcesses() throws {
         let dir = try TemporaryDirectory(prefix: "sd-jobs")
         try Shared.makeTree(at: dir.file("tree"), files: 4000, large: 2, largeMiB: 16)
         let reference = try SDBinary(dataDirectory: dir.file("ref"), configDirectory: dir.file("config"))

@@ -74,7 +74,7 @@ import Testing
         }
     }
 
-    @Test(.timeLimit(.minutes(3))) func watchRecoverAndStop() throws {
+    @Test(.timeLimit(.minutes(15))) func watchRecoverAndStop() throws {
         let dir = try TemporaryDirectory(prefix: "sd-watch-e2e")
         let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
         let tree = dir.file("tree")

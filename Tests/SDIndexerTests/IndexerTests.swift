@@ -181,8 +181,10 @@ struct IndexerTests {
     }
 
     /// fifos, sockets and device nodes are recorded with their type and never opened (opening a fifo
-    /// would block the indexer forever).
-    @Test(.timeLimit(.minutes(1))) func specialFilesAreRecordedNeverOpened() throws {
+    /// would block the indexer forever). The time limit turns such a hang into a failure; it is generous because
+    /// it counts from the test's start, and with two cores a test can wait minutes for a thread while the
+    /// process tests block theirs.
+    @Test(.timeLimit(.minutes(10))) func specialFilesAreRecordedNeverOpened() throws {
         let f = try IndexFixture()
         try f.write("plain.txt", "x")
         #expect(mkfifo("\(f.root)/pipe", 0o644) == 0)

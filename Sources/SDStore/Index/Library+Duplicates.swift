@@ -237,3 +237,67 @@ extension Library {
         }
     }
 }
+
+/// A file as a scrub reads it.
+public struct ScrubFile: Sendable {
+    public var entryID: Int64
+    public var parentID: Int64
+    public var name: [UInt8]
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    public var contentID: ContentID?
+}
+
+extension Library {
+    /// The location's non-empty files after entry `afterID`, by id: what a scrub reads next.
+    public func scrubBatch(location: Location, after afterID: Int64, limit: Int) throws -> [ScrubFile] {
+        try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: """
+                    SELECT id, parent_id, name, size, mtime_ns, content_id FROM entries
+                    WHERE location_id = ? AND type = 0 AND size > 0 AND id > ? ORDER BY id LIMIT ?
+                    """,
+                arguments: [location.id, afterID, limit]
+            ).map { row in
+                ScrubFile(
+                    entryID: row[0],
+                    parentID: row[1] ?? 0,
+                    name: [UInt8](row[2] as Data),
+                    size: row[3],
+                    mtimeNanoseconds: row[4] ?? 0,
+                    contentID: (row[5] as Int64?).map(ContentID.init(int64:))
+                )
+            }
+        }
+    }
+
+    /// Bytes of the location's files (what a full read of it reads).
+    public func fileBytes(location: Location) throws -> Int64 {
+        try database.read { db in
+            try Int64.fetchOne(
+                db,
+                sql: "SELECT coalesce(sum(size), 0) FROM entries WHERE location_id = ? AND type = 0",
+                arguments: [location.id]
+            ) ?? 0
+        }
+    }
+
+    /// Other indexed files with this content whose kept full hash is `hash` and still describes them (same size
+    /// and mtime): copies known good.
+    public func goodCopies(of content: ContentID, hash: String, besides entryID: Int64) throws -> [String] {
+        let ids = try database.read { db in
+            try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT e.id FROM entries e JOIN integrity_hashes h ON h.entry_id = e.id
+                        AND h.size = e.size AND h.mtime_ns = e.mtime_ns
+                    WHERE e.content_id = ? AND e.id != ? AND h.hash = ?
+                    ORDER BY e.id
+                    """,
+                arguments: [content.int64, entryID, hash]
+            )
+        }
+        return try ids.compactMap { try entryPath(id: $0).map { String(decoding: $0, as: UTF8.self) } }
+    }
+}

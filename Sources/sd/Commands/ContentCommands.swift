@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SDActions
 import SDCore
+import SDJobs
 import SDSearch
 import SDStore
 import SDSystem
@@ -381,5 +382,134 @@ struct ResolveCommand: ParsableCommand {
         } else {
             print("  indexed: no (not inside a location, or not scanned yet)")
         }
+    }
+}
+
+/// `sd scrub`: reads files in full against their kept hashes to find bit rot; `--repair` restores from copies.
+struct ScrubCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "scrub",
+        abstract: "Find silent corruption: re-read files in full and compare them with their kept hashes.",
+        discussion: """
+            Each file's full BLAKE3 is kept with the size and modification time it was computed at (by an
+            earlier scrub, or by `sd dupes --verify`). A file whose size and time are unchanged but whose
+            hash is not was corrupted (a failing disk, a program writing behind the filesystem's back); it is
+            reported with the copies known good. A file read for the first time gets its hash kept, for the
+            next scrub. A stopped scrub (Ctrl-C, a crash, `sd jobs pause`) goes on where it stopped the next
+            time `sd scrub` runs with the same locations, or with `sd jobs resume`.
+
+            --repair puts a good copy's bytes in place of each corrupted file: a copy action, previewed, the
+            good copy read and checked first.
+
+            Examples:
+              sd scrub --max-rate 50           # at most 50 MB/s, to run in the background
+              sd scrub --location Photos --repair
+            """
+    )
+
+    @OptionGroup var global: GlobalOptions
+    @OptionGroup var libraryOptions: LibraryOptions
+    @OptionGroup var action: ActionOptions
+    @Option(name: .customLong("location"), help: "A location to scrub (name, path or id; repeat; default: all).")
+    var locations: [String] = []
+    @Option(help: "Read at most this many MB (10^6 bytes) per second.") var maxRate: Double?
+    @Flag(help: "Restore corrupted files from good copies (a previewed copy action).") var repair = false
+
+    struct Report: Encodable {
+        var job: String
+        var state: String
+        var files: Int
+        var bytes: Int64
+        var baselined: Int
+        var changed: Int
+        var unreadable: [ActionProblem]
+        var corruptions: [Corruption]
+    }
+
+    func run() throws {
+        if let maxRate, maxRate <= 0 { throw UserError("--max-rate must be above 0 (MB per second)") }
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        var keys: [String] = []
+        for key in locations {
+            guard let found = try library.fetchLocation(key) else {
+                throw UserError("no location '\(key)'; see `sd location list`")
+            }
+            keys.append(found.uuid)
+        }
+        let request = ScrubRequest(locations: keys, maxBytesPerSecond: maxRate.map { Int64($0 * 1_000_000) })
+        let runner = JobRunner(library: library, kinds: [ScrubJob()])
+        // A scrub of the same locations that stopped goes on where it was.
+        let stopped = try library.listJobs().first { job in
+            job.kind == "scrub" && !library.isJobRunning(job.id)
+                && (try? JSONDecoder().decode(ScrubRequest.self, from: Data((job.input ?? "").utf8)))?.locations
+                    == request.locations
+        }
+        let id: String
+        if let stopped {
+            id = stopped.id
+            if !global.json { print("going on with the scrub that stopped (job \(id.prefix(8)))") }
+        } else {
+            id = try runner.submit(kind: "scrub", target: keys.first, input: request).id
+        }
+        let result = try CopyCommand.runJob(runner, id, json: global.json)
+        try Self.report(result, library: library, global: global, action: action, repair: repair)
+    }
+
+    /// Prints what the scrub found and, with `repair`, restores what it can.
+    static func report(
+        _ result: JobRecord,
+        library: Library,
+        global: GlobalOptions,
+        action: ActionOptions,
+        repair: Bool
+    )
+        throws
+    {
+        let state =
+            try result.checkpoint.map { try JSONDecoder().decode(ScrubState.self, from: Data($0.utf8)) } ?? ScrubState()
+        if global.json && !repair {
+            return try Output.json(
+                Report(
+                    job: result.id,
+                    state: result.state,
+                    files: state.files,
+                    bytes: state.bytes,
+                    baselined: state.baselined,
+                    changed: state.changed,
+                    unreadable: state.unreadable,
+                    corruptions: state.corruptions
+                )
+            )
+        }
+        if !global.json {
+            for c in state.corruptions {
+                print("CORRUPTED: \(c.path)")
+                print("  kept hash \(c.expected), now \(c.found)")
+                print(c.goodCopies.isEmpty ? "  no good copy known" : "  good copy: \(c.goodCopies[0])")
+            }
+            for problem in state.unreadable { print("unreadable: \(problem.path): \(problem.reason)") }
+            print(
+                "scrub \(result.state): \(state.files) files, \(ByteFormat.string(state.bytes)) read; "
+                    + "\(state.corruptions.count) corrupted, \(state.baselined) read for the first time (hash kept), "
+                    + "\(state.changed) changed since indexed (skipped)"
+            )
+        }
+        if result.state != "completed" { throw ExitCode(1) }
+        guard repair, !state.corruptions.isEmpty else {
+            if !state.corruptions.isEmpty {
+                if !global.json { print("`sd scrub --repair` restores those with a good copy") }
+                throw ExitCode(2)
+            }
+            return
+        }
+        try Actions.commit(
+            ScrubRepair.preview(state.corruptions),
+            library: library,
+            global: global,
+            previewOnly: action.preview,
+            yes: action.yes,
+            question: "Replace the corrupted files by their good copies?"
+        )
     }
 }

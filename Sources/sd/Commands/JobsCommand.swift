@@ -122,6 +122,19 @@ struct JobsCommand: ParsableCommand {
                 if global.json { return try Output.json(JobView(result, library)) }
                 print(report.withLock { $0 }.map(IndexCommand.describe) ?? JobView(result, library).line)
                 if result.state != "completed" { throw ExitCode(1) }
+            case "scrub":
+                let result = try CopyCommand.runJob(
+                    JobRunner(library: library, kinds: [ScrubJob()]),
+                    job.id,
+                    json: global.json
+                )
+                try ScrubCommand.report(
+                    result,
+                    library: library,
+                    global: global,
+                    action: ActionOptions(),
+                    repair: false
+                )
             case let kind where Actions.isAction(kind):
                 let runner = JobRunner(library: library, kinds: Actions.kinds(library))
                 let result = try Actions.run(runner, job.id, library: library, summary: nil, json: global.json)
