@@ -58,3 +58,39 @@ struct TagTests {
         #expect(log[7].value == nil && log[9].value == nil, "removals and deletions are tombstones")
     }
 }
+
+/// Ratings, favorites and notes: on the entry, each changed field logged with a later HLC, bad values refused.
+struct MetadataTests {
+    @Test func ratingsFavoritesAndNotesAreKeptAndLogged() throws {
+        let f = try CopyFixture(["tree/a/beach.jpg": "the same photo", "tree/b/beach copy.jpg": "the same photo"])
+        let location = try f.library.addLocation(path: Array(f.dir.file("tree").utf8), name: "tree", volume: nil)
+        _ = try Indexer(library: f.library).index(location)
+        let photo = f.dir.file("tree/a/beach.jpg")
+        #expect(try f.library.metadata(ofEntryAt: photo) == UserMetadata())
+        let start = try f.library.sharedChanges().count
+
+        let set = try f.library.setMetadata(MetadataChange(rating: 4, favorite: true, note: "sunset"), on: [photo])
+        #expect(set.changed == 1 && set.notIndexed.isEmpty)
+        #expect(try f.library.metadata(ofEntryAt: photo) == UserMetadata(rating: 4, favorite: true, note: "sunset"))
+        #expect(
+            try f.library.metadata(ofEntryAt: f.dir.file("tree/b/beach copy.jpg")) == UserMetadata(),
+            "not on the copy"
+        )
+        // Only what changes is logged: the note is cleared, the rating is the same.
+        #expect(try f.library.setMetadata(MetadataChange(rating: 4, note: .some(nil)), on: [photo]).changed == 1)
+        #expect(try f.library.metadata(ofEntryAt: photo) == UserMetadata(rating: 4, favorite: true, note: nil))
+        #expect(try f.library.setMetadata(MetadataChange(rating: 4), on: [photo]).changed == 0)
+
+        let log = try f.library.sharedChanges().dropFirst(start)
+        #expect(log.map { $0.field ?? "" } == ["rating", "favorite", "note", "note"])
+        #expect(log.allSatisfy { $0.record == "entry_meta" })
+        #expect(log.map(\.value) == ["4", "true", "\"sunset\"", nil])
+        let stamps = log.map { HLCTimestamp($0.hlc)! }
+        #expect(zip(stamps, stamps.dropFirst()).allSatisfy { $0 < $1 }, "strictly increasing")
+
+        #expect(throws: TagError.self) { try f.library.setMetadata(MetadataChange(rating: 6), on: [photo]) }
+        #expect(
+            try f.library.setMetadata(MetadataChange(favorite: false), on: [f.dir.file("tree/x")]).notIndexed.count == 1
+        )
+    }
+}

@@ -304,3 +304,115 @@ extension Library {
         }
     }
 }
+
+/// A file's or folder's own shared metadata: a rating, a favorite mark, a note.
+public struct UserMetadata: Sendable, Codable, Equatable {
+    public var rating: Int?
+    public var favorite: Bool
+    public var note: String?
+
+    public init(rating: Int? = nil, favorite: Bool = false, note: String? = nil) {
+        self.rating = rating
+        self.favorite = favorite
+        self.note = note
+    }
+}
+
+/// A change to some of a file's metadata: nil leaves a field as it is; `.some(nil)` clears it.
+public struct MetadataChange: Sendable {
+    public var rating: Int??
+    public var favorite: Bool?
+    public var note: String??
+
+    public init(rating: Int?? = nil, favorite: Bool? = nil, note: String?? = nil) {
+        self.rating = rating
+        self.favorite = favorite
+        self.note = note
+    }
+}
+
+extension Library {
+    /// Rating (0-5), favorite and note of an indexed file or folder; nil when it is not in the index.
+    ///
+    /// These belong to the entry (the file at its place, followed across renames and moves by its uuid), not to
+    /// its content as tags do: a note or a rating is about one file, and its copies may deserve others.
+    public func metadata(ofEntryAt path: String) throws -> UserMetadata? {
+        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
+        return try database.read { db in
+            let row = try Row.fetchOne(
+                db,
+                sql: """
+                    SELECT m.rating, m.favorite, m.note FROM entries e
+                    LEFT JOIN user_metadata m ON m.entry_uuid = e.uuid WHERE e.id = ?
+                    """,
+                arguments: [id]
+            )
+            return UserMetadata(rating: row?[0], favorite: (row?[1] as Int64? ?? 0) != 0, note: row?[2])
+        }
+    }
+
+    /// Changes the metadata of indexed files and folders in one transaction, each changed field written to the
+    /// change log (record `entry_meta`, key the entry's uuid, field `rating`/`favorite`/`note`). Returns how
+    /// many entries changed, and the paths not in the index.
+    public func setMetadata(_ change: MetadataChange, on paths: [String]) throws -> (changed: Int, notIndexed: [String])
+    {
+        if let rating = change.rating ?? nil, !(0...5).contains(rating) {
+            throw TagError("a rating is 0 to 5, not \(rating)")
+        }
+        if let note = change.note ?? nil, note.utf8.count > 65_536 {
+            throw TagError("a note is at most 64 KiB")
+        }
+        var targets: [Int64] = []
+        var missing: [String] = []
+        for path in paths {
+            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+                targets.append(id)
+            } else {
+                missing.append(path)
+            }
+        }
+        let changed = try database.write { db -> Int in
+            var changed = 0
+            for entry in targets {
+                guard let uuid = try Data.fetchOne(db, sql: "SELECT uuid FROM entries WHERE id = ?", arguments: [entry])
+                else { continue }
+                let row = try Row.fetchOne(
+                    db,
+                    sql: "SELECT rating, favorite, note FROM user_metadata WHERE entry_uuid = ?",
+                    arguments: [uuid]
+                )
+                let old = UserMetadata(rating: row?[0], favorite: (row?[1] as Int64? ?? 0) != 0, note: row?[2])
+                var new = old
+                if let rating = change.rating { new.rating = rating }
+                if let favorite = change.favorite { new.favorite = favorite }
+                if let note = change.note { new.note = note }
+                guard new != old else { continue }
+                let key = Hex.encode([UInt8](uuid))
+                var stamp: HLCTimestamp?
+                func log(_ field: String, _ value: String?) throws {
+                    stamp = try Self.logChange(
+                        db,
+                        device: device.id,
+                        record: "entry_meta",
+                        key: key,
+                        field: field,
+                        value: value
+                    )
+                }
+                if new.rating != old.rating { try log("rating", new.rating.map(String.init)) }
+                if new.favorite != old.favorite { try log("favorite", new.favorite ? "true" : nil) }
+                if new.note != old.note { try log("note", try new.note.map { try Self.json($0) }) }
+                try db.execute(
+                    sql: """
+                        INSERT OR REPLACE INTO user_metadata (entry_uuid, rating, favorite, note, hlc)
+                        VALUES (?, ?, ?, ?, ?)
+                        """,
+                    arguments: [uuid, new.rating, new.favorite ? 1 : 0, new.note, stamp?.description]
+                )
+                changed += 1
+            }
+            return changed
+        }
+        return (changed, missing)
+    }
+}

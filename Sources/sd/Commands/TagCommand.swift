@@ -140,3 +140,83 @@ struct TagCommand: ParsableCommand {
         }
     }
 }
+
+/// `sd meta set | show`: a file's rating, favorite mark and note.
+struct MetaCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "meta",
+        abstract: "Rate, mark as favorite and annotate files and folders of the index (shared metadata).",
+        discussion: """
+            These belong to the file at its place (followed across renames and moves), not to its content as
+            tags do. Every change is written to the change log, stamped with this device's clock, for sync.
+
+            Examples:
+              sd meta set ~/Pictures/beach.jpg --rating 5 --favorite
+              sd meta set ~/Documents/tax-2025.pdf --note "filed 2026-03-02"
+              sd meta show ~/Pictures/beach.jpg
+            """,
+        subcommands: [Change.self, Show.self]
+    )
+
+    struct Change: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set",
+            abstract: "Change the rating, favorite mark or note."
+        )
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "Paths or SdPaths.") var paths: [String]
+        @Option(help: "A rating from 0 to 5.") var rating: Int?
+        @Flag(inversion: .prefixedNo, help: "Mark as a favorite (or not).") var favorite: Bool?
+        @Option(help: "A note (an empty one clears it).") var note: String?
+        @Flag(help: "Clear the rating.") var clearRating = false
+
+        func run() throws {
+            guard !paths.isEmpty else { throw UserError("give the files to change") }
+            guard rating != nil || favorite != nil || note != nil || clearRating else {
+                throw UserError("say what to change: --rating N, --favorite/--no-favorite, --note TEXT, --clear-rating")
+            }
+            if clearRating && rating != nil { throw UserError("--rating and --clear-rating cannot go together") }
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let absolute = try paths.map { try Actions.path($0, library) }
+            var change = MetadataChange(favorite: favorite)
+            if let rating { change.rating = .some(rating) } else if clearRating { change.rating = .some(nil) }
+            if let note { change.note = .some(note.isEmpty ? nil : note) }
+            let (changed, missing) = try TagCommand.run { try library.setMetadata(change, on: absolute) }
+            print("changed \(changed) item(s)")
+            for path in missing.prefix(10) {
+                Output.error("not in the index (see `sd location add`, `sd index`): \(path)")
+            }
+            if !missing.isEmpty { throw ExitCode(1) }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "The rating, favorite mark, note and tags.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument var path: String
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let absolute = try Actions.path(path, library)
+            guard let meta = try library.metadata(ofEntryAt: absolute),
+                let tags = try library.tags(ofEntryAt: absolute)
+            else { throw UserError("'\(absolute)' is not in the index") }
+            if global.json {
+                struct View: Encodable {
+                    var rating: Int?
+                    var favorite: Bool
+                    var note: String?
+                    var tags: [String]
+                }
+                return try Output.json(View(rating: meta.rating, favorite: meta.favorite, note: meta.note, tags: tags))
+            }
+            print("rating: \(meta.rating.map { String(repeating: "*", count: $0) + " (\($0))" } ?? "none")")
+            print("favorite: \(meta.favorite ? "yes" : "no")")
+            print("note: \(meta.note ?? "none")")
+            print("tags: \(tags.isEmpty ? "none" : tags.joined(separator: ", "))")
+        }
+    }
+}
