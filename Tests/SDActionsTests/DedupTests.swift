@@ -95,6 +95,20 @@ struct DedupTests {
         let left = try TemporaryDirectory.tree(root)
         #expect(Set(left.values) == Set(contents.values), "one copy of every content stays")
         #expect(left.count == contents.count - groups.reduce(0) { $0 + $1.count - 1 })
+        // Undo puts them back; a second trashing is then emptied for good.
+        let trashed = try #require(try f.library.undoRecord(jobPrefix: nil))
+        #expect(trashed.action == "trash")
+        let restore = UndoPlanner.preview(
+            try UndoRecord.decode(trashed.record),
+            jobID: trashed.jobID,
+            library: f.library
+        )
+        #expect(try await f.commit(restore).state == "completed")
+        #expect(try TemporaryDirectory.tree(root) == contents)
+        #expect(
+            try await f.commit(try DedupPlanner.preview(try verified(), mode: .trash, library: f.library)).state
+                == "completed"
+        )
         let trash = f.library.path + "/trash"
         #expect(Self.used(try Self.files(root)) + Self.used(try Self.files(trash)) == Self.used(before))
         let emptying = DeletePlanner.preview(

@@ -85,7 +85,10 @@ struct DuplicatesTests {
 /// many copies that filesystem holds.
 struct RedundancyTests {
     @Test func contentOnOneDiskIsAtRiskWhateverItsCopies() throws {
-        guard let other = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-redundancy") else { return }
+        guard let other = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-redundancy") else {
+            Issue.record("needs /dev/shm on another filesystem than the temporary folder")
+            return
+        }
         let f = try CopyFixture([:])
         var rng = SeededRNG(seed: 7)
         var files: [(path: String, bytes: [UInt8])] = []
@@ -133,7 +136,10 @@ struct RedundancyTests {
 /// an offline location, or changed on disk, are listed last with the reason.
 struct ResolveTests {
     @Test func copiesAreRankedAndTheBestReachableChosen() throws {
-        guard let memory = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-resolve") else { return }
+        guard let memory = try TemporaryDirectory.onOtherFilesystem(prefix: "sd-resolve") else {
+            Issue.record("needs /dev/shm on another filesystem than the temporary folder")
+            return
+        }
         let f = try CopyFixture([:])
         let body = Array("the same bytes in four places".utf8)
         for path in [f.dir.file("disk/a.txt"), f.dir.file("gone/b.txt"), f.dir.file("disk/changed.txt")] {
