@@ -31,12 +31,15 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "sd", targets: ["sd"]),
+        .executable(name: "sdd", targets: ["sdd"]),
         .library(name: "SDCore", targets: ["SDCore"]),
         .library(name: "SDStore", targets: ["SDStore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.10.0"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: kernelTargets + [
         // Layer 0
@@ -66,11 +69,30 @@ let package = Package(
             dependencies: ["SDJobs", "SDStore", "SDCore", "SDSystem"],
             swiftSettings: strictSettings
         ),
+        // Layer 4
+        .target(name: "SDAPI", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
+        .target(
+            name: "SDDaemon",
+            dependencies: [
+                "SDAPI", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions", "SDIndexer",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
         // Executables
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs", "SDActions",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs", "SDActions", "SDAPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "sdd",
+            dependencies: [
+                "SDDaemon", "SDAPI", "SDStore", "SDCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -97,3 +97,14 @@ int csd_clone_file(int target_fd, int source_fd) {
     return -1;
 #endif
 }
+
+int csd_spawn_new_session(void *attributes) {
+#if defined(POSIX_SPAWN_SETSID)
+    short flags = 0;
+    posix_spawnattr_getflags((posix_spawnattr_t *)attributes, &flags);
+    return posix_spawnattr_setflags((posix_spawnattr_t *)attributes, flags | POSIX_SPAWN_SETSID);
+#else
+    (void)attributes;
+    return ENOSYS;
+#endif
+}

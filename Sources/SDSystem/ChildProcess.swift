@@ -61,7 +61,8 @@ public final class ChildProcess: Sendable {
         environment: [String: String]? = nil,
         standardInput: Stream = .null,
         standardOutput: Stream = .inherit,
-        standardError: Stream = .inherit
+        standardError: Stream = .inherit,
+        newSession: Bool = false
     ) throws(SystemError) -> ChildProcess {
         #if canImport(Glibc)
             var actions = posix_spawn_file_actions_t()
@@ -85,6 +86,7 @@ public final class ChildProcess: Sendable {
         }
         // Nothing but 0, 1 and 2 reaches the child (descriptors others opened without close-on-exec included).
         _ = csd_spawn_close_from(&actions, &attributes, 3)
+        if newSession { _ = csd_spawn_new_session(&attributes) }
         let argv = ([path] + arguments).map { strdup($0) }
         defer { argv.forEach { free($0) } }
         let env = (environment ?? currentEnvironment()).map { strdup("\($0.key)=\($0.value)") }

@@ -25,6 +25,8 @@ public struct SDBinary: Sendable {
         var environment = env
         environment["SD_DATA_DIR"] = dataDirectory
         environment["SD_CONFIG_DIR"] = configDirectory
+        // Its own daemon socket: a daemon another test (or the user) runs is never this one's.
+        environment["SD_RUNTIME_DIR"] = dataDirectory + "-run"
         self.environment = environment
     }
 

@@ -33,4 +33,8 @@ int csd_spawn_close_from(void *actions, void *attributes, int lowest);
 /// 0 or -1 with errno (EOPNOTSUPP or EINVAL where the filesystem cannot; EXDEV across filesystems).
 int csd_clone_file(int target_fd, int source_fd);
 
+/// Makes a spawned child lead a new session (POSIX_SPAWN_SETSID): no controlling terminal, not in our process
+/// group, so it outlives the terminal that started it. 0, or an errno (ENOSYS where there is no such flag).
+int csd_spawn_new_session(void *attributes);
+
 #endif

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDCore
 import SDStore
 import SDSystem
@@ -19,19 +20,7 @@ struct LsCommand: ParsableCommand {
     @Argument(help: "A folder path or SdPath (default: the current folder).") var path: String?
     @Flag(name: .shortAndLong, help: "Show kind, size, modified time and content id.") var long = false
 
-    struct Item: Encodable {
-        var name: String
-        var type: String
-        var category: String?
-        var size: Int64
-        var modified: String?
-        var contentID: String?
-        var error: String?
-    }
-
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
         let target: [UInt8]
         if let path, path.hasPrefix("sd://") {
             let parsed: SDPath
@@ -39,48 +28,35 @@ struct LsCommand: ParsableCommand {
             guard case .physical(let device, let bytes) = parsed else {
                 throw UserError("`sd ls` lists folders; '\(path)' is a content path (see `sd path parse`)")
             }
-            guard device == library.device.id else {
+            guard device == (try libraryOptions.device()).id else {
                 throw UserError("'\(path)' is on another device; only this device's locations can be listed yet")
             }
             target = bytes
         } else {
             target = Array(LibraryLocator.absolute(path ?? ".").utf8)
         }
-        guard let (_, entryID) = try library.resolveEntry(path: target) else {
-            throw UserError(
-                "'\(String(decoding: target, as: UTF8.self))' is not in the index; see `sd location list`, then `sd index`"
-            )
-        }
-        let entry = try library.fetchEntry(id: entryID)
-        let children = entry?.type == .directory ? try library.fetchChildren(of: entryID) : (entry.map { [$0] } ?? [])
-        let items = children.map { c in
-            Item(
-                name: String(decoding: c.name, as: UTF8.self),
-                type: "\(c.type)",
-                category: c.category,
-                size: c.type == .directory ? (c.aggregateSize ?? 0) : c.size,
-                modified: c.mtimeNanoseconds.map { Self.date($0) },
-                contentID: c.contentID,
-                error: c.error
-            )
+        let items: [ListItem]
+        if let daemon = DaemonLink.client(for: libraryOptions) {
+            let query = APIClient.query(String(decoding: target, as: UTF8.self))
+            items = try DaemonLink.call { try daemon.get("/v1/ls?path=\(query)", [ListItem].self) }
+        } else {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            do { items = try Operations.list(library, path: target) } catch let error as NotInIndex {
+                throw UserError(error.message)
+            }
         }
         if global.json { return try Output.json(items) }
-        for (item, c) in zip(items, children) {
-            let display = Self.displayName(c.name) + (c.type == .directory ? "/" : "")
+        for item in items {
+            let display = item.display + (item.type == "directory" ? "/" : "")
             if long {
                 print(
-                    "\(pad(item.category ?? item.type, 12)) \(pad(ByteFormat.string(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(c.error.map { "  [\($0)]" } ?? "")"
+                    "\(pad(item.category ?? item.type, 12)) \(pad(ByteFormat.string(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(item.error.map { "  [\($0)]" } ?? "")"
                 )
             } else {
                 print(display)
             }
         }
-    }
-
-    /// Names that are not valid UTF-8 are shown with their odd bytes escaped, never silently replaced.
-    static func displayName(_ bytes: [UInt8]) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        return bytes.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined()
     }
 
     static func date(_ ns: Int64) -> String {
@@ -105,9 +81,14 @@ struct StatusCommand: ParsableCommand {
     @OptionGroup var libraryOptions: LibraryOptions
 
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let s = try library.status()
+        let s: IndexStatus
+        if let daemon = DaemonLink.client(for: libraryOptions) {
+            s = try DaemonLink.call { try daemon.get("/v1/status", IndexStatus.self) }
+        } else {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            s = try library.status()
+        }
         if global.json { return try Output.json(s) }
         print("entries     \(s.entries) (\(s.files) files, \(s.folders) folders)")
         print("bytes       \(s.bytes) (\(ByteFormat.string(s.bytes)))")

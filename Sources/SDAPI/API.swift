@@ -1,0 +1,162 @@
+import Foundation
+import SDCore
+import SDStore
+import SDSystem
+
+/// The daemon's API: where it listens, what it answers, and the operations both the daemon and the CLI run
+/// (the CLI runs them directly when no daemon runs, so the answers are the same either way).
+public enum API {
+    /// The folder of the daemon's socket and pid file: `$SD_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/sd`, else
+    /// `/tmp/sd-UID` (made 0700).
+    public static func runtimeDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment)
+        -> String
+    {
+        if let explicit = environment["SD_RUNTIME_DIR"], !explicit.isEmpty { return explicit }
+        if let xdg = environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/sd" }
+        return "/tmp/sd-\(getuid())"
+    }
+
+    public static func socketPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        runtimeDirectory(environment) + "/sdd.sock"
+    }
+
+    public static func pidPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        runtimeDirectory(environment) + "/sdd.pid"
+    }
+}
+
+/// Who answers on the socket.
+public struct DaemonInfo: Codable, Sendable, Equatable {
+    public var pid: Int32
+    public var libraryID: String
+    public var libraryName: String
+    public var libraryPath: String
+    /// Milliseconds since 1970.
+    public var startedAt: Int64
+    public var apiVersion: Int
+
+    public init(pid: Int32, libraryID: String, libraryName: String, libraryPath: String, startedAt: Int64) {
+        self.pid = pid
+        self.libraryID = libraryID
+        self.libraryName = libraryName
+        self.libraryPath = libraryPath
+        self.startedAt = startedAt
+        apiVersion = 1
+    }
+}
+
+/// The body of every 4xx and 5xx answer.
+public struct APIErrorBody: Codable, Sendable, Equatable {
+    public var error: String
+    public init(error: String) { self.error = error }
+}
+
+/// An answer the daemon gave that is not a success: its status and message (said to the user as is).
+public struct APIError: Error, Sendable, CustomStringConvertible {
+    public var status: Int
+    public var message: String
+    public init(status: Int, message: String) {
+        self.status = status
+        self.message = message
+    }
+    public var description: String { message }
+}
+
+/// One child of a folder, as `sd ls` shows it.
+public struct ListItem: Codable, Sendable, Equatable {
+    public var name: String
+    /// The name to show: as is when it is UTF-8, else with its odd bytes escaped (`\xFF`), never replaced.
+    public var display: String
+    public var type: String
+    public var category: String?
+    public var size: Int64
+    public var modified: String?
+    public var contentID: String?
+    public var error: String?
+}
+
+/// What `ls` asks that the index cannot answer: said to the user as is (a 404 through the daemon).
+public struct NotInIndex: Error, Sendable, CustomStringConvertible {
+    public var message: String
+    public var description: String { message }
+}
+
+/// Operations shared by the daemon's handlers and the CLI's direct path.
+public enum Operations {
+    /// A folder's children from the index (or the entry itself when `path` is a file).
+    public static func list(_ library: Library, path: [UInt8]) throws -> [ListItem] {
+        guard let (_, entryID) = try library.resolveEntry(path: path) else {
+            throw NotInIndex(
+                message: "'\(String(decoding: path, as: UTF8.self))' is not in the index; see `sd location list`, "
+                    + "then `sd index`"
+            )
+        }
+        let entry = try library.fetchEntry(id: entryID)
+        let children = entry?.type == .directory ? try library.fetchChildren(of: entryID) : (entry.map { [$0] } ?? [])
+        let formatter = ISO8601DateFormatter()
+        return children.map { c in
+            ListItem(
+                name: String(decoding: c.name, as: UTF8.self),
+                display: displayName(c.name),
+                type: "\(c.type)",
+                category: c.category,
+                size: c.type == .directory ? (c.aggregateSize ?? 0) : c.size,
+                modified: c.mtimeNanoseconds.map {
+                    formatter.string(from: Date(timeIntervalSince1970: Double($0) / 1e9))
+                },
+                contentID: c.contentID,
+                error: c.error
+            )
+        }
+    }
+}
+
+extension Operations {
+    /// Names that are not valid UTF-8 are shown with their odd bytes escaped, never silently replaced.
+    public static func displayName(_ bytes: [UInt8]) -> String {
+        if let text = String(validating: bytes, as: UTF8.self) { return text }
+        return bytes.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined()
+    }
+}
+
+/// The CLI's side of the API: requests over the daemon's Unix socket.
+public struct APIClient: Sendable {
+    public let socket: String
+
+    public init(socket: String = API.socketPath()) { self.socket = socket }
+
+    /// The daemon answering on the socket, or nil when none does (no socket, or nobody listening).
+    public func info() -> DaemonInfo? {
+        guard FileSystem.exists(socket) else { return nil }
+        return try? get("/v1/info", DaemonInfo.self)
+    }
+
+    public func get<T: Decodable>(_ target: String, _ type: T.Type) throws -> T {
+        try decode(try send("GET", target, nil), type)
+    }
+
+    public func post<T: Decodable>(_ target: String, _ body: some Encodable, _ type: T.Type) throws -> T {
+        try decode(try send("POST", target, Array(try JSONEncoder().encode(body))), type)
+    }
+
+    func send(_ method: String, _ target: String, _ body: [UInt8]?) throws -> UnixHTTP.Response {
+        let response = try UnixHTTP.request(socket: socket, method: method, target: target, body: body)
+        guard (200..<300).contains(response.status) else {
+            let message =
+                (try? JSONDecoder().decode(APIErrorBody.self, from: Data(response.body)))?.error
+                ?? "the daemon answered \(response.status)"
+            throw APIError(status: response.status, message: message)
+        }
+        return response
+    }
+
+    func decode<T: Decodable>(_ response: UnixHTTP.Response, _ type: T.Type) throws -> T {
+        try JSONDecoder().decode(T.self, from: Data(response.body))
+    }
+
+    /// `value` escaped for a query string.
+    public static func query(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~/")))
+            ?? value
+    }
+}

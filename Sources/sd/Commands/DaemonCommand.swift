@@ -1,0 +1,114 @@
+import ArgumentParser
+import Foundation
+import SDAPI
+import SDStore
+import SDSystem
+
+/// `sd daemon start | stop | status`.
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Start, stop or ask about sdd, the daemon that serves a library's API.",
+        discussion: """
+            While a daemon serves the library a command names, the commands it answers (status, ls, ...) go
+            through it, with the same output; the others, and everything when no daemon runs, work on the
+            library directly. The socket is $SD_RUNTIME_DIR/sdd.sock, else $XDG_RUNTIME_DIR/sd/sdd.sock, else
+            /tmp/sd-UID/sdd.sock (mode 0600).
+
+            Examples:
+              sd daemon start
+              sd daemon status --json
+              sd daemon stop
+            """,
+        subcommands: [Start.self, Stop.self, Status.self],
+        defaultSubcommand: Status.self
+    )
+
+    struct Start: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Start sdd in the background for a library.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+
+        func run() throws {
+            if let running = APIClient().info() {
+                throw UserError("sdd already runs (pid \(running.pid), library \(running.libraryName))")
+            }
+            let binary = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+                .deletingLastPathComponent().appendingPathComponent("sdd").path
+            guard FileManager.default.isExecutableFile(atPath: binary) else {
+                throw UserError("sdd is not beside sd (\(binary)); build it with `swift build`")
+            }
+            let folder = API.runtimeDirectory()
+            try FileSystem.makeDirectories(folder, mode: 0o700)
+            // Its own output (start errors) goes to a file beside the socket; its log to the library's logs/.
+            let outPath = folder + "/sdd.out"
+            let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+            guard out >= 0 else { throw UserError("cannot write \(outPath)") }
+            defer { close(out) }
+            let child = try ChildProcess.start(
+                binary,
+                libraryOptions.library.map { ["--library", $0] } ?? [],
+                standardOutput: .descriptor(out),
+                standardError: .descriptor(out),
+                newSession: true
+            )
+            let deadline = Date().addingTimeInterval(15)
+            while Date() < deadline {
+                if let info = APIClient().info() {
+                    if global.json { return try Output.json(info) }
+                    return print("sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())")
+                }
+                if let ended = child.termination {
+                    let said = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
+                    throw UserError("sdd \(ended): \(said.trimmingCharacters(in: .whitespacesAndNewlines))")
+                }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            throw UserError("sdd did not answer within 15 s; see \(outPath)")
+        }
+    }
+
+    struct Stop: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Stop sdd (SIGTERM: it finishes what it does).")
+        func run() throws {
+            guard let info = APIClient().info() else { return print("no daemon runs") }
+            guard kill(info.pid, SIGTERM) == 0 else { throw UserError("cannot signal sdd (pid \(info.pid))") }
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline {
+                if !FileSystem.exists(API.socketPath()) || kill(info.pid, 0) != 0 { return print("sdd stopped") }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            throw UserError("sdd (pid \(info.pid)) did not stop within 30 s")
+        }
+    }
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Whether sdd runs, and for which library.")
+        @OptionGroup var global: GlobalOptions
+        func run() throws {
+            let info = APIClient().info()
+            if global.json { return try Output.json(info) }
+            guard let info else { return print("no daemon runs") }
+            print(
+                "sdd runs (pid \(info.pid)): library \(info.libraryName) (\(info.libraryPath)) on \(API.socketPath())"
+            )
+        }
+    }
+}
+
+/// The daemon serving the library a command names, if one does.
+enum DaemonLink {
+    static func client(for options: LibraryOptions) -> APIClient? {
+        let client = APIClient()
+        guard let info = client.info() else { return nil }
+        let locator = LibraryLocator()
+        let wanted = URL(fileURLWithPath: locator.path(for: options.library ?? LibraryLocator.defaultName))
+            .standardizedFileURL.path
+        return URL(fileURLWithPath: info.libraryPath).standardizedFileURL.path == wanted ? client : nil
+    }
+
+    /// Runs `body` and turns the daemon's answers into the CLI's: 4xx messages are user errors.
+    static func call<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch let error as APIError { throw UserError(error.message) }
+    }
+}

@@ -1,0 +1,43 @@
+import ArgumentParser
+import Foundation
+import Logging
+import SDAPI
+import SDDaemon
+import SDStore
+
+/// `sdd`: the sd daemon. Serves one library's API on a Unix socket until SIGTERM or SIGINT.
+@main
+struct SDD: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sdd",
+        abstract: "The sd daemon: serves a library's API on a Unix socket (see `sd daemon`).",
+        discussion: """
+            The socket is $SD_RUNTIME_DIR/sdd.sock, else $XDG_RUNTIME_DIR/sd/sdd.sock, else /tmp/sd-UID/sdd.sock,
+            mode 0600. Logs go to the library's logs/sdd.log. SIGTERM stops it cleanly.
+            """
+    )
+
+    @Option(help: "The library: a NAME under the data folder, or a PATH (default: the default library).")
+    var library: String?
+    @Option(help: "The socket to serve (default: see above).") var socket: String?
+
+    func run() async throws {
+        let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
+        let opened: Library
+        do { opened = try LibraryLocator().open(library, device: device) } catch {
+            FileHandle.standardError.write(Data("sdd: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        let logPath = opened.path + "/logs/sdd.log"
+        let handler = try FileLogHandler(label: "sdd", path: logPath)
+        let logger = Logger(label: "sdd") { _ in handler }
+        let daemon = Daemon(library: opened, socket: socket ?? API.socketPath(), logger: logger)
+        do {
+            try await daemon.run()
+        } catch let error as DaemonError {
+            FileHandle.standardError.write(Data("sdd: error: \(error.message)\n".utf8))
+            throw ExitCode(1)
+        }
+        try opened.close()
+    }
+}

@@ -1,0 +1,63 @@
+import Foundation
+import SDSystem
+import SDTestSupport
+import Testing
+
+/// sdd as a real process on its Unix socket: the CLI's answers are the same through it, bad requests get
+/// 4xx answers and never stop it, only its owner can reach it, and it stops cleanly.
+@Suite(.serialized) struct DaemonTests {
+    @Test(.timeLimit(.minutes(10))) func sameAnswersThroughTheDaemon() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-daemon")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        try dir.write("home/docs/report.txt", Array("quarterly".utf8))
+        try dir.write("home/docs/notes.md", Array("# notes".utf8))
+        try dir.write("home/photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + [UInt8](repeating: 7, count: 2_000))
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        let commands: [[String]] = [
+            ["status"], ["status", "--json"], ["ls", dir.file("home"), "-l"], ["ls", dir.file("home/docs"), "--json"],
+            ["ls", dir.file("home/nope")], ["ls", "relative-and-missing"],
+        ]
+        let direct = try commands.map { try sd.run($0) }
+        #expect(direct[0].status == 0 && direct[4].status == 1)
+
+        let socket = sd.environment["SD_RUNTIME_DIR"]! + "/sdd.sock"
+        let started = try sd.run(["daemon", "start"])
+        #expect(started.status == 0, "\(started.stderr)")
+        defer { _ = try? sd.run(["daemon", "stop"]) }
+        #expect(try sd.run(["daemon", "status"]).stdout.contains("sdd runs"))
+        var st = stat()
+        #expect(stat(socket, &st) == 0 && st.st_mode & 0o777 == 0o600, "only the owner can connect")
+        #expect(try sd.run(["daemon", "start"]).status == 1, "one daemon per socket")
+
+        for (command, expected) in zip(commands, direct) {
+            let through = try sd.run(command)
+            #expect(through.status == expected.status, "\(command)")
+            #expect(through.stdout == expected.stdout, "\(command)")
+            #expect(through.stderr == expected.stderr, "\(command)")
+        }
+
+        // Bad requests: a clear 4xx in JSON, and the daemon goes on.
+        func request(_ method: String, _ target: String, _ body: [UInt8]? = nil) throws -> UnixHTTP.Response {
+            try UnixHTTP.request(socket: socket, method: method, target: target, body: body)
+        }
+        for (method, target, status) in [
+            ("GET", "/v1/ls", 400), ("GET", "/v1/ls?path=relative", 400), ("GET", "/v1/ls?path=/a/../etc", 400),
+            ("GET", "/v1/ls?path=%2Fnope", 404), ("GET", "/v1/no-such-route", 404), ("DELETE", "/v1/status", 404),
+        ] {
+            let answer = try request(method, target)
+            #expect(answer.status == status, "\(method) \(target)")
+            let text = String(decoding: answer.body, as: UTF8.self)
+            #expect(text.hasPrefix("{\"error\":"), "\(method) \(target): \(text)")
+        }
+        let huge = try request("POST", "/v1/status", [UInt8](repeating: 0x7B, count: 8_000_000))
+        #expect((400..<500).contains(huge.status))
+        #expect(try request("GET", "/v1/status").status == 200, "still serving")
+
+        let stopped = try sd.run(["daemon", "stop"])
+        #expect(stopped.status == 0 && stopped.stdout.contains("sdd stopped"))
+        #expect(!FileManager.default.fileExists(atPath: socket))
+        #expect(try sd.run(["daemon", "status"]).stdout.contains("no daemon runs"))
+        #expect(try sd.run(["status"]).stdout == direct[0].stdout, "direct again")
+    }
+}
