@@ -40,6 +40,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: kernelTargets + [
         // Layer 0
@@ -70,13 +71,19 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         // Layer 4
-        .target(name: "SDAPI", dependencies: ["SDStore", "SDCore", "SDSystem"], swiftSettings: strictSettings),
+        .target(
+            name: "SDAPI",
+            dependencies: ["SDStore", "SDCore", "SDSystem", "SDIndexer", "SDActions", "SDJobs"],
+            swiftSettings: strictSettings
+        ),
         .target(
             name: "SDDaemon",
             dependencies: [
                 "SDAPI", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions", "SDIndexer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

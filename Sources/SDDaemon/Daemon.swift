@@ -5,6 +5,8 @@ import SDAPI
 import SDCore
 import SDStore
 import SDSystem
+import ServiceLifecycle
+import UnixSignals
 
 /// `sdd`: serves one library's API on a Unix socket (mode 0600: only its owner can use it).
 ///
@@ -14,7 +16,10 @@ public struct Daemon: Sendable {
     public let library: Library
     public let socket: String
     public let pidFile: String
+    /// Keep the locations watched (off for a daemon that only answers).
+    public var watch = true
     let logger: Logger
+    let hub = EventHub()
 
     public init(library: Library, socket: String = API.socketPath(), pidFile: String = API.pidPath(), logger: Logger) {
         self.library = library
@@ -59,7 +64,16 @@ public struct Daemon: Sendable {
             FileSystem.remove(pidFile)
             logger.info("stopped")
         }
-        try await app.runService()
+        // Stopping goes in reverse order: the background work first (event streams end, the watcher and jobs
+        // checkpoint), then the server, which waits for requests in flight (open event streams included).
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [app, BackgroundWork(library: library, hub: hub, logger: logger, watch: watch)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger
+            )
+        )
+        try await group.run()
     }
 
     /// The runtime folder (0700), and no socket in the way: a live daemon there is an error, a dead one's
@@ -148,6 +162,16 @@ struct Routes {
                 throw BadRequest("a path with '..' is not allowed; give it resolved")
             }
             return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
+        }
+        let hub = daemon.hub
+        // Server-sent events: one `data: {json}` per event (job progress, index changes), until shutdown.
+        router.get("/v1/events") { _, _ in
+            let events = hub.subscribe().map { ByteBuffer(string: "data: \($0)\n\n") }
+            return Response(
+                status: .ok,
+                headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+                body: .init(asyncSequence: events)
+            )
         }
         router.get("/v1/jobs") { request, _ in
             let all = request.uri.queryParameters["all"] == "true"

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDActions
 import SDCore
 import SDIndexer
@@ -7,52 +8,9 @@ import SDJobs
 import SDStore
 import SDSystem
 
-/// Brings the index up to date after an action: the changed folders inside locations are listed again (as
-/// the watcher would), unless a watcher holds the location (it sees the changes itself).
-struct LiveIndexUpdater: IndexUpdater {
-    let library: Library
-
-    func foldersChanged(_ paths: [String], thorough: Bool) throws {
-        let locations = try library.fetchLocations().filter { $0.state == "online" }
-        var folders: [Int64: (location: Location, ids: Set<Int64>)] = [:]
-        for path in paths {
-            var bytes = Array(path.utf8)
-            guard let location = locations.first(where: { bytes == $0.path || Library.isInside(bytes, $0.path) }) else {
-                continue
-            }
-            // The deepest folder the index knows: a new folder is found by listing its parent.
-            while true {
-                if let (_, id) = try library.resolveEntry(path: bytes) {
-                    folders[location.id, default: (location, [])].ids.insert(id)
-                    break
-                }
-                guard bytes.count > location.path.count, let slash = bytes.lastIndex(of: 0x2F) else { break }
-                bytes = Array(bytes[..<slash])
-            }
-        }
-        for (location, ids) in folders.values {
-            guard let lock = try? library.lockLocation(location) else { continue }
-            defer { withExtendedLifetime(lock) {} }
-            let indexer = LiveIndexer(library: library)
-            try indexer.apply(ids.sorted().map { .relist(folder: $0) }, to: location)
-            if thorough {
-                // An earlier run may have died inside an update: folders it inserted but never listed, files it
-                // never identified, aggregates it never summed.
-                _ = try indexer.recover(location, allowMassDelete: true)
-                _ = try indexer.completeSweep(of: location)
-            }
-        }
-    }
-}
-
 enum Actions {
     /// Every action job kind, with index updates.
-    static func kinds(_ library: Library) -> [any JobKind] {
-        let updater = LiveIndexUpdater(library: library)
-        return TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
-            + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
-            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
-    }
+    static func kinds(_ library: Library) -> [any JobKind] { JobKinds.actions(library) }
 
     static func isAction(_ kind: String) -> Bool {
         TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)

@@ -75,7 +75,8 @@ struct DaemonCommand: ParsableCommand {
             guard kill(info.pid, SIGTERM) == 0 else { throw UserError("cannot signal sdd (pid \(info.pid))") }
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
-                if !FileSystem.exists(API.socketPath()) || kill(info.pid, 0) != 0 { return print("sdd stopped") }
+                // The pid file goes last, once everything stopped (the socket goes as the server stops listening).
+                if !FileSystem.exists(API.pidPath()) || kill(info.pid, 0) != 0 { return print("sdd stopped") }
                 Thread.sleep(forTimeInterval: 0.02)
             }
             throw UserError("sdd (pid \(info.pid)) did not stop within 30 s")
