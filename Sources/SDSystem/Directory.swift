@@ -107,8 +107,10 @@ public enum Directory {
                 if errno != 0 { throw SystemError.current("read folder", path: String(decoding: path, as: UTF8.self)) }
                 break
             }
-            let entry: RawEntry? = withUnsafeBytes(of: dent.pointee.d_name) { raw -> RawEntry? in
-                let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+            // The name in place: a dirent is only as long as its name (d_reclen), so copying the declared
+            // 256-byte `d_name` reads past the last record of readdir's buffer (AddressSanitizer caught it).
+            let entry: RawEntry? = {
+                let base = (UnsafeRawPointer(dent) + Self.nameOffset).assumingMemoryBound(to: CChar.self)
                 let length = strlen(base)
                 if length == 1 && base[0] == 0x2E { return nil }
                 if length == 2 && base[0] == 0x2E && base[1] == 0x2E { return nil }
@@ -121,11 +123,14 @@ public enum Directory {
                 var entry = makeEntry(name: name, st)
                 if entry.type == .symlink { entry.symlinkTarget = readLink(fd, base, capacity: Int(st.st_size)) }
                 return entry
-            }
+            }()
             if let entry { entries.append(entry) }
         }
         return entries
     }
+
+    /// Where `d_name` starts in a `struct dirent`.
+    static let nameOffset = MemoryLayout<dirent>.offset(of: \dirent.d_name)!
 
     static func makeEntry(name: [UInt8], _ st: Glibc.stat) -> RawEntry {
         RawEntry(

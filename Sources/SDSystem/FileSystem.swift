@@ -118,9 +118,10 @@ public enum FileSystem {
         defer { closedir(dir) }
         var names: [String] = []
         while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(cString: raw.bindMemory(to: CChar.self).baseAddress!)
-            }
+            // In place: copying the declared 256-byte d_name reads past a short last record (see Directory.list).
+            let name = String(
+                cString: (UnsafeRawPointer(entry) + Directory.nameOffset).assumingMemoryBound(to: CChar.self)
+            )
             if name != "." && name != ".." { names.append(name) }
         }
         return names
