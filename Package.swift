@@ -73,7 +73,7 @@ let package = Package(
         // Layer 4
         .target(
             name: "SDAPI",
-            dependencies: ["SDStore", "SDCore", "SDSystem", "SDIndexer", "SDActions", "SDJobs"],
+            dependencies: ["SDStore", "SDCore", "SDSystem", "SDIndexer", "SDActions", "SDJobs", "SDSearch"],
             swiftSettings: strictSettings
         ),
         .target(

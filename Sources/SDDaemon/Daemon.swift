@@ -113,6 +113,8 @@ struct ErrorMiddleware: RouterMiddleware {
             return JSON.error(.badRequest, error.message)
         } catch let error as NotInIndex {
             return JSON.error(.notFound, error.message)
+        } catch let error as BadQuery {
+            return JSON.error(.badRequest, error.message)
         } catch let error as HTTPError {
             return JSON.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
         } catch {
@@ -172,6 +174,23 @@ struct Routes {
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: .init(asyncSequence: events)
             )
+        }
+        router.get("/v1/locations") { _, _ in try JSON.response(try library.fetchLocations()) }
+        // GET /v1/search?q=TEXT[&sort=relevance|name|size|modified][&limit=N][&cursor=C]
+        router.get("/v1/search") { request, _ in
+            let parameters = request.uri.queryParameters
+            guard let text = parameters["q"].map(String.init) else {
+                throw BadRequest("give the query: /v1/search?q=...")
+            }
+            let sortText = parameters["sort"].map(String.init) ?? "relevance"
+            guard let sort = SearchSort(rawValue: sortText) else {
+                throw BadRequest("sort is one of \(SearchSort.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            let limitText = parameters["limit"].map(String.init) ?? "50"
+            guard let limit = Int(limitText) else { throw BadRequest("limit is a number, not '\(limitText)'") }
+            let cursor = parameters["cursor"].map(String.init)
+            let search = try Operations.searchRequest(text, sort: sort, limit: limit, cursor: cursor)
+            return try JSON.response(try await Operations.search(library, search))
         }
         router.get("/v1/jobs") { request, _ in
             let all = request.uri.queryParameters["all"] == "true"

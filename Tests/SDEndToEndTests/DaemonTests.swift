@@ -16,8 +16,11 @@ import Testing
         #expect(try sd.run(["index"]).status == 0)
         let commands: [[String]] = [
             ["status"], ["status", "--json"], ["ls", dir.file("home"), "-l"], ["ls", dir.file("home/docs"), "--json"],
-            ["ls", dir.file("home/nope")], ["ls", "relative-and-missing"],
+            ["ls", dir.file("home/nope")], ["ls", "relative-and-missing"], ["location", "list"],
+            ["search", "report"], ["search", "kind:document", "--sort", "name"],
+            ["search", "size:>1kB"], ["search", "--limit", "1", "o"], ["search", "size:>>1"], ["search"],
         ]
+        // (Not `location list --json`: the daemon's watcher sweeps at start, which moves lastIndexedAt.)
         let direct = try commands.map { try sd.run($0) }
         #expect(direct[0].status == 0 && direct[4].status == 1)
 
@@ -44,6 +47,8 @@ import Testing
         for (method, target, status) in [
             ("GET", "/v1/ls", 400), ("GET", "/v1/ls?path=relative", 400), ("GET", "/v1/ls?path=/a/../etc", 400),
             ("GET", "/v1/ls?path=%2Fnope", 404), ("GET", "/v1/no-such-route", 404), ("DELETE", "/v1/status", 404),
+            ("GET", "/v1/search", 400), ("GET", "/v1/search?q=x&sort=sideways", 400),
+            ("GET", "/v1/search?q=x&limit=-1", 400),
         ] {
             let answer = try request(method, target)
             #expect(answer.status == status, "\(method) \(target)")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDCore
 import SDStore
 import SDSystem
@@ -60,9 +61,14 @@ struct LocationCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let locations = try library.fetchLocations()
+            let locations: [Location]
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                locations = try DaemonLink.call { try daemon.get("/v1/locations", [Location].self) }
+            } else {
+                let library = try libraryOptions.open()
+                defer { try? library.close() }
+                locations = try library.fetchLocations()
+            }
             if global.json { return try Output.json(locations) }
             if locations.isEmpty { print("no locations; add one with `sd location add PATH`") }
             for l in locations {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDSearch
 import SDStore
 
@@ -69,42 +70,28 @@ struct SearchCommand: ParsableCommand {
         location.forEach { add("location", $0) }
         tag.forEach { add("tag", $0) }
         if dupes { text += " is:dupe" }
-        guard limit > 0 && limit <= 10_000 else { throw UserError("--limit must be between 1 and 10000") }
-        let parsed: SearchQuery
-        do { parsed = try SearchQueryParser.parse(text) } catch { throw UserError(error.message) }
-        if !parsed.hasText && parsed == SearchQuery() {
-            throw UserError("nothing to search for: give words or a filter, e.g. `sd search invoice` (see --help)")
-        }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        var request = SearchRequest(query: parsed)
-        request.sort = sort
-        request.limit = limit
-        request.cursor = cursor
-        let page: SearchPage
-        let frozen = request
-        do { page = try Self.wait { try await SearchEngine(library: library).search(frozen) } } catch let error
-            as SearchQueryError
+        let request: SearchRequest
+        do { request = try Operations.searchRequest(text, sort: sort, limit: limit, cursor: cursor) } catch let error
+            as BadQuery
         {
             throw UserError(error.message)
         }
-        var notes = page.notes
-        let backlog = try library.searchBacklog()
-        if backlog > 0 {
-            notes.append(
-                "\(backlog) entries are not in the search index yet; they are found by reading their names (slower) until `sd index` or `sd watch` catches up"
-            )
-        }
-        if global.json {
-            struct JSONPage: Encodable {
-                var hits: [SearchHit]
-                var nextCursor: String?
-                var notes: [String]
-                var seconds: Double
+        let answer: SearchAnswer
+        if let daemon = DaemonLink.client(for: libraryOptions) {
+            var target = "/v1/search?q=\(APIClient.query(text))&sort=\(sort.rawValue)&limit=\(limit)"
+            if let cursor { target += "&cursor=\(APIClient.query(cursor))" }
+            answer = try DaemonLink.call { try daemon.get(target, SearchAnswer.self) }
+        } else {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let frozen = request
+            do { answer = try Self.wait { try await Operations.search(library, frozen) } } catch let error as BadQuery {
+                throw UserError(error.message)
             }
-            try Output.json(JSONPage(hits: page.hits, nextCursor: page.nextCursor, notes: notes, seconds: page.seconds))
-            return
         }
+        let page = answer
+        let notes = answer.notes
+        if global.json { return try Output.json(answer) }
         for note in notes { FileHandle.standardError.write(Data("sd: note: \(note)\n".utf8)) }
         for hit in page.hits {
             let modified = hit.modified.map { Self.day.string(from: $0) } ?? "-"
