@@ -70,7 +70,8 @@ public enum UnixHTTP {
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n > 0 {
                     data += buffer[0..<n]
-                    if let response = try? parse(data, path, complete: true) { return response }
+                    // Parse only once the answer can be whole (a big body arrives in many reads).
+                    if mayBeComplete(data), let response = try? parse(data, path, complete: true) { return response }
                 } else if n == 0 || (Glibc_errno() != EAGAIN && Glibc_errno() != EINTR) {
                     if data.isEmpty { throw SystemError("read the answer", path: path, errno: ECONNRESET) }
                     return try parse(data, path, complete: false)
@@ -112,6 +113,20 @@ public enum UnixHTTP {
     }
 
     /// Status line, headers, and the body (by Content-Length, chunked, or to the end).
+    /// Whether `data` may hold a whole answer: its head, and as many body bytes as Content-Length says (or the
+    /// end of a chunked body).
+    static func mayBeComplete(_ data: [UInt8]) -> Bool {
+        guard let end = data.firstRange(of: [13, 10, 13, 10]) else { return false }
+        let head = String(decoding: data[..<end.lowerBound], as: UTF8.self).lowercased()
+        if let line = head.split(separator: "\r\n").first(where: { $0.hasPrefix("content-length:") }),
+            let length = Int(line.dropFirst("content-length:".count).drop { $0 == " " })
+        {
+            return data.count - end.upperBound >= length
+        }
+        if head.contains("transfer-encoding: chunked") { return data.suffix(5).elementsEqual([48, 13, 10, 13, 10]) }
+        return false
+    }
+
     /// `complete`: throw unless the whole body is there (by Content-Length or the chunked end).
     static func parse(_ data: [UInt8], _ path: String, complete: Bool) throws(SystemError) -> Response {
         let separator: [UInt8] = [13, 10, 13, 10]
