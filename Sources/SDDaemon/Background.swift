@@ -47,28 +47,33 @@ struct BackgroundWork: Service {
     func run() async throws {
         #if canImport(Glibc)
             let control = WatchControl()
-            let watching = watch ? startWatching(control) : nil
         #endif
         let runner = JobRunner(library: library, kinds: JobKinds.all(library))
+        let library = self.library
         let hub = self.hub
-        let resumed = Task {
-            try await runner.resumeInterrupted { record in hub.publish(Events.job(record)) }
+        let watch = self.watch
+        // Unfinished jobs first (an index job needs its location's lock, which the watcher then holds), then
+        // watching, which brings the locations up to date anyway.
+        let work = Task {
+            let jobs = (try? await runner.resumeInterrupted { record in hub.publish(Events.job(record)) }) ?? []
+            if Task.isCancelled {
+                for job in jobs where job.state == "paused" {
+                    // Stopped by the daemon's own shutdown, not by the user: the next start resumes it.
+                    try? library.setJobState(id: job.id, "queued")
+                }
+                return
+            }
+            #if canImport(Glibc)
+                if watch, let watching = startWatching(control) { await watching.value }
+            #endif
         }
         try? await gracefulShutdown()
         hub.finish()
         #if canImport(Glibc)
             control.stop()
         #endif
-        resumed.cancel()
-        if let jobs = try? await resumed.value {
-            for job in jobs where job.state == "paused" {
-                // Stopped by the daemon's own shutdown, not by the user: the next start resumes it.
-                try? library.setJobState(id: job.id, "queued")
-            }
-        }
-        #if canImport(Glibc)
-            if let watching { await watching.value }
-        #endif
+        work.cancel()
+        await work.value
     }
 
     #if canImport(Glibc)
