@@ -42,6 +42,7 @@ public struct Daemon: Sendable {
 
     /// Serves until SIGTERM or SIGINT.
     public func run() async throws {
+        _ = Self.started  // a static is set on first use: take the start time now, not at the first /v1/info
         try prepareSocket()
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger))
