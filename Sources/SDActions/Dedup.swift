@@ -29,6 +29,9 @@ public enum KeepPolicy: String, Codable, Sendable, CaseIterable {
 /// Deduplication as an action: only groups confirmed by full hash, only within one filesystem unless asked
 /// (copies on other disks are backups, not waste).
 public enum DedupPlanner {
+    /// An extra copy to remove, the copy that stays, and the size of both.
+    typealias Removal = (keeper: DuplicateGroup.Member, member: DuplicateGroup.Member, size: Int64)
+
     /// The action that removes the extra copies of `verified`'s groups.
     ///
     /// One copy is kept per group on each filesystem (`acrossDisks`: one per group; trash only). Names that are
@@ -40,7 +43,7 @@ public enum DedupPlanner {
         acrossDisks: Bool = false,
         library: Library
     ) throws -> ActionPreview {
-        var removals: [(keeper: DuplicateGroup.Member, member: DuplicateGroup.Member, size: Int64)] = []
+        var removals: [Removal] = []
         for group in verified.groups {
             let partitions = Dictionary(grouping: group.members) { acrossDisks ? 0 : $0.device }
             for key in partitions.keys.sorted() {
@@ -51,8 +54,7 @@ public enum DedupPlanner {
             }
         }
         // An inode's bytes come back only when every one of its names goes.
-        func bytesFreed(_ gone: [(keeper: DuplicateGroup.Member, member: DuplicateGroup.Member, size: Int64)]) -> Int64
-        {
+        func bytesFreed(_ gone: [Removal]) -> Int64 {
             var freed: Int64 = 0
             for (_, names) in Dictionary(grouping: gone, by: { "\($0.member.device):\($0.member.inode)" }) {
                 let links = (try? Directory.stat(Array(names[0].member.path.utf8)).linkCount) ?? 1
@@ -73,20 +75,16 @@ public enum DedupPlanner {
             return preview
         }
         var preview = ActionPreview(action: mode == .hardlink ? "dedup-link" : "dedup-reflink", destination: nil)
-        var planned = removals
-        planned.removeAll()
+        var planned: [Removal] = []
         preview.verifyFull = true
         let volumes = Mounts.list()
         var refused = Set<String>()
         var unwritable = Set<String>()
+        let hashes = try library.storedIntegrityHashes(
+            removals.map { ($0.member.entryID, $0.member.size, $0.member.mtimeNanoseconds) }
+        )
         for (keeper, member, size) in removals {
-            guard
-                let hash = try library.storedIntegrityHash(
-                    entryID: member.entryID,
-                    size: member.size,
-                    mtimeNanoseconds: member.mtimeNanoseconds
-                )
-            else {
+            guard let hash = hashes[member.entryID] else {
                 preview.problems.append(ActionProblem(path: member.path, reason: "not verified by full hash"))
                 continue
             }

@@ -31,8 +31,7 @@ public enum DuplicateVerifier {
     ) throws -> VerifiedDuplicates {
         var result = VerifiedDuplicates(groups: [], splits: [], skipped: [], hashed: 0)
         let members = groups.flatMap(\.members)
-        var known: [Int64: String] = [:]
-        var todo: [DuplicateGroup.Member] = []
+        var present: [DuplicateGroup.Member] = []
         for member in members {
             guard let now = try? Directory.stat(Array(member.path.utf8)), now.type == .regular else {
                 result.skipped.append(ActionProblem(path: member.path, reason: "cannot be read now"))
@@ -44,16 +43,10 @@ public enum DuplicateVerifier {
                 )
                 continue
             }
-            if let stored = try library.storedIntegrityHash(
-                entryID: member.entryID,
-                size: member.size,
-                mtimeNanoseconds: member.mtimeNanoseconds
-            ) {
-                known[member.entryID] = stored
-            } else {
-                todo.append(member)
-            }
+            present.append(member)
         }
+        var known = try library.storedIntegrityHashes(present.map { ($0.entryID, $0.size, $0.mtimeNanoseconds) })
+        let todo = present.filter { known[$0.entryID] == nil }
         let work = todo
         let done = Counter()
         let hashes = ContentHasher.parallelMap(count: work.count, workers: 2) { i, _ -> String? in

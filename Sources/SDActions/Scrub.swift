@@ -76,6 +76,9 @@ public struct ScrubJob: JobKind {
                 let files = try library.scrubBatch(location: location, after: state.after, limit: Self.batch)
                 guard let last = files.last else { break }
                 var fresh: [(entryID: Int64, hash: String, size: Int64, mtime: Int64)] = []
+                let keptHashes = try library.storedIntegrityHashes(
+                    files.map { ($0.entryID, $0.size, $0.mtimeNanoseconds) }
+                )
                 for file in files {
                     guard let folder = folders[file.parentID] else { continue }
                     let path = String(decoding: folder + [0x2F] + file.name, as: UTF8.self)
@@ -97,11 +100,7 @@ public struct ScrubJob: JobKind {
                     state.files += 1
                     state.bytes += file.size
                     readHere += file.size
-                    let kept = try library.storedIntegrityHash(
-                        entryID: file.entryID,
-                        size: file.size,
-                        mtimeNanoseconds: file.mtimeNanoseconds
-                    )
+                    let kept = keptHashes[file.entryID]
                     if let kept, kept != hash {
                         let good = try file.contentID.map {
                             try library.goodCopies(of: $0, hash: kept, besides: file.entryID)

@@ -17,6 +17,35 @@ extension FileSystem {
     /// in 1 MiB pieces where it is not supported (other filesystems, other systems).
     @discardableResult
     public static func copyFile(from: String, to: String) throws(SystemError) -> UInt64 {
+        var copied: UInt64 = 0
+        try makeCopy(from: from, to: to) { source, target -> SystemError? in
+            var useKernel = true
+            while true {
+                guard useKernel else { return copyByReading(source, target, path: to, copied: &copied) }
+                let n = retryingEINTR { csd_copy_file_range(source, target, 1 << 30) }
+                if n > 0 {
+                    copied += UInt64(n)
+                    continue
+                }
+                if n == 0 { return nil }
+                let code = Glibc_errno()
+                if copied == 0 && (code == EXDEV || code == ENOSYS || code == EOPNOTSUPP || code == EINVAL) {
+                    useKernel = false
+                    continue
+                }
+                return SystemError.current("copy", path: to)
+            }
+        }
+        return copied
+    }
+
+    /// Creates `to` (which must not exist) with `from`'s permission bits, lets `fill` write it from `from`
+    /// (both open: source, target), then gives it `from`'s times. A failure of any step removes `to`.
+    static func makeCopy(
+        from: String,
+        to: String,
+        _ fill: (_ source: Int32, _ target: Int32) -> SystemError?
+    ) throws(SystemError) {
         let source = retryingEINTR { open(from, O_RDONLY | O_CLOEXEC) }
         guard source >= 0 else { throw SystemError.current("open", path: from) }
         defer { close(source) }
@@ -24,28 +53,7 @@ extension FileSystem {
         guard fstat(source, &st) == 0 else { throw SystemError.current("stat", path: from) }
         let target = retryingEINTR { open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o7777) }
         guard target >= 0 else { throw SystemError.current("create", path: to) }
-        var failure: SystemError?
-        var copied: UInt64 = 0
-        var useKernel = true
-        while failure == nil {
-            if useKernel {
-                let n = retryingEINTR { csd_copy_file_range(source, target, 1 << 30) }
-                if n > 0 {
-                    copied += UInt64(n)
-                    continue
-                }
-                if n == 0 { break }
-                let code = Glibc_errno()
-                if copied == 0 && (code == EXDEV || code == ENOSYS || code == EOPNOTSUPP || code == EINVAL) {
-                    useKernel = false
-                    continue
-                }
-                failure = SystemError.current("copy", path: to)
-            } else {
-                failure = copyByReading(source, target, path: to, copied: &copied)
-                break
-            }
-        }
+        var failure = fill(source, target)
         if failure == nil {
             var times = [st.st_atim, st.st_mtim]
             if futimens(target, &times) != 0 { failure = SystemError.current("set times", path: to) }
@@ -55,7 +63,6 @@ extension FileSystem {
             unlink(to)
             throw failure
         }
-        return copied
     }
 
     private static func copyByReading(_ source: Int32, _ target: Int32, path: String, copied: inout UInt64)

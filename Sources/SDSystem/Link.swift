@@ -20,24 +20,8 @@ extension FileSystem {
     /// `SystemError` with EOPNOTSUPP or EINVAL where the filesystem cannot share blocks (ext4, tmpfs), EXDEV
     /// across filesystems. `to` is removed when a step fails.
     public static func cloneFile(from: String, to: String) throws(SystemError) {
-        let source = retryingEINTR { open(from, O_RDONLY | O_CLOEXEC) }
-        guard source >= 0 else { throw SystemError.current("open", path: from) }
-        defer { close(source) }
-        var st = stat()
-        guard fstat(source, &st) == 0 else { throw SystemError.current("stat", path: from) }
-        let target = retryingEINTR { open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o7777) }
-        guard target >= 0 else { throw SystemError.current("create", path: to) }
-        var failure: SystemError?
-        if csd_clone_file(target, source) != 0 {
-            failure = SystemError.current("reflink", path: to)
-        } else {
-            var times = [st.st_atim, st.st_mtim]
-            if futimens(target, &times) != 0 { failure = SystemError.current("set times", path: to) }
-        }
-        close(target)
-        if let failure {
-            unlink(to)
-            throw failure
+        try makeCopy(from: from, to: to) { source, target in
+            csd_clone_file(target, source) == 0 ? nil : SystemError.current("reflink", path: to)
         }
     }
 

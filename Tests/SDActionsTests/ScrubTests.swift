@@ -36,7 +36,13 @@ struct ScrubTests {
         let f = try CopyFixture([:])
         let photo = (0..<400_000).map { UInt8(truncatingIfNeeded: ($0 &* 2_654_435_761) >> 13) }
         try f.dir.write("tree/photos/beach.jpg", photo)
-        try f.dir.write("tree/backup/beach.jpg", photo)
+        let backup = try f.dir.write("tree/backup/beach.jpg", photo)
+        // An older backup: file times are coarse (a clock tick), so two files written one after the other can
+        // share an mtime, and the repaired file (which takes its copy's mtime) would then look unchanged.
+        try FileManager.default.setAttributes(
+            [.modificationDate: Date(timeIntervalSinceNow: -3_600)],
+            ofItemAtPath: backup
+        )
         try f.dir.write("tree/notes.txt", Array("unique".utf8))
         let location = try f.library.addLocation(path: Array(f.dir.file("tree").utf8), name: "tree", volume: nil)
         _ = try Indexer(library: f.library).index(location)

@@ -90,15 +90,22 @@ extension Library {
         return groups.sorted { ($0.wastedBytes, $1.contentID) > ($1.wastedBytes, $0.contentID) }
     }
 
-    /// The kept full hash of an entry, if it was computed when the file had this size and mtime.
-    public func storedIntegrityHash(entryID: Int64, size: Int64, mtimeNanoseconds: Int64) throws -> String? {
-        try database.read { db in
-            try String.fetchOne(
-                try db.cachedStatement(
-                    sql: "SELECT hash FROM integrity_hashes WHERE entry_id = ? AND size = ? AND mtime_ns = ?"
-                ),
-                arguments: [entryID, size, mtimeNanoseconds]
+    /// The kept full hashes of these entries (entry id -> hash hex), each only if it was computed when the file
+    /// had the size and mtime given. One read for all.
+    public func storedIntegrityHashes(_ files: [(entryID: Int64, size: Int64, mtime: Int64)]) throws -> [Int64: String]
+    {
+        guard !files.isEmpty else { return [:] }
+        return try database.read { db in
+            let select = try db.cachedStatement(
+                sql: "SELECT hash FROM integrity_hashes WHERE entry_id = ? AND size = ? AND mtime_ns = ?"
             )
+            var found: [Int64: String] = [:]
+            for file in files {
+                if let hash = try String.fetchOne(select, arguments: [file.entryID, file.size, file.mtime]) {
+                    found[file.entryID] = hash
+                }
+            }
+            return found
         }
     }
 

@@ -318,6 +318,11 @@ public struct UserMetadata: Sendable, Codable, Equatable {
     }
 }
 
+extension UserMetadata {
+    /// From a (rating, favorite, note) row; none (nil) is the defaults.
+    init(row: Row?) { self.init(rating: row?[0], favorite: (row?[1] as Int64? ?? 0) != 0, note: row?[2]) }
+}
+
 /// A change to some of a file's metadata: nil leaves a field as it is; `.some(nil)` clears it.
 public struct MetadataChange: Sendable {
     public var rating: Int??
@@ -347,7 +352,7 @@ extension Library {
                     """,
                 arguments: [id]
             )
-            return UserMetadata(rating: row?[0], favorite: (row?[1] as Int64? ?? 0) != 0, note: row?[2])
+            return UserMetadata(row: row)
         }
     }
 
@@ -381,7 +386,7 @@ extension Library {
                     sql: "SELECT rating, favorite, note FROM user_metadata WHERE entry_uuid = ?",
                     arguments: [uuid]
                 )
-                let old = UserMetadata(rating: row?[0], favorite: (row?[1] as Int64? ?? 0) != 0, note: row?[2])
+                let old = UserMetadata(row: row)
                 var new = old
                 if let rating = change.rating { new.rating = rating }
                 if let favorite = change.favorite { new.favorite = favorite }

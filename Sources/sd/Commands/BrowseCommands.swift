@@ -59,11 +59,6 @@ struct LsCommand: ParsableCommand {
         }
     }
 
-    static func date(_ ns: Int64) -> String {
-        let formatter = ISO8601DateFormatter()
-        return formatter.string(from: Date(timeIntervalSince1970: Double(ns) / 1e9))
-    }
-
     func pad(_ s: String, _ n: Int, right: Bool = false) -> String {
         s.count >= n
             ? s

@@ -25,9 +25,7 @@ struct DupesCommand: ParsableCommand {
 
     @OptionGroup var global: GlobalOptions
     @OptionGroup var libraryOptions: LibraryOptions
-    @Option(help: "Only files of at least this size (e.g. 1MB, 500k).") var minSize: String?
-    @Option(help: "Only files of this kind (image, video, document, ...).") var kind: String?
-    @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
+    @OptionGroup var filters: DuplicateFilters
     @Flag(help: "Confirm each group by the full BLAKE3 of every file.") var verify = false
     @Option(help: "Groups to print (all with --json).") var limit = 20
 
@@ -43,23 +41,7 @@ struct DupesCommand: ParsableCommand {
     func run() throws {
         let library = try libraryOptions.open()
         defer { try? library.close() }
-        var minimum: Int64 = 1
-        if let minSize {
-            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
-        }
-        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
-            throw UserError(
-                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        var chosen: Location?
-        if let location {
-            guard let found = try library.fetchLocation(location) else {
-                throw UserError("no location '\(location)'; see `sd location list`")
-            }
-            chosen = found
-        }
-        let groups = try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+        let groups = try filters.groups(library)
         var report = Report(groups: groups, files: 0, wastedBytes: 0, verified: false, splits: [], skipped: [])
         if verify {
             let line = CountLine(enabled: !global.json, label: "verifying")
@@ -125,32 +107,14 @@ struct DedupCommand: ParsableCommand {
     @OptionGroup var action: ActionOptions
     @Option(help: "hardlink, reflink or trash.") var mode: DedupMode = .hardlink
     @Option(help: "Which copy stays: oldest, newest or shortest (path).") var keep: KeepPolicy = .oldest
-    @Option(help: "Only files of at least this size (e.g. 1MB, 500k).") var minSize: String?
-    @Option(help: "Only files of this kind (image, video, document, ...).") var kind: String?
-    @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
+    @OptionGroup var filters: DuplicateFilters
     @Flag(help: "Keep one copy in all, not one per filesystem (--mode trash only).") var acrossDisks = false
 
     func run() throws {
         if acrossDisks && mode != .trash { throw UserError("--across-disks goes with --mode trash only") }
         let library = try libraryOptions.open()
         defer { try? library.close() }
-        var minimum: Int64 = 1
-        if let minSize {
-            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
-        }
-        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
-            throw UserError(
-                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        var chosen: Location?
-        if let location {
-            guard let found = try library.fetchLocation(location) else {
-                throw UserError("no location '\(location)'; see `sd location list`")
-            }
-            chosen = found
-        }
-        let groups = try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+        let groups = try filters.groups(library)
         let line = CountLine(enabled: !global.json, label: "verifying")
         let verified = try DuplicateVerifier.verify(groups, library: library) { line.show($0, $1) }
         line.clear()
@@ -181,6 +145,33 @@ struct DedupCommand: ParsableCommand {
 
 extension DedupMode: ExpressibleByArgument {}
 extension KeepPolicy: ExpressibleByArgument {}
+
+/// The filters `sd dupes` and `sd dedup` share, and the duplicate groups they select.
+struct DuplicateFilters: ParsableArguments {
+    @Option(help: "Only files of at least this size (e.g. 1MB, 500k).") var minSize: String?
+    @Option(help: "Only files of this kind (image, video, document, ...).") var kind: String?
+    @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
+
+    func groups(_ library: Library) throws -> [DuplicateGroup] {
+        var minimum: Int64 = 1
+        if let minSize {
+            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
+        }
+        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
+            throw UserError(
+                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        var chosen: Location?
+        if let location {
+            guard let found = try library.fetchLocation(location) else {
+                throw UserError("no location '\(location)'; see `sd location list`")
+            }
+            chosen = found
+        }
+        return try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+    }
+}
 
 /// "label: done/total" on one terminal line; silent when not a terminal.
 final class CountLine: @unchecked Sendable {

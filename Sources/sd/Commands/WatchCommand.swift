@@ -75,14 +75,8 @@ struct WatchCommand: ParsableCommand {
         static func print(_ event: WatchEvent, json: Bool) {
             let (line, object) = Events.describe(event)
             if case .warning(let message) = event { Output.warning(message) }
-            if json {
-                guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else {
-                    return
-                }
-                FileHandle.standardOutput.write(data + Data([0x0A]))
-            } else if !line.isEmpty {
-                FileHandle.standardOutput.write(Data((line + "\n").utf8))
-            }
+            let text = json ? Events.jsonLine(object) : (line.isEmpty ? nil : line)
+            if let text { FileHandle.standardOutput.write(Data((text + "\n").utf8)) }
         }
     #endif
 }
