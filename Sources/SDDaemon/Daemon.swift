@@ -2,10 +2,14 @@ import Foundation
 import Hummingbird
 import Logging
 import SDAPI
+import SDActions
 import SDCore
+import SDIndexer
+import SDJobs
 import SDStore
 import SDSystem
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `sdd`: serves one library's API on a Unix socket (mode 0600: only its owner can use it).
@@ -44,9 +48,10 @@ public struct Daemon: Sendable {
     public func run() async throws {
         _ = Self.started  // a static is set on first use: take the start time now, not at the first /v1/info
         try prepareSocket()
+        let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger))
-        Routes(daemon: self).add(to: router)
+        Routes(daemon: self, conductor: conductor).add(to: router)
         let socket = self.socket
         let pidFile = self.pidFile
         let logger = self.logger
@@ -69,7 +74,7 @@ public struct Daemon: Sendable {
         // checkpoint), then the server, which waits for requests in flight (open event streams included).
         let group = ServiceGroup(
             configuration: .init(
-                services: [app, BackgroundWork(library: library, hub: hub, logger: logger, watch: watch)],
+                services: [app, BackgroundWork(conductor: conductor, hub: hub)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -116,6 +121,18 @@ struct ErrorMiddleware: RouterMiddleware {
             return JSON.error(.notFound, error.message)
         } catch let error as BadQuery {
             return JSON.error(.badRequest, error.message)
+        } catch let error as RequestError {
+            return JSON.error(.badRequest, error.message)
+        } catch let error as ActionRefused {
+            return JSON.error(.conflict, error.message)
+        } catch let error as JobError {
+            let status: HTTPResponse.Status =
+                switch error.code {
+                case .notFound: .notFound
+                case .busy, .finished: .conflict
+                default: .badRequest
+                }
+            return JSON.error(status, error.message)
         } catch let error as HTTPError {
             return JSON.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
         } catch {
@@ -151,6 +168,7 @@ enum JSON {
 /// The API's routes.
 struct Routes {
     let daemon: Daemon
+    let conductor: Conductor
 
     func add(to router: Router<BasicRequestContext>) {
         let daemon = self.daemon
@@ -196,6 +214,163 @@ struct Routes {
         router.get("/v1/jobs") { request, _ in
             let all = request.uri.queryParameters["all"] == "true"
             return try JSON.response(try library.listJobs(all: all))
+        }
+        addJobs(to: router)
+        addActions(to: router)
+    }
+}
+
+extension Routes {
+    /// Jobs: index runs, one job's state, pause, resume, cancel.
+    func addJobs(to router: Router<BasicRequestContext>) {
+        let library = daemon.library
+        let conductor = self.conductor
+        // POST /v1/index {"locations": [...]}: an index job per location (resumed if one was left), run here.
+        router.post("/v1/index") { request, context in
+            let asked = try await Body.decode(IndexRequest.self, request, context)
+            var starts: [IndexStart] = []
+            for location in try Operations.locations(asked.locations, library: library) {
+                if let reason = Indexer(library: library).offlineReason(location) {
+                    try library.setLocationState(id: location.id, state: "offline", reason: reason)
+                    let report = IndexReport(location: location.name, offline: reason)
+                    starts.append(IndexStart(location: location.name, job: nil, report: report))
+                    continue
+                }
+                let input = IndexJobInput(
+                    indexContent: asked.noContent.map { !$0 },
+                    allowMassDelete: asked.allowMassDelete,
+                    searchIndex: asked.noSearchIndex.map { !$0 }
+                )
+                let job =
+                    try library.fetchUnfinishedJob(kind: "index", target: location.uuid)
+                    ?? library.createJob(
+                        kind: "index",
+                        target: location.uuid,
+                        input: Operations.jsonText(input),
+                        checkpoint: nil,
+                        state: "queued"
+                    )
+                await conductor.launch(job)
+                starts.append(IndexStart(location: location.name, job: job.id, report: nil))
+            }
+            return try JSON.response(starts, status: .accepted)
+        }
+        router.get("/v1/jobs/{id}") { _, context in
+            let job = try library.fetchJob(try context.parameters.require("id"))
+            return try JSON.response(try await Self.answer(job, conductor))
+        }
+        router.post("/v1/jobs/{id}/pause") { _, context in
+            let job = try library.fetchJob(try context.parameters.require("id"))
+            return try JSON.response(try conductor.runner.pause(job.id))
+        }
+        router.post("/v1/jobs/{id}/cancel") { _, context in
+            let job = try library.fetchJob(try context.parameters.require("id"))
+            return try JSON.response(try conductor.runner.cancel(job.id))
+        }
+        // Runs a paused or interrupted job here; answers at once (GET /v1/jobs/ID follows it).
+        router.post("/v1/jobs/{id}/resume") { _, context in
+            let job = try library.fetchJob(try context.parameters.require("id"))
+            if job.isFinished { throw JobError(.finished, "job \(job.id.prefix(8)) has already \(job.state)") }
+            if library.isJobRunning(job.id), await !conductor.isRunning(job.id) {
+                throw JobError(.busy, "job \(job.id.prefix(8)) is running in another sd process")
+            }
+            await conductor.launch(job)
+            return try JSON.response(try await Self.answer(try library.fetchJob(job.id), conductor), status: .accepted)
+        }
+    }
+
+    static func answer(_ job: JobRecord, _ conductor: Conductor) async throws -> JobAnswer {
+        let running = await conductor.isRunning(job.id) || conductor.library.isJobRunning(job.id)
+        var name: String?
+        if job.kind == "index", let uuid = job.target { name = (try? conductor.library.fetchLocation(uuid))?.name }
+        return JobAnswer(
+            job: job,
+            running: running,
+            report: conductor.reports.withLock { $0[job.id] },
+            targetName: name
+        )
+    }
+
+    /// Actions: a preview (kept for 15 minutes), then its commit by id; the job runs here.
+    func addActions(to router: Router<BasicRequestContext>) {
+        let library = daemon.library
+        let conductor = self.conductor
+        router.post("/v1/actions/preview") { request, context in
+            let asked = try await Body.decode(ActionRequest.self, request, context)
+            let notes = Mutex<[String]>([])
+            let preview = try Operations.preview(
+                asked,
+                library: library,
+                notes: { n in notes.withLock { $0.append(n) } }
+            )
+            return try JSON.response(
+                PreviewAnswer(id: conductor.keep(preview), preview: preview, notes: notes.withLock { $0 })
+            )
+        }
+        router.post("/v1/actions/{id}/commit") { _, context in
+            let id = try context.parameters.require("id")
+            guard let preview = conductor.take(id) else {
+                throw HTTPError(.notFound, message: "no preview '\(id)' (a preview commits once, within 15 minutes)")
+            }
+            let job = try Operations.commit(preview, runner: conductor.runner)
+            conductor.summaries.withLock { $0[job.id] = Operations.summary(preview) }
+            await conductor.launch(job)
+            return try JSON.response(job, status: .accepted)
+        }
+    }
+}
+
+/// Request bodies: JSON objects of at most 1 MiB with only the fields their type knows.
+enum Body {
+    static let limit = 1 << 20
+
+    static func decode<T: Decodable & Sendable>(
+        _ type: T.Type,
+        _ request: Request,
+        _ context: BasicRequestContext
+    ) async throws -> T {
+        var request = request
+        let buffer: ByteBuffer
+        do { buffer = try await request.collectBody(upTo: limit) } catch {
+            throw HTTPError(.contentTooLarge, message: "the body is larger than \(limit) bytes")
+        }
+        let data = Data(buffer.readableBytesView)
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw BadRequest("the body is not a JSON object")
+        }
+        let known = Set(Mirror(reflecting: try Self.sample(T.self)).children.compactMap(\.label))
+        let unknown = Set(object.keys).subtracting(known)
+        guard unknown.isEmpty else {
+            throw BadRequest(
+                "unknown field(s): \(unknown.sorted().joined(separator: ", ")); known: \(known.sorted().joined(separator: ", "))"
+            )
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch let error as DecodingError {
+            throw BadRequest("bad body: \(describe(error))")
+        }
+    }
+
+    /// An instance of the body's type, to read its field names from.
+    static func sample<T>(_ type: T.Type) throws -> Any {
+        switch type {
+        case is ActionRequest.Type: ActionRequest(action: "")
+        case is IndexRequest.Type: IndexRequest(locations: [])
+        default: throw HTTPError(.internalServerError, message: "no field list for \(T.self)")
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.isEmpty
+                ? "the body" : keys.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "'\(path(context.codingPath + [key]))' is missing"
+        case .typeMismatch(let type, let context): return "\(path(context.codingPath)) should be \(type)"
+        case .valueNotFound(let type, let context): return "\(path(context.codingPath)) should be \(type), not null"
+        case .dataCorrupted(let context):
+            return "\(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default: return "\(error)"
         }
     }
 }

@@ -31,8 +31,29 @@ public struct IndexJob: JobKind {
         // One process at a time writes a location (an index run, or a watcher).
         let held = try context.library.lockLocation(location)
         defer { withExtendedLifetime(held) {} }
+        var options = self.options
+        if let asked = try? context.input(IndexJobInput.self) {
+            options.indexContent = asked.indexContent ?? options.indexContent
+            options.allowMassDelete = asked.allowMassDelete ?? options.allowMassDelete
+            options.searchIndex = asked.searchIndex ?? options.searchIndex
+        }
         let report = try Indexer(library: context.library, options: options, progress: progress)
-            .scan(location, job: context.record) { try context.checkRequests() }
+            .scan(location, job: context.record) {
+                try context.checkRequests()
+                try Task.checkCancellation()  // the daemon stopping: resumable, like a pause
+            }
         finished?(report)
+    }
+}
+
+/// Options an index job was asked to run with (its input), over the runner's defaults.
+public struct IndexJobInput: Codable, Sendable {
+    public var indexContent: Bool?
+    public var allowMassDelete: Bool?
+    public var searchIndex: Bool?
+    public init(indexContent: Bool? = nil, allowMassDelete: Bool? = nil, searchIndex: Bool? = nil) {
+        self.indexContent = indexContent
+        self.allowMassDelete = allowMassDelete
+        self.searchIndex = searchIndex
     }
 }

@@ -50,6 +50,11 @@ public struct IndexReport: Sendable, Codable {
     public var seconds = 0.0
     /// Wall-clock seconds per phase ("processing" covers discovery too: they run together).
     public var phaseSeconds: [String: Double] = [:]
+
+    public init(location: String, offline: String? = nil) {
+        self.location = location
+        self.offline = offline
+    }
 }
 
 /// The checkpoint an index job keeps in its row: the scan's epoch and the phase it is in.
@@ -240,7 +245,7 @@ public final class Indexer: Sendable {
 
     /// Why the location cannot be scanned now, if it cannot: its root is gone (an unmounted disk), or a
     /// different volume is mounted there. Either way nothing may be read as deleted.
-    func offlineReason(_ location: Location) -> String? {
+    public func offlineReason(_ location: Location) -> String? {
         guard let root = try? Directory.stat(location.path), root.type == .directory else {
             return
                 "the folder '\(location.pathString)' is not there (disk unmounted?); its entries are kept until it returns"

@@ -36,17 +36,63 @@
         case warning(String)
     }
 
-    /// Stops or pauses a running watcher from another thread.
+    /// Stops or pauses a running watcher from another thread, or waits for it to apply what it was told.
     public final class WatchControl: Sendable {
-        private let state = Mutex<(stopped: Bool, paused: Bool)>((false, false))
+        private struct State {
+            var stopped = false
+            var paused = false
+            var running = false
+            var waiting: [DispatchSemaphore] = []
+        }
+        private let state = Mutex(State())
         public init() {}
-        public func stop() { state.withLock { $0.stopped = true } }
+        public func stop() {
+            let waiting = state.withLock { s -> [DispatchSemaphore] in
+                s.stopped = true
+                return s.running ? [] : s.waiting
+            }
+            for w in waiting { w.signal() }
+        }
         /// Stops reading events until `resume()` (the kernel queues them; if its queue overflows, the watcher
         /// rescans what changed when it resumes).
         public func pause() { state.withLock { $0.paused = true } }
         public func resume() { state.withLock { $0.paused = false } }
         var isStopped: Bool { state.withLock { $0.stopped } }
         var isPaused: Bool { state.withLock { $0.paused } }
+
+        /// Whether a watcher runs under this control (its locations are watched and up to date).
+        public var isRunning: Bool { state.withLock { $0.running && !$0.stopped } }
+
+        /// Waits until the watcher has applied every change the kernel reported before this call (so that a
+        /// change just made is in the index when it returns). False when no watcher answered within `seconds`.
+        public func sync(seconds: Double = 60) -> Bool {
+            let done = DispatchSemaphore(value: 0)
+            let live = state.withLock { s -> Bool in
+                guard s.running && !s.stopped else { return false }
+                s.waiting.append(done)
+                return true
+            }
+            guard live else { return false }
+            return done.wait(timeout: .now() + seconds) == .success
+        }
+
+        func started() { state.withLock { $0.running = true } }
+
+        func takeWaiting() -> [DispatchSemaphore] {
+            state.withLock { s -> [DispatchSemaphore] in
+                defer { s.waiting = [] }
+                return s.waiting
+            }
+        }
+
+        func ended() {
+            let waiting = state.withLock { s -> [DispatchSemaphore] in
+                s.running = false
+                defer { s.waiting = [] }
+                return s.waiting
+            }
+            for w in waiting { w.signal() }
+        }
     }
 
     /// Keeps every location of a library live: inotify watches on all its folders, events turned into
@@ -99,9 +145,20 @@
             for location in try library.fetchLocations() { try start(location) }
             var lastRescan = ContinuousClock.now
             var moves: [UInt32: (location: Int64, folder: Int64, name: [UInt8])] = [:]
+            control.started()
+            defer { control.ended() }
             while !control.isStopped {
                 if control.isPaused {
                     Thread.sleep(forTimeInterval: 0.05)
+                    continue
+                }
+                let waiting = control.takeWaiting()
+                if !waiting.isEmpty {
+                    // Someone waits for changes already made: everything queued now, applied at once.
+                    var events: [InotifyEvent] = []
+                    while case let more = try inotify.read(timeoutMilliseconds: 0), !more.isEmpty { events += more }
+                    if !events.isEmpty { try apply(events, moves: &moves) }
+                    for w in waiting { w.signal() }
                     continue
                 }
                 var events = try inotify.read(timeoutMilliseconds: 100)

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDCore
 import SDStore
 
@@ -56,6 +57,8 @@ struct SD: ParsableCommand {
         if let userError = error as? UserError {
             Output.fatal(userError.message, status: userError.code)
         }
+        if let requestError = error as? RequestError { Output.fatal(requestError.message, status: 1) }
+        if let refused = error as? ActionRefused { Output.fatal(refused.message, status: 1) }
         if let libraryError = error as? LibraryError {
             // Every library error is something the user can act on; the message says what.
             Output.fatal(libraryError.message, status: 1)

@@ -3,7 +3,8 @@ import SDCore
 import SDTestSupport
 import Testing
 
-/// The real `sd` binary, run as a user would.
+/// The real `sd` binary, run as a user would; the tests that use a library run twice: on it directly, and
+/// through a daemon serving it (`Way`), with the same expectations.
 struct CLITests {
     let dir: TemporaryDirectory
     let sd: SDBinary
@@ -13,7 +14,9 @@ struct CLITests {
         sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
     }
 
-    @Test func defaultLibraryIsCreatedOnFirstUse() throws {
+    @Test(arguments: Way.allCases) func defaultLibraryIsCreatedOnFirstUse(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         let r = try sd.run(["library", "info", "--json"])
         #expect(r.status == 0, "\(r.stderr)")
         let info = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
@@ -25,7 +28,9 @@ struct CLITests {
 
     /// `sd cp` as a user runs it: a preview that writes nothing, a copy without a terminal needs -y, a copy
     /// that conflicts is refused, and the audit log records both.
-    @Test func copyPreviewRefusalAndAuditLog() throws {
+    @Test(arguments: Way.allCases) func copyPreviewRefusalAndAuditLog(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         try dir.write("src/report.txt", Array("quarterly".utf8))
         try FileManager.default.createDirectory(atPath: dir.file("dst"), withIntermediateDirectories: true)
         let preview = try sd.run(["cp", "--preview", dir.file("src/report.txt"), dir.file("dst")])
@@ -42,10 +47,13 @@ struct CLITests {
         let outcomes = (log as? [[String: Any]] ?? []).map { $0["outcome"] as? String ?? "" }
         #expect(outcomes == ["refused", "ok"])
         #expect(try sd.run(["jobs", "--all"]).stdout.contains("copy    completed"))
+        #expect(session.served(["(copy) completed"]), "\(session.log)")
     }
 
     /// Moves, the trash and undo as a user runs them, the index following each action without a rescan.
-    @Test func actionsKeepTheIndexAndUndo() throws {
+    @Test(arguments: Way.allCases) func actionsKeepTheIndexAndUndo(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         try dir.write("home/docs/report.txt", Array("quarterly".utf8))
         try dir.write("home/docs/notes.txt", Array("notes".utf8))
         try FileManager.default.createDirectory(atPath: dir.file("home/archive"), withIntermediateDirectories: true)
@@ -94,10 +102,19 @@ struct CLITests {
         for action in ["move", "trash", "restore", "delete"] { #expect(log.contains("  \(action)  ")) }
         let jobs = try JSONSerialization.jsonObject(with: Data(try sd.run(["jobs", "list", "--json"]).stdout.utf8))
         #expect((jobs as? [Any])?.isEmpty == true)
+        #expect(
+            session.served([
+                "(move) completed", "(trash) completed", "(restore) completed", "(delete) completed",
+                "(index) completed",
+            ]),
+            "\(session.log)"
+        )
     }
 
     /// A tag put on one file is found on its copy by search, and the content commands answer.
-    @Test func tagsDupesAndResolve() throws {
+    @Test(arguments: Way.allCases) func tagsDupesAndResolve(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         try dir.write("home/a/beach.jpg", Array("the same photo".utf8))
         try dir.write("home/b/beach copy.jpg", Array("the same photo".utf8))
         #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
@@ -116,11 +133,14 @@ struct CLITests {
         let id = try #require((listing as? [[String: Any]])?.first?["contentID"] as? String)
         let resolved = try sd.run(["resolve", "sd://content/\(id)"])
         #expect(resolved.status == 0 && resolved.stdout.contains("* 1. "), "\(resolved.stdout)\(resolved.stderr)")
+        #expect(session.served(["(index) completed"]), "\(session.log)")
     }
 
     /// `sd dedup` links the copies and `sd undo` separates them; `sd scrub` finds a flipped byte (exit 2) and
     /// `--repair` puts the good copy back.
-    @Test func dedupUndoAndScrub() throws {
+    @Test(arguments: Way.allCases) func dedupUndoAndScrub(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         let photo = Array(String(repeating: "pixels ", count: 40_000).utf8)
         try dir.write("home/a/beach.jpg", photo)
         try dir.write("home/b/beach.jpg", photo)
@@ -157,9 +177,12 @@ struct CLITests {
         #expect(repaired.status == 0, "\(repaired.stdout)\(repaired.stderr)")
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: victim))) == photo)
         #expect(try sd.run(["scrub"]).status == 0)
+        #expect(session.served(["(dedup-link) completed", "(dedup-separate) completed"]), "\(session.log)")
     }
 
-    @Test func userErrorsExitOneWithOneLine() throws {
+    @Test(arguments: Way.allCases) func userErrorsExitOneWithOneLine(_ way: Way) throws {
+        let session = try sd.begin(way)
+        defer { session.end() }
         let missing = try sd.run(["hash", dir.file("nope")])
         #expect(missing.status == 1)
         #expect(missing.stderr.split(separator: "\n").count == 1)

@@ -68,9 +68,11 @@ extension SDBinary {
 
 public enum SDBinaryError: Error, CustomStringConvertible {
     case notBuilt([String])
+    case daemon(String)
     public var description: String {
         switch self {
         case .notBuilt(let places): "the sd executable is not built (looked in \(places)); run `swift build` first"
+        case .daemon(let said): "sd daemon start failed: \(said)"
         }
     }
 }
@@ -103,4 +105,42 @@ public enum Shared {
 public struct SharedError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// How a test runs the CLI: on the library directly, or through a daemon serving it (same answers expected).
+public enum Way: String, CaseIterable, Sendable {
+    case direct
+    case daemon
+}
+
+/// A daemon a test started for its library (nothing for `.direct`); `end()` stops it.
+public struct DaemonSession: Sendable {
+    public let way: Way
+    let sd: SDBinary
+    let logPath: String
+
+    /// The daemon's log so far (empty when none runs).
+    public var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
+
+    /// Whether the daemon (if one runs) logged each of these: how a test knows its commands went through it.
+    public func served(_ needles: [String]) -> Bool {
+        way == .direct || needles.allSatisfy { log.contains($0) }
+    }
+
+    public func end() {
+        if way == .daemon { _ = try? sd.run(["daemon", "stop"]) }
+    }
+}
+
+extension SDBinary {
+    /// Starts sdd for the default library when `way` is `.daemon`.
+    public func begin(_ way: Way) throws -> DaemonSession {
+        let data = environment["SD_DATA_DIR"] ?? ""
+        let session = DaemonSession(way: way, sd: self, logPath: data + "/Default.sdlibrary/logs/sdd.log")
+        if way == .daemon {
+            let started = try run(["daemon", "start"])
+            guard started.status == 0 else { throw SDBinaryError.daemon(started.stderr) }
+        }
+        return session
+    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDActions
 import SDCore
 import SDJobs
@@ -59,22 +60,13 @@ struct RemoveCommand: ParsableCommand {
     @Flag(help: "Delete even content that would be left with fewer copies than min-copies.") var forceLastCopy = false
 
     func run() throws {
-        guard !paths.isEmpty else { throw UserError("give what to delete") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let request = DeleteRequest(
-            paths: try paths.map { try Actions.path($0, library) },
+        let request = ActionRequest(
+            action: "delete",
+            paths: paths,
             permanent: permanent,
             forceLastCopy: forceLastCopy
         )
-        try Actions.commit(
-            DeletePlanner.preview(request, library: library),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: permanent ? "Delete for good?" : "Move to the trash?"
-        )
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
     }
 }
 
@@ -95,16 +87,8 @@ struct RenameCommand: ParsableCommand {
         .fail
 
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        try Actions.commit(
-            RenamePlanner.preview(path: try Actions.path(path, library), newName: newName, onConflict: onConflict),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: "Rename?"
-        )
+        let request = ActionRequest(action: "rename", paths: [path], newName: newName, onConflict: onConflict)
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
     }
 }
 
@@ -126,17 +110,8 @@ struct MakeFolderCommand: ParsableCommand {
     @Argument(help: "The folders to make.") var paths: [String]
 
     func run() throws {
-        guard !paths.isEmpty else { throw UserError("give the folders to make") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        try Actions.commit(
-            MakeFolderPlanner.preview(paths: try paths.map { try Actions.path($0, library) }),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: true,
-            question: "Make these folders?"
-        )
+        let request = ActionRequest(action: "mkdir", paths: paths)
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action, yes: true)
     }
 }
 
@@ -163,21 +138,8 @@ struct UndoCommand: ParsableCommand {
         String?
 
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        guard let found = try library.undoRecord(jobPrefix: id) else {
-            throw UserError(id.map { "no move, rename or trashing with job id '\($0)'" } ?? "nothing to undo")
-        }
-        if found.undone { throw UserError("job \(found.jobID.prefix(8)) was undone already") }
-        let record = try UndoRecord.decode(found.record)
-        try Actions.commit(
-            UndoPlanner.preview(record, jobID: found.jobID, library: library),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: "Undo this \(record.action)?"
-        )
+        let request = ActionRequest(action: "undo", job: id)
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
     }
 }
 
@@ -222,26 +184,8 @@ struct TrashCommand: ParsableCommand {
         @Flag(help: "Restore everything in the trash.") var all = false
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let items = try TrashCommand.select(ids, all: all, library)
-            let record = UndoRecord(
-                action: "trash",
-                items: items.map { .init(from: $0.trashPath, to: $0.originalPath, manifest: $0.manifest ?? [:]) },
-                createFolders: [],
-                removeFolders: items.map { FileSystem.parent(of: $0.trashPath) },
-                trashItems: items.map(\.id)
-            )
-            var preview = UndoPlanner.preview(record, jobID: "", library: library)
-            preview.undoes = nil
-            try Actions.commit(
-                preview,
-                library: library,
-                global: global,
-                previewOnly: action.preview,
-                yes: action.yes,
-                question: "Restore?"
-            )
+            let request = ActionRequest(action: "restore", paths: ids, all: all)
+            try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
         }
     }
 
@@ -257,30 +201,8 @@ struct TrashCommand: ParsableCommand {
             false
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let items = try TrashCommand.select(ids, all: ids.isEmpty, library)
-            try Actions.commit(
-                DeletePlanner.preview(emptying: items, forceLastCopy: forceLastCopy, library: library),
-                library: library,
-                global: global,
-                previewOnly: action.preview,
-                yes: action.yes,
-                question: "Empty the trash for good?"
-            )
-        }
-    }
-
-    static func select(_ ids: [String], all: Bool, _ library: Library) throws -> [TrashItem] {
-        let items = try library.trashItems()
-        if all { return items }
-        guard !ids.isEmpty else { throw UserError("give item ids (see `sd trash list`) or --all") }
-        return try ids.map { id in
-            let matches = items.filter { $0.id.hasPrefix(id.lowercased()) }
-            guard matches.count == 1 else {
-                throw UserError(matches.isEmpty ? "no trashed item '\(id)'" : "'\(id)' names several trashed items")
-            }
-            return matches[0]
+            let request = ActionRequest(action: "empty-trash", paths: ids, forceLastCopy: forceLastCopy)
+            try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
         }
     }
 }

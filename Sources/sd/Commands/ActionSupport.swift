@@ -12,31 +12,103 @@ enum Actions {
     /// Every action job kind, with index updates.
     static func kinds(_ library: Library) -> [any JobKind] { JobKinds.actions(library) }
 
-    static func isAction(_ kind: String) -> Bool {
-        TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)
+    static func isAction(_ kind: String) -> Bool { Operations.isAction(kind) }
+
+    /// A path argument made absolute (relative to the current folder, `~` expanded); SdPaths as they are.
+    static func argument(_ text: String) -> String {
+        text.hasPrefix(SDPath.scheme) ? text : CopyCommand.absolute(text)
     }
 
-    /// A path argument: a plain path (relative to the current folder, `~` expanded) or an SdPath of this
-    /// device, or a content path (the first reachable copy on this device).
+    /// A path argument resolved: a plain path, an SdPath of this device, or a content path (the first reachable
+    /// copy on this device).
     static func path(_ text: String, _ library: Library) throws -> String {
-        guard text.hasPrefix(SDPath.scheme) else { return CopyCommand.absolute(text) }
-        let parsed: SDPath
-        do { parsed = try SDPath(parsing: text) } catch { throw UserError(error.message) }
-        switch parsed {
-        case .physical(let device, let bytes):
-            guard device == library.device.id else {
-                throw UserError("'\(text)' is on another device; files on other devices cannot be acted on yet")
-            }
-            return String(decoding: bytes, as: UTF8.self)
-        case .content(let id):
-            // The best reachable copy (see `sd resolve`).
-            guard let copy = try ContentResolver.copies(of: id, library: library).first(where: \.reachable) else {
-                throw UserError("no copy of content \(id) is reachable on this device (see `sd resolve \(text)`)")
-            }
-            return copy.path
-        case .contentUUID:
-            throw UserError("'\(text)': give content paths by content id (sd://content/<16 hex digits>)")
+        do { return try Operations.resolve(argument(text), library) } catch let error as RequestError {
+            throw UserError(error.message)
         }
+    }
+
+    /// Previews an action, shows it, asks, and commits it: through the daemon when one serves the library
+    /// (the job then runs there), else here.
+    static func perform(
+        _ request: ActionRequest,
+        global: GlobalOptions,
+        libraryOptions: LibraryOptions,
+        options: ActionOptions,
+        yes: Bool? = nil
+    ) throws {
+        var request = request
+        if !["restore", "empty-trash"].contains(request.action) { request.paths = request.paths.map(argument) }
+        request.destination = request.destination.map(argument)
+        if let daemon = DaemonLink.client(for: libraryOptions) {
+            return try DaemonLink.call {
+                try performThrough(daemon, request, global: global, options: options, yes: yes ?? options.yes)
+            }
+        }
+        let library = try libraryOptions.open()
+        defer { try? library.close() }
+        let line = CountLine(enabled: !global.json, label: "verifying")
+        let preview = try Operations.preview(
+            request,
+            library: library,
+            notes: { if !global.json { line.clear(); print($0) } },
+            progress: { line.show($0, $1) }
+        )
+        line.clear()
+        try commit(
+            preview,
+            library: library,
+            global: global,
+            previewOnly: options.preview,
+            yes: yes ?? options.yes,
+            question: request.question
+        )
+    }
+
+    /// The same as `commit`, with the daemon previewing, committing (by the preview's id) and running the job.
+    static func performThrough(
+        _ daemon: APIClient,
+        _ request: ActionRequest,
+        global: GlobalOptions,
+        options: ActionOptions,
+        yes: Bool
+    ) throws {
+        let answer = try daemon.post("/v1/actions/preview", request, PreviewAnswer.self)
+        let preview = answer.preview
+        if !global.json { for note in answer.notes { print(note) } }
+        if global.json && options.preview { return try Output.json(preview) }
+        if !global.json { print(describe(preview)) }
+        if options.preview { return }
+        if preview.canCommit && !yes {
+            guard isatty(0) == 1 else {
+                throw UserError("add -y to go ahead without asking (standard input is not a terminal)")
+            }
+            guard ask(request.question) else { return print("nothing done") }
+        }
+        // A preview that cannot commit is refused (and audited) by the daemon, with the reasons.
+        let job = try daemon.post("/v1/actions/\(answer.id)/commit", [String: String](), JobRecord.self)
+        let result = try wait(for: job.id, daemon, json: global.json).job
+        if result.state == "failed" {
+            throw UserError("\(result.error ?? "failed") (job \(job.id.prefix(8)) failed)")
+        }
+        try finish(preview, result, global: global)
+    }
+
+    /// Waits for a job the daemon runs, with the same progress line as when it runs here.
+    static func wait(for id: String, _ daemon: APIClient, json: Bool) throws -> JobAnswer {
+        let line = JobProgressLine(enabled: !json)
+        defer { line.clear() }
+        while true {
+            let answer = try daemon.get("/v1/jobs/\(id)", JobAnswer.self)
+            if answer.hasStopped { return answer }
+            line.show(answer.job)
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+
+    static func ask(_ question: String) -> Bool {
+        FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
+        guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { return false }
+        return true
     }
 
     /// Shows the preview; then, as asked, stops (`--preview`), refuses (problems: audited), asks, and commits:
@@ -51,7 +123,7 @@ enum Actions {
     ) throws {
         if global.json && previewOnly { return try Output.json(preview) }
         if !global.json { print(describe(preview)) }
-        // Until the daemon resumes them by itself, say so when a crash left jobs behind.
+        // Say so when a crash left jobs behind (a daemon resumes them by itself).
         let left = (try? JobRunner(library: library, kinds: kinds(library)).interrupted()) ?? []
         if !left.isEmpty && !global.json {
             let what = left.count == 1 ? "it" : "the first; `sd jobs` lists them"
@@ -63,33 +135,20 @@ enum Actions {
             )
         }
         if previewOnly { return }
-        guard preview.canCommit else {
-            try library.appendAudit(
-                action: preview.action,
-                target: preview.destination ?? preview.operations.first?.source,
-                details: CopyCommand.json(["refusals": preview.refusals]),
-                outcome: "refused",
-                jobID: nil
-            )
-            throw UserError("nothing was done: \(preview.refusals.joined(separator: "; "))")
-        }
-        if !yes {
+        if preview.canCommit && !yes {
             guard isatty(0) == 1 else {
                 throw UserError("add -y to go ahead without asking (standard input is not a terminal)")
             }
-            FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
-            guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else {
-                print("nothing done")
-                return
-            }
+            guard ask(question) else { return print("nothing done") }
         }
         let runner = JobRunner(library: library, kinds: kinds(library))
-        let job = try runner.submit(
-            kind: preview.action,
-            target: preview.destination ?? preview.operations.first?.source,
-            input: preview.plan
-        )
+        let job = try Operations.commit(preview, runner: runner)
         let result = try run(runner, job.id, library: library, summary: summary(preview), json: global.json)
+        try finish(preview, result, global: global)
+    }
+
+    /// What the CLI says once an action's job ended.
+    static func finish(_ preview: ActionPreview, _ result: JobRecord, global: GlobalOptions) throws {
         if global.json { return try Output.json(result) }
         // Files a deduplication left alone because they changed after the preview.
         if DedupJob.kinds.contains(preview.action), let text = result.checkpoint,
@@ -98,7 +157,7 @@ enum Actions {
             for problem in checkpoint.skipped { print("  left alone: \(problem.path): \(problem.reason)") }
         }
         print(
-            "\(preview.action) \(result.state): \(summary(preview)) (job \(job.id.prefix(8))"
+            "\(preview.action) \(result.state): \(summary(preview)) (job \(result.id.prefix(8))"
                 + (["move", "rename", "trash", "dedup-link"].contains(preview.action)
                     ? "; `sd undo` reverses it)" : ")")
         )
@@ -110,36 +169,19 @@ enum Actions {
         -> JobRecord
     {
         let job = try library.fetchJob(id)
-        func audit(_ outcome: String, _ error: String?) {
-            var details: [String: String] = [:]
-            if let summary { details["summary"] = summary }
-            if let error { details["error"] = error }
-            try? library.appendAudit(
-                action: job.kind,
-                target: job.target,
-                details: CopyCommand.json(details),
-                outcome: outcome,
-                jobID: id
-            )
-        }
         do {
             let result = try CopyCommand.runJob(runner, id, json: json)
-            audit(result.state == "completed" ? "ok" : result.state, result.error)
+            let outcome = result.state == "completed" ? "ok" : result.state
+            Operations.audit(job, library: library, summary: summary, outcome: outcome, error: result.error)
             return result
         } catch {
-            audit("failed", (error as? UserError)?.message ?? "\(error)")
+            let message = (error as? UserError)?.message ?? "\(error)"
+            Operations.audit(job, library: library, summary: summary, outcome: "failed", error: message)
             throw error
         }
     }
 
-    static func summary(_ p: ActionPreview) -> String {
-        var parts: [String] = []
-        if p.files > 0 || p.bytes > 0 { parts.append("\(p.files) files, \(CopyCommand.size(p.bytes))") }
-        if p.folders > 0 { parts.append("\(p.folders) folders") }
-        if p.symlinks > 0 { parts.append("\(p.symlinks) links") }
-        if p.skipped > 0 { parts.append("\(p.skipped) skipped") }
-        return parts.isEmpty ? "nothing" : parts.joined(separator: ", ")
-    }
+    static func summary(_ p: ActionPreview) -> String { Operations.summary(p) }
 
     static func describe(_ p: ActionPreview) -> String {
         var lines: [String] = []

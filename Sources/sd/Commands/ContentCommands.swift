@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDActions
 import SDCore
 import SDJobs
@@ -111,35 +112,16 @@ struct DedupCommand: ParsableCommand {
     @Flag(help: "Keep one copy in all, not one per filesystem (--mode trash only).") var acrossDisks = false
 
     func run() throws {
-        if acrossDisks && mode != .trash { throw UserError("--across-disks goes with --mode trash only") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let groups = try filters.groups(library)
-        let line = CountLine(enabled: !global.json, label: "verifying")
-        let verified = try DuplicateVerifier.verify(groups, library: library) { line.show($0, $1) }
-        line.clear()
-        if !global.json {
-            for split in verified.splits {
-                print("content \(split.contentID): sampled ids collided; only equal files are deduplicated:")
-                for part in split.parts { print("  " + part.joined(separator: "  =  ")) }
-            }
-            for problem in verified.skipped { print("skipped: \(problem.path): \(problem.reason)") }
-        }
-        let preview = try DedupPlanner.preview(
-            verified,
+        let request = ActionRequest(
+            action: "dedup",
             mode: mode,
             keep: keep,
-            acrossDisks: acrossDisks,
-            library: library
+            acrossDisks: acrossDisks ? true : nil,
+            minSize: filters.minSize,
+            kind: filters.kind,
+            location: filters.location
         )
-        try Actions.commit(
-            preview,
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: "Remove these extra copies?"
-        )
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
     }
 }
 
@@ -153,23 +135,9 @@ struct DuplicateFilters: ParsableArguments {
     @Option(help: "Only groups with a file in this location (name, path or id).") var location: String?
 
     func groups(_ library: Library) throws -> [DuplicateGroup] {
-        var minimum: Int64 = 1
-        if let minSize {
-            do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw UserError(error.message) }
-        }
-        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
-            throw UserError(
-                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
-        var chosen: Location?
-        if let location {
-            guard let found = try library.fetchLocation(location) else {
-                throw UserError("no location '\(location)'; see `sd location list`")
-            }
-            chosen = found
-        }
-        return try library.duplicateGroups(minSize: minimum, category: kind?.lowercased(), location: chosen)
+        do {
+            return try Operations.duplicateGroups(minSize: minSize, kind: kind, location: location, library: library)
+        } catch let error as RequestError { throw UserError(error.message) }
     }
 }
 

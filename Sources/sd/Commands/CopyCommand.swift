@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDActions
 import SDCore
 import SDJobs
@@ -48,24 +49,14 @@ struct CopyCommand: ParsableCommand {
         _ action: ActionOptions
     ) throws {
         guard paths.count >= 2 else { throw UserError("give at least one source and a destination") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let request = TransferRequest(
-            sources: try paths.dropLast().map { try Actions.path($0, library) },
-            destination: try Actions.path(paths.last!, library),
+        let request = ActionRequest(
+            action: move ? "move" : "copy",
+            paths: Array(paths.dropLast()),
+            destination: paths.last!,
             onConflict: onConflict,
             verifyFull: verifyFull
         )
-        try Actions.commit(
-            move
-                ? TransferPlanner.preview(move: request, library: library)
-                : TransferPlanner.preview(copy: request, library: library),
-            library: library,
-            global: global,
-            previewOnly: action.preview,
-            yes: action.yes,
-            question: move ? "Move?" : "Copy?"
-        )
+        try Actions.perform(request, global: global, libraryOptions: libraryOptions, options: action)
     }
 
     /// Runs a job with a progress line on a terminal (bytes/s, ETA); errors become user errors.

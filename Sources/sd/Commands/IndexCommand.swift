@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDCore
 import SDIndexer
 import SDStore
@@ -29,6 +30,7 @@ struct IndexCommand: ParsableCommand {
     @Flag(help: .hidden) var noSearchIndex = false
 
     func run() throws {
+        if let daemon = DaemonLink.client(for: libraryOptions) { return try DaemonLink.call { try through(daemon) } }
         let library = try libraryOptions.open()
         defer { try? library.close() }
         var chosen: [Location] = []
@@ -77,6 +79,44 @@ struct IndexCommand: ParsableCommand {
         if global.json { try Output.json(reports) }
         if failure != nil { throw ExitCode(1) }
     }
+
+    /// The same run by the daemon (which stops watching the locations meanwhile).
+    func through(_ daemon: APIClient) throws {
+        let request = IndexRequest(
+            locations: locations,
+            noContent: noContent ? true : nil,
+            allowMassDelete: allowMassDelete ? true : nil,
+            noSearchIndex: noSearchIndex ? true : nil
+        )
+        let starts = try daemon.post("/v1/index", request, [IndexStart].self)
+        var reports: [IndexReport] = []
+        var failed = false
+        for start in starts {
+            var report = start.report
+            if let id = start.job {
+                let answer = try Actions.wait(for: id, daemon, json: global.json)
+                report = answer.report
+                if answer.job.state != "completed" {
+                    let resume =
+                        answer.job.state == "paused" ? "; `sd index \(start.location)` or `sd jobs resume` goes on" : ""
+                    Output.error(
+                        answer.job.error.map(Self.message)
+                            ?? "indexing \(start.location) was \(answer.job.state) (`sd jobs`)\(resume)"
+                    )
+                    failed = true
+                    continue
+                }
+            }
+            guard let report else { continue }
+            reports.append(report)
+            if !global.json { print(Self.describe(report)) }
+        }
+        if global.json { try Output.json(reports) }
+        if failed { throw ExitCode(1) }
+    }
+
+    /// A failed job's error as the direct run says it.
+    static func message(_ error: String) -> String { error }
 
     static func describe(_ r: IndexReport) -> String {
         if let offline = r.offline { return "\(r.location): offline: \(offline)" }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDActions
 import SDCore
 import SDIndexer
@@ -94,6 +95,9 @@ struct JobsCommand: ParsableCommand {
 
         func run() throws {
             let global = arguments.global
+            if let daemon = DaemonLink.client(for: arguments.libraryOptions) {
+                return try DaemonLink.call { try through(daemon) }
+            }
             let library = try arguments.libraryOptions.open()
             defer { try? library.close() }
             let job = try Show.fetch(arguments.id, library)
@@ -145,6 +149,25 @@ struct JobsCommand: ParsableCommand {
                 throw UserError("job \(job.id.prefix(8)) is a '\(job.kind)' job, which this sd cannot run")
             }
         }
+
+        /// The job resumed by the daemon (index and action jobs; a scrub's report needs the library here).
+        func through(_ daemon: APIClient) throws {
+            let global = arguments.global
+            let started = try daemon.get("/v1/jobs/\(APIClient.query(arguments.id))", JobAnswer.self)
+            if started.job.kind == "scrub" { throw UserError("resume a scrub with `sd scrub` while sdd runs") }
+            _ = try daemon.post("/v1/jobs/\(started.job.id)/resume", [String: String](), JobAnswer.self)
+            let answer = try Actions.wait(for: started.job.id, daemon, json: global.json)
+            let result = answer.job
+            if result.state == "failed" { throw UserError(result.error ?? "job \(result.id.prefix(8)) failed") }
+            if global.json {
+                return try Output.json(JobView(result, running: answer.running, targetName: answer.targetName))
+            }
+            print(
+                answer.report.map(IndexCommand.describe)
+                    ?? JobView(result, running: answer.running, targetName: answer.targetName).line
+            )
+            if result.state != "completed" { throw ExitCode(1) }
+        }
     }
 
     static func control(_ arguments: JobArguments, pause: Bool) throws {
@@ -193,14 +216,17 @@ struct JobView: Encodable {
     var checkpoint: String?
 
     init(_ job: JobRecord, _ library: Library) {
+        var name: String?
+        if job.kind == "index", let uuid = job.target { name = (try? library.fetchLocation(uuid))?.name }
+        self.init(job, running: library.isJobRunning(job.id), targetName: name)
+    }
+
+    init(_ job: JobRecord, running: Bool, targetName: String?) {
         id = job.id
         kind = job.kind
         // 'running' with nobody running it: the process died.
-        state = job.state == "running" && !library.isJobRunning(job.id) ? "interrupted" : job.state
-        target = job.target
-        if job.kind == "index", let uuid = job.target, let location = try? library.fetchLocation(uuid) {
-            target = location.name
-        }
+        state = job.state == "running" && !running ? "interrupted" : job.state
+        target = targetName ?? job.target
         progressDone = job.progressDone
         progressTotal = job.progressTotal
         error = job.error
