@@ -113,6 +113,14 @@ struct ErrorMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        let response = await answer(request, context: context, next: next)
+        logger.debug("\(request.method) \(request.uri.path) \(response.status.code)")
+        return response
+    }
+
+    func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async
+        -> Response
+    {
         do {
             return try await next(request, context)
         } catch let error as BadRequest {
@@ -122,6 +130,8 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as BadQuery {
             return JSON.error(.badRequest, error.message)
         } catch let error as RequestError {
+            return JSON.error(.badRequest, error.message)
+        } catch let error as TagError {
             return JSON.error(.badRequest, error.message)
         } catch let error as ActionRefused {
             return JSON.error(.conflict, error.message)
@@ -217,6 +227,7 @@ struct Routes {
         }
         addJobs(to: router)
         addActions(to: router)
+        addContent(to: router)
     }
 }
 
@@ -324,7 +335,7 @@ extension Routes {
 enum Body {
     static let limit = 1 << 20
 
-    static func decode<T: Decodable & Sendable>(
+    static func decode<T: APIBody>(
         _ type: T.Type,
         _ request: Request,
         _ context: BasicRequestContext
@@ -338,7 +349,7 @@ enum Body {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw BadRequest("the body is not a JSON object")
         }
-        let known = Set(Mirror(reflecting: try Self.sample(T.self)).children.compactMap(\.label))
+        let known = Set(Mirror(reflecting: T.example).children.compactMap(\.label))
         let unknown = Set(object.keys).subtracting(known)
         guard unknown.isEmpty else {
             throw BadRequest(
@@ -347,15 +358,6 @@ enum Body {
         }
         do { return try JSONDecoder().decode(T.self, from: data) } catch let error as DecodingError {
             throw BadRequest("bad body: \(describe(error))")
-        }
-    }
-
-    /// An instance of the body's type, to read its field names from.
-    static func sample<T>(_ type: T.Type) throws -> Any {
-        switch type {
-        case is ActionRequest.Type: ActionRequest(action: "")
-        case is IndexRequest.Type: IndexRequest(locations: [])
-        default: throw HTTPError(.internalServerError, message: "no field list for \(T.self)")
         }
     }
 
@@ -372,5 +374,87 @@ enum Body {
             return "\(path(context.codingPath)): \(context.debugDescription)"
         @unknown default: return "\(error)"
         }
+    }
+}
+
+extension Routes {
+    /// Tags, metadata, duplicates, redundancy, content paths, the audit log, the trash.
+    func addContent(to router: Router<BasicRequestContext>) {
+        let library = daemon.library
+        router.get("/v1/tags") { _, _ in try JSON.response(try library.tags()) }
+        router.post("/v1/tags/edit") { request, context in
+            let edit = try await Body.decode(TagEdit.self, request, context)
+            return try JSON.response(MessageAnswer(message: try Operations.editTag(edit, library)))
+        }
+        router.post("/v1/tags/apply") { request, context in
+            let asked = try await Body.decode(TagRequest.self, request, context)
+            return try JSON.response(try Operations.setTag(asked, library))
+        }
+        router.get("/v1/tags/of") { request, _ in
+            try JSON.response(try Operations.tags(of: try Query.path(request), library))
+        }
+        router.post("/v1/meta") { request, context in
+            let asked = try await Body.decode(MetaRequest.self, request, context)
+            return try JSON.response(try Operations.setMetadata(asked, library))
+        }
+        router.get("/v1/meta") { request, _ in
+            try JSON.response(try Operations.metadata(of: try Query.path(request), library))
+        }
+        router.get("/v1/dupes") { request, _ in
+            let report = try Operations.dupes(
+                library,
+                minSize: Query.string(request, "minSize"),
+                kind: Query.string(request, "kind"),
+                location: Query.string(request, "location"),
+                verify: try Query.bool(request, "verify") ?? false
+            )
+            return try JSON.response(report)
+        }
+        router.get("/v1/redundancy") { request, _ in
+            let kind = Query.string(request, "kind")
+            if let what = Query.string(request, "ifLost") {
+                return try JSON.response(try Operations.loss(library, what, kind: kind))
+            }
+            return try JSON.response(
+                try Operations.redundancy(library, minCopies: try Query.int(request, "minCopies"), kind: kind)
+            )
+        }
+        router.get("/v1/resolve") { request, _ in
+            try JSON.response(try Operations.resolveAnswer(try Query.path(request), library))
+        }
+        router.get("/v1/log") { request, _ in
+            try JSON.response(try library.auditLog(limit: max(1, try Query.int(request, "limit") ?? 50)))
+        }
+        router.get("/v1/trash") { _, _ in try JSON.response(try library.trashItems()) }
+    }
+}
+
+/// Query parameters, checked.
+enum Query {
+    static func string(_ request: Request, _ name: String) -> String? {
+        request.uri.queryParameters[Substring(name)].map(String.init)
+    }
+
+    static func int(_ request: Request, _ name: String) throws -> Int? {
+        guard let text = string(request, name) else { return nil }
+        guard let value = Int(text) else { throw BadRequest("\(name) is a whole number, not '\(text)'") }
+        return value
+    }
+
+    static func bool(_ request: Request, _ name: String) throws -> Bool? {
+        guard let text = string(request, name) else { return nil }
+        guard let value = Bool(text) else { throw BadRequest("\(name) is true or false, not '\(text)'") }
+        return value
+    }
+
+    /// `path`: an absolute path (no '..') or an SdPath.
+    static func path(_ request: Request) throws -> String {
+        guard let path = string(request, "path"), path.hasPrefix("/") || path.hasPrefix("sd://") else {
+            throw BadRequest("give an absolute path or an SdPath: ?path=/home/me")
+        }
+        guard !path.split(separator: "/").contains("..") else {
+            throw BadRequest("a path with '..' is not allowed; give it resolved")
+        }
+        return path
     }
 }

@@ -59,6 +59,8 @@ struct SD: ParsableCommand {
         }
         if let requestError = error as? RequestError { Output.fatal(requestError.message, status: 1) }
         if let refused = error as? ActionRefused { Output.fatal(refused.message, status: 1) }
+        if let missing = error as? NotInIndex { Output.fatal(missing.message, status: 1) }
+        if let tagError = error as? TagError { Output.fatal(tagError.message, status: 1) }
         if let libraryError = error as? LibraryError {
             // Every library error is something the user can act on; the message says what.
             Output.fatal(libraryError.message, status: 1)

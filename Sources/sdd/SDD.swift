@@ -29,7 +29,11 @@ struct SDD: AsyncParsableCommand {
             throw ExitCode(1)
         }
         let logPath = opened.path + "/logs/sdd.log"
-        let handler = try FileLogHandler(label: "sdd", path: logPath)
+        var handler = try FileLogHandler(label: "sdd", path: logPath)
+        // SD_LOG_LEVEL=debug logs every request too.
+        if let level = ProcessInfo.processInfo.environment["SD_LOG_LEVEL"].flatMap(Logger.Level.init(rawValue:)) {
+            handler.logLevel = level
+        }
         let logger = Logger(label: "sdd") { _ in handler }
         let daemon = Daemon(library: opened, socket: socket ?? API.socketPath(), logger: logger)
         do {

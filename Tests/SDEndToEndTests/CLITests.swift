@@ -133,7 +133,26 @@ struct CLITests {
         let id = try #require((listing as? [[String: Any]])?.first?["contentID"] as? String)
         let resolved = try sd.run(["resolve", "sd://content/\(id)"])
         #expect(resolved.status == 0 && resolved.stdout.contains("* 1. "), "\(resolved.stdout)\(resolved.stderr)")
-        #expect(session.served(["(index) completed"]), "\(session.log)")
+        let meta = try sd.run(["meta", "set", dir.file("home/a/beach.jpg"), "--rating", "4", "--favorite"])
+        #expect(meta.stdout == "changed 1 item(s)\n", "\(meta.stderr)")
+        let shown = try sd.run(["meta", "show", dir.file("home/a/beach.jpg"), "--json"]).stdout
+        #expect(shown.contains("\"rating\" : 4") && shown.contains("\"favorite\" : true"), "\(shown)")
+        #expect(try sd.run(["meta", "show", dir.file("home/nope.jpg")]).stderr.contains("is not in the index"))
+        // Both copies are on one disk: that is one copy as far as losing a disk goes. The tag is on the content.
+        let redundancy = try sd.run(["redundancy"]).stdout
+        #expect(redundancy.hasPrefix("1 contents with fewer than 2 copies: 14 B at risk"), "\(redundancy)")
+        let lost = try sd.run(["redundancy", "--if-lost", dir.file("home")]).stdout
+        #expect(lost.hasPrefix("if \(dir.file("home")) were lost: 1 contents with no copy left"), "\(lost)")
+        let tags = try sd.run(["tag", "list"]).stdout
+        #expect(tags == "holiday  2 items\n", "\(tags)")
+        #expect(
+            session.served([
+                "(index) completed", "POST /v1/tags/edit 200", "POST /v1/tags/apply 200", "GET /v1/tags/of 200",
+                "GET /v1/dupes 200", "GET /v1/resolve 200", "POST /v1/meta 200", "GET /v1/meta 200",
+                "GET /v1/meta 404", "GET /v1/redundancy 200", "GET /v1/tags 200", "POST /v1/tags/apply 400",
+            ]),
+            "\(session.log)"
+        )
     }
 
     /// `sd dedup` links the copies and `sd undo` separates them; `sd scrub` finds a flipped byte (exit 2) and

@@ -138,7 +138,7 @@ extension SDBinary {
         let data = environment["SD_DATA_DIR"] ?? ""
         let session = DaemonSession(way: way, sd: self, logPath: data + "/Default.sdlibrary/logs/sdd.log")
         if way == .daemon {
-            let started = try run(["daemon", "start"])
+            let started = try run(["daemon", "start"], environment: ["SD_LOG_LEVEL": "debug"])
             guard started.status == 0 else { throw SDBinaryError.daemon(started.stderr) }
         }
         return session

@@ -158,9 +158,7 @@ struct TrashCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let items = try library.trashItems()
+            let items = try Via.get(libraryOptions, "/v1/trash") { try $0.trashItems() }
             if global.json { return try Output.json(items) }
             if items.isEmpty { return print("the trash is empty") }
             let dates = ISO8601DateFormatter()

@@ -30,31 +30,25 @@ struct DupesCommand: ParsableCommand {
     @Flag(help: "Confirm each group by the full BLAKE3 of every file.") var verify = false
     @Option(help: "Groups to print (all with --json).") var limit = 20
 
-    struct Report: Encodable {
-        var groups: [DuplicateGroup]
-        var files: Int
-        var wastedBytes: Int64
-        var verified: Bool
-        var splits: [VerifiedDuplicates.Split]
-        var skipped: [ActionProblem]
-    }
-
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let groups = try filters.groups(library)
-        var report = Report(groups: groups, files: 0, wastedBytes: 0, verified: false, splits: [], skipped: [])
-        if verify {
-            let line = CountLine(enabled: !global.json, label: "verifying")
-            let verified = try DuplicateVerifier.verify(groups, library: library) { line.show($0, $1) }
-            line.clear()
-            report.groups = verified.groups
-            report.splits = verified.splits
-            report.skipped = verified.skipped
-            report.verified = true
+        let target = Via.target(
+            "/v1/dupes",
+            [
+                ("minSize", filters.minSize), ("kind", filters.kind), ("location", filters.location),
+                ("verify", verify ? "true" : nil),
+            ]
+        )
+        let line = CountLine(enabled: !global.json && verify, label: "verifying")
+        let report = try Via.get(libraryOptions, target) { library in
+            try Operations.dupes(
+                library,
+                minSize: filters.minSize,
+                kind: filters.kind,
+                location: filters.location,
+                verify: verify
+            ) { line.show($0, $1) }
         }
-        report.files = report.groups.reduce(0) { $0 + $1.files }
-        report.wastedBytes = report.groups.reduce(0) { $0 + $1.wastedBytes }
+        line.clear()
         if global.json { return try Output.json(report) }
         if report.groups.isEmpty {
             print(verify ? "no duplicates (verified by full hash)" : "no duplicates")
@@ -199,11 +193,10 @@ struct RedundancyCommand: ParsableCommand {
             )
         }
         if let ifLost { return try lost(ifLost) }
-        if let minCopies, !(1...100).contains(minCopies) { throw UserError("--min-copies is 1 to 100") }
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let configured = Int(try library.setting("min-copies") ?? "") ?? 1
-        let report = try library.redundancy(minCopies: minCopies ?? max(2, configured), category: kind?.lowercased())
+        let target = Via.target("/v1/redundancy", [("minCopies", minCopies.map(String.init)), ("kind", kind)])
+        let report = try Via.get(libraryOptions, target) {
+            try Operations.redundancy($0, minCopies: minCopies, kind: kind)
+        }
         if global.json { return try Output.json(report) }
         print(
             "\(report.contents) contents with fewer than \(report.minCopies) copies: "
@@ -226,35 +219,13 @@ struct RedundancyCommand: ParsableCommand {
         if report.pendingFiles > 0 { print("not identified yet (not counted): \(report.pendingFiles) files") }
     }
 
-    struct LossReport: Encodable {
-        var lost: String
-        var report: RedundancyReport
-        /// The library folder is on what is lost: without a copy elsewhere, the index goes too.
-        var libraryOnIt: Bool
-        var library: String
-    }
-
     func lost(_ what: String) throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let loss: Loss
-        let libraryOnIt: Bool
-        if what.hasPrefix("/") || what.hasPrefix("~") || what.hasPrefix(".") {
-            let path = CopyCommand.absolute(what)
-            guard let dev = FileSystem.identity(path)?.device else {
-                throw UserError("cannot read '\(path)'; give a path on a mounted disk, or a device id")
-            }
-            loss = .filesystem(dev)
-            libraryOnIt = FileSystem.identity(library.path)?.device == dev
-        } else {
-            guard let device = try library.knownDevices().first(where: { $0.lowercased() == what.lowercased() }) else {
-                throw UserError("'\(what)' is neither a path nor a device of this library")
-            }
-            loss = .device(device)
-            libraryOnIt = device == library.device.id.description
-        }
-        let report = try library.redundancy(minCopies: 1, category: kind?.lowercased(), ifLost: loss)
-        let result = LossReport(lost: what, report: report, libraryOnIt: libraryOnIt, library: library.path)
+        let asked =
+            what.hasPrefix("/") || what.hasPrefix("~") || what.hasPrefix(".") ? CopyCommand.absolute(what) : what
+        let target = Via.target("/v1/redundancy", [("ifLost", asked), ("kind", kind)])
+        var result = try Via.get(libraryOptions, target) { try Operations.loss($0, asked, kind: kind) }
+        result.lost = what
+        let (report, libraryOnIt) = (result.report, result.libraryOnIt)
         if global.json { return try Output.json(result) }
         print(
             "if \(what) were lost: \(report.contents) contents with no copy left, \(ByteFormat.string(report.bytesAtRisk))"
@@ -265,7 +236,7 @@ struct RedundancyCommand: ParsableCommand {
             )
         }
         if libraryOnIt {
-            print("the library itself (\(library.path)) is on it too: keep a copy of that folder elsewhere")
+            print("the library itself (\(result.library)) is on it too: keep a copy of that folder elsewhere")
         }
     }
 }
@@ -289,47 +260,26 @@ struct ResolveCommand: ParsableCommand {
     @OptionGroup var libraryOptions: LibraryOptions
     @Argument(help: "An SdPath (sd://content/ID, sd://DEVICE/path) or a plain path.") var path: String
 
-    struct Physical: Encodable {
-        var path: String
-        var exists: Bool
-        var indexed: Bool
-        var entry: EntryInfo?
-        var sdPath: String
-    }
-
-    struct Content: Encodable {
-        var contentID: String
-        var chosen: String?
-        var copies: [CopyCandidate]
-    }
-
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        if path.hasPrefix(SDPath.scheme), case .content(let id)? = try? SDPath(parsing: path) {
-            let copies = try ContentResolver.copies(of: id, library: library)
-            let result = Content(contentID: id.hex, chosen: copies.first { $0.reachable }?.path, copies: copies)
+        let path = Actions.argument(self.path)
+        let answer = try Via.get(libraryOptions, Via.target("/v1/resolve", [("path", path)])) {
+            try Operations.resolveAnswer(path, $0)
+        }
+        if let result = answer.content {
             if global.json { return try Output.json(result) }
-            if copies.isEmpty { throw UserError("the library knows no file with content \(id)") }
-            for (i, copy) in copies.enumerated() {
+            if result.copies.isEmpty { throw UserError("the library knows no file with content \(result.contentID)") }
+            for (i, copy) in result.copies.enumerated() {
                 let mark = copy.path == result.chosen ? "*" : " "
                 print(
                     "\(mark) \(i + 1). \(copy.path)  (\(copy.local ? "this device" : copy.device), \(copy.speed))"
                         + (copy.why.map { ": \($0)" } ?? "")
                 )
             }
-            if result.chosen == nil { throw UserError("no copy of content \(id) is reachable now") }
+            if result.chosen == nil { throw UserError("no copy of content \(result.contentID) is reachable now") }
             return
         }
-        let local = try Actions.path(path, library)
-        let entry = try library.resolveEntry(path: Array(local.utf8)).flatMap { try library.fetchEntry(id: $0.1) }
-        let result = Physical(
-            path: local,
-            exists: FileSystem.exists(local),
-            indexed: entry != nil,
-            entry: entry,
-            sdPath: SDPath.physical(device: library.device.id, path: local).description
-        )
+        guard let result = answer.physical else { throw UserError("'\(path)' resolves to nothing") }
+        let entry = result.entry
         if global.json { return try Output.json(result) }
         print(result.sdPath)
         print("  on disk: \(result.exists ? "yes" : "no")")

@@ -113,3 +113,40 @@ enum DaemonLink {
         do { return try body() } catch let error as APIError { throw UserError(error.message) }
     }
 }
+
+/// A command's data from the daemon when one serves the library, else from the library here: the same
+/// operation either way.
+enum Via {
+    static func get<T: Decodable>(
+        _ options: LibraryOptions,
+        _ target: String,
+        direct: (Library) throws -> T
+    ) throws -> T {
+        if let daemon = DaemonLink.client(for: options) {
+            return try DaemonLink.call { try daemon.get(target, T.self) }
+        }
+        let library = try options.open()
+        defer { try? library.close() }
+        return try direct(library)
+    }
+
+    static func post<T: Decodable>(
+        _ options: LibraryOptions,
+        _ target: String,
+        _ body: some Encodable,
+        direct: (Library) throws -> T
+    ) throws -> T {
+        if let daemon = DaemonLink.client(for: options) {
+            return try DaemonLink.call { try daemon.post(target, body, T.self) }
+        }
+        let library = try options.open()
+        defer { try? library.close() }
+        return try direct(library)
+    }
+
+    /// `path?name=value&...`, the values escaped, the nil ones left out.
+    static func target(_ path: String, _ parameters: [(String, String?)]) -> String {
+        let query = parameters.compactMap { name, value in value.map { "\(name)=\(APIClient.query($0))" } }
+        return query.isEmpty ? path : path + "?" + query.joined(separator: "&")
+    }
+}

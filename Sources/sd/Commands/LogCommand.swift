@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDStore
 
 /// `sd log`: what was done to files, by whom, with what outcome.
@@ -13,9 +14,9 @@ struct LogCommand: ParsableCommand {
     @Option(help: "At most this many entries.") var limit = 50
 
     func run() throws {
-        let library = try libraryOptions.open()
-        defer { try? library.close() }
-        let log = try library.auditLog(limit: max(1, limit))
+        let log = try Via.get(libraryOptions, "/v1/log?limit=\(max(1, limit))") {
+            try $0.auditLog(limit: max(1, limit))
+        }
         if global.json { return try Output.json(log) }
         if log.isEmpty {
             print("nothing in the audit log yet")

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDStore
 
 /// `sd tag`: tags, shared metadata that follows a file's content to its copies.
@@ -22,6 +23,13 @@ struct TagCommand: ParsableCommand {
         defaultSubcommand: List.self
     )
 
+    static func edit(_ edit: TagEdit, _ options: LibraryOptions) throws {
+        let answer = try Via.post(options, "/v1/tags/edit", edit) {
+            MessageAnswer(message: try Operations.editTag(edit, $0))
+        }
+        print(answer.message)
+    }
+
     static func run<T>(_ body: () throws -> T) throws -> T {
         do { return try body() } catch let error as TagError { throw UserError(error.message) }
     }
@@ -32,13 +40,7 @@ struct TagCommand: ParsableCommand {
         @Argument(help: "Its name, e.g. photos or finance/tax.") var name: String
         @Option(help: "A color, #rrggbb.") var color: String?
 
-        func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            try TagCommand.run { _ = try library.createTag(name, color: color) }
-            try library.appendAudit(action: "tag-create", target: name, details: nil, outcome: "ok", jobID: nil)
-            print("created tag \(name)")
-        }
+        func run() throws { try TagCommand.edit(TagEdit(action: "create", name: name, color: color), libraryOptions) }
     }
 
     struct List: ParsableCommand {
@@ -47,9 +49,7 @@ struct TagCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let tags = try library.tags()
+            let tags = try Via.get(libraryOptions, "/v1/tags") { try $0.tags() }
             if global.json { return try Output.json(tags) }
             if tags.isEmpty { return print("no tags yet (`sd tag create NAME`)") }
             for tag in tags { print("\(tag.name)\(tag.color.map { " \($0)" } ?? "")  \(tag.uses) items") }
@@ -63,11 +63,7 @@ struct TagCommand: ParsableCommand {
         @Argument var newName: String
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            try TagCommand.run { try library.renameTag(name, to: newName) }
-            try library.appendAudit(action: "tag-rename", target: name, details: newName, outcome: "ok", jobID: nil)
-            print("renamed tag \(name) to \(newName)")
+            try TagCommand.edit(TagEdit(action: "rename", name: name, newName: newName), libraryOptions)
         }
     }
 
@@ -78,27 +74,13 @@ struct TagCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument var name: String
 
-        func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            try TagCommand.run { try library.deleteTag(name) }
-            try library.appendAudit(action: "tag-delete", target: name, details: nil, outcome: "ok", jobID: nil)
-            print("deleted tag \(name)")
-        }
+        func run() throws { try TagCommand.edit(TagEdit(action: "delete", name: name), libraryOptions) }
     }
 
     static func set(_ tag: String, _ paths: [String], present: Bool, _ options: LibraryOptions) throws {
-        let library = try options.open()
-        defer { try? library.close() }
-        let absolute = try paths.map { try Actions.path($0, library) }
-        let (changed, missing) = try TagCommand.run { try library.setTag(tag, on: absolute, present: present) }
-        try library.appendAudit(
-            action: present ? "tag-add" : "tag-remove",
-            target: tag,
-            details: CopyCommand.json(["changed": changed, "notIndexed": missing.count]),
-            outcome: missing.isEmpty ? "ok" : "partial",
-            jobID: nil
-        )
+        let request = TagRequest(tag: tag, paths: paths.map(Actions.argument), present: present)
+        let answer = try Via.post(options, "/v1/tags/apply", request) { try Operations.setTag(request, $0) }
+        let (changed, missing) = (answer.changed, answer.notIndexed)
         print("\(present ? "tagged" : "untagged") \(changed) item(s) \(present ? "with" : "from") \(tag)")
         for path in missing.prefix(10) { Output.error("not in the index (see `sd location add`, `sd index`): \(path)") }
         if !missing.isEmpty { throw ExitCode(1) }
@@ -129,11 +111,9 @@ struct TagCommand: ParsableCommand {
         @Argument var path: String
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let absolute = try Actions.path(path, library)
-            guard let tags = try library.tags(ofEntryAt: absolute) else {
-                throw UserError("'\(absolute)' is not in the index")
+            let path = Actions.argument(self.path)
+            let tags = try Via.get(libraryOptions, Via.target("/v1/tags/of", [("path", path)])) {
+                try Operations.tags(of: path, $0)
             }
             if global.json { return try Output.json(tags) }
             print(tags.isEmpty ? "no tags" : tags.joined(separator: "\n"))
@@ -171,18 +151,15 @@ struct MetaCommand: ParsableCommand {
         @Flag(help: "Clear the rating.") var clearRating = false
 
         func run() throws {
-            guard !paths.isEmpty else { throw UserError("give the files to change") }
-            guard rating != nil || favorite != nil || note != nil || clearRating else {
-                throw UserError("say what to change: --rating N, --favorite/--no-favorite, --note TEXT, --clear-rating")
-            }
-            if clearRating && rating != nil { throw UserError("--rating and --clear-rating cannot go together") }
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let absolute = try paths.map { try Actions.path($0, library) }
-            var change = MetadataChange(favorite: favorite)
-            if let rating { change.rating = .some(rating) } else if clearRating { change.rating = .some(nil) }
-            if let note { change.note = .some(note.isEmpty ? nil : note) }
-            let (changed, missing) = try TagCommand.run { try library.setMetadata(change, on: absolute) }
+            let request = MetaRequest(
+                paths: paths.map(Actions.argument),
+                rating: rating,
+                clearRating: clearRating ? true : nil,
+                favorite: favorite,
+                note: note
+            )
+            let answer = try Via.post(libraryOptions, "/v1/meta", request) { try Operations.setMetadata(request, $0) }
+            let (changed, missing) = (answer.changed, answer.notIndexed)
             print("changed \(changed) item(s)")
             for path in missing.prefix(10) {
                 Output.error("not in the index (see `sd location add`, `sd index`): \(path)")
@@ -198,21 +175,12 @@ struct MetaCommand: ParsableCommand {
         @Argument var path: String
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let absolute = try Actions.path(path, library)
-            guard let meta = try library.metadata(ofEntryAt: absolute),
-                let tags = try library.tags(ofEntryAt: absolute)
-            else { throw UserError("'\(absolute)' is not in the index") }
-            if global.json {
-                struct View: Encodable {
-                    var rating: Int?
-                    var favorite: Bool
-                    var note: String?
-                    var tags: [String]
-                }
-                return try Output.json(View(rating: meta.rating, favorite: meta.favorite, note: meta.note, tags: tags))
+            let path = Actions.argument(self.path)
+            let meta = try Via.get(libraryOptions, Via.target("/v1/meta", [("path", path)])) {
+                try Operations.metadata(of: path, $0)
             }
+            let tags = meta.tags
+            if global.json { return try Output.json(meta) }
             print("rating: \(meta.rating.map { String(repeating: "*", count: $0) + " (\($0))" } ?? "none")")
             print("favorite: \(meta.favorite ? "yes" : "no")")
             print("note: \(meta.note ?? "none")")
