@@ -152,6 +152,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "SDDaemonTests",
+            dependencies: [
+                "SDDaemon", "SDAPI", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "SDEndToEndTests",
             dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
             swiftSettings: strictSettings

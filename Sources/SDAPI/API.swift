@@ -151,7 +151,9 @@ public struct APIClient: Sendable {
     }
 
     func decode<T: Decodable>(_ response: UnixHTTP.Response, _ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data(response.body))
+        let decoder = JSONDecoder()
+        decoder.dateDecodingStrategy = .iso8601
+        return try decoder.decode(T.self, from: Data(response.body))
     }
 
     /// `value` escaped for a query string.

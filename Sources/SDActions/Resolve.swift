@@ -38,10 +38,13 @@ public struct CopyCandidate: Sendable, Codable, Equatable {
 
 /// How fast a filesystem is likely to serve a read, from its type: memory, local disk, removable or foreign
 /// filesystems, network.
-public enum SpeedClass: Int, Sendable, Codable, Comparable {
-    case memory = 0, local, removable, network, unknown
+public enum SpeedClass: String, Sendable, Codable, Comparable, CaseIterable {
+    // Fastest first.
+    case memory, local, removable, network, unknown
 
-    public static func < (a: SpeedClass, b: SpeedClass) -> Bool { a.rawValue < b.rawValue }
+    var rank: Int { Self.allCases.firstIndex(of: self)! }
+
+    public static func < (a: SpeedClass, b: SpeedClass) -> Bool { a.rank < b.rank }
 
     public static func of(filesystem: String) -> SpeedClass {
         switch filesystem {

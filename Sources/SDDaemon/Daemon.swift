@@ -51,7 +51,7 @@ public struct Daemon: Sendable {
         let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger))
-        Routes(daemon: self, conductor: conductor).add(to: router)
+        Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
         let socket = self.socket
         let pidFile = self.pidFile
         let logger = self.logger
@@ -162,6 +162,7 @@ enum JSON {
     static func response(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
+        encoder.dateEncodingStrategy = .iso8601
         let data = try encoder.encode(value)
         return Response(
             status: status,
@@ -175,12 +176,47 @@ enum JSON {
     }
 }
 
+/// The router, and the list of what it serves (for the API document's test).
+final class RouteTable {
+    let router: Router<BasicRequestContext>
+    private(set) var served: [String] = []
+
+    init(_ router: Router<BasicRequestContext>) { self.router = router }
+
+    func get(
+        _ path: String,
+        use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> some ResponseGenerator
+    ) {
+        served.append("GET \(path)")
+        router.get(RouterPath(path), use: handler)
+    }
+
+    func post(
+        _ path: String,
+        use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> some ResponseGenerator
+    ) {
+        served.append("POST \(path)")
+        router.post(RouterPath(path), use: handler)
+    }
+}
+
+extension Daemon {
+    /// What the API serves: "GET /v1/info", ...
+    public var routes: [String] {
+        let table = RouteTable(Router())
+        Routes(daemon: self, conductor: Conductor(library: library, hub: hub, logger: logger, watch: false)).add(
+            to: table
+        )
+        return table.served
+    }
+}
+
 /// The API's routes.
 struct Routes {
     let daemon: Daemon
     let conductor: Conductor
 
-    func add(to router: Router<BasicRequestContext>) {
+    func add(to router: RouteTable) {
         let daemon = self.daemon
         let library = daemon.library
         router.get("/v1/info") { _, _ in try JSON.response(daemon.info) }
@@ -233,7 +269,7 @@ struct Routes {
 
 extension Routes {
     /// Jobs: index runs, one job's state, pause, resume, cancel.
-    func addJobs(to router: Router<BasicRequestContext>) {
+    func addJobs(to router: RouteTable) {
         let library = daemon.library
         let conductor = self.conductor
         // POST /v1/index {"locations": [...]}: an index job per location (resumed if one was left), run here.
@@ -303,7 +339,7 @@ extension Routes {
     }
 
     /// Actions: a preview (kept for 15 minutes), then its commit by id; the job runs here.
-    func addActions(to router: Router<BasicRequestContext>) {
+    func addActions(to router: RouteTable) {
         let library = daemon.library
         let conductor = self.conductor
         router.post("/v1/actions/preview") { request, context in
@@ -379,7 +415,7 @@ enum Body {
 
 extension Routes {
     /// Tags, metadata, duplicates, redundancy, content paths, the audit log, the trash.
-    func addContent(to router: Router<BasicRequestContext>) {
+    func addContent(to router: RouteTable) {
         let library = daemon.library
         router.get("/v1/tags") { _, _ in try JSON.response(try library.tags()) }
         router.post("/v1/tags/edit") { request, context in

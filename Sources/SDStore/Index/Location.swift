@@ -21,6 +21,54 @@ public struct Location: Sendable, Codable, Equatable {
 
     public var pathString: String { String(decoding: path, as: UTF8.self) }
 
+    // JSON (the CLI's --json, the API): the path as text; a root whose name is not UTF-8 as `pathBytes`
+    // (base64) instead, so that nothing is lost.
+    enum CodingKeys: String, CodingKey {
+        case id, uuid, name, path, pathBytes, volumeID, volumeIdentity, indexContent, state, stateReason
+        case rootEntryID, scanEpoch, lastIndexedAt
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        uuid = try c.decode(String.self, forKey: .uuid)
+        name = try c.decode(String.self, forKey: .name)
+        if let text = try c.decodeIfPresent(String.self, forKey: .path) {
+            path = Array(text.utf8)
+        } else {
+            let data = try c.decode(Data.self, forKey: .pathBytes)
+            path = Array(data)
+        }
+        volumeID = try c.decodeIfPresent(Int64.self, forKey: .volumeID)
+        volumeIdentity = try c.decodeIfPresent(String.self, forKey: .volumeIdentity)
+        indexContent = try c.decode(Bool.self, forKey: .indexContent)
+        state = try c.decode(String.self, forKey: .state)
+        stateReason = try c.decodeIfPresent(String.self, forKey: .stateReason)
+        rootEntryID = try c.decodeIfPresent(Int64.self, forKey: .rootEntryID)
+        scanEpoch = try c.decode(Int64.self, forKey: .scanEpoch)
+        lastIndexedAt = try c.decodeIfPresent(Int64.self, forKey: .lastIndexedAt)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(uuid, forKey: .uuid)
+        try c.encode(name, forKey: .name)
+        if let text = String(validating: path, as: UTF8.self) {
+            try c.encode(text, forKey: .path)
+        } else {
+            try c.encode(Data(path), forKey: .pathBytes)
+        }
+        try c.encodeIfPresent(volumeID, forKey: .volumeID)
+        try c.encodeIfPresent(volumeIdentity, forKey: .volumeIdentity)
+        try c.encode(indexContent, forKey: .indexContent)
+        try c.encode(state, forKey: .state)
+        try c.encodeIfPresent(stateReason, forKey: .stateReason)
+        try c.encodeIfPresent(rootEntryID, forKey: .rootEntryID)
+        try c.encode(scanEpoch, forKey: .scanEpoch)
+        try c.encodeIfPresent(lastIndexedAt, forKey: .lastIndexedAt)
+    }
+
     init(row: Row) {
         id = row["id"]
         uuid = row["uuid"]
