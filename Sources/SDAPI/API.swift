@@ -20,6 +20,11 @@ public enum API {
         runtimeDirectory(environment) + "/sdd.sock"
     }
 
+    /// The bearer token for the daemon's loopback TCP port (0600).
+    public static func tokenPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        runtimeDirectory(environment) + "/sdd.token"
+    }
+
     public static func pidPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         runtimeDirectory(environment) + "/sdd.pid"
     }
@@ -34,13 +39,23 @@ public struct DaemonInfo: Codable, Sendable, Equatable {
     /// Milliseconds since 1970.
     public var startedAt: Int64
     public var apiVersion: Int
+    /// The loopback TCP port also served (with the bearer token in sdd.token), if any.
+    public var tcpPort: Int?
 
-    public init(pid: Int32, libraryID: String, libraryName: String, libraryPath: String, startedAt: Int64) {
+    public init(
+        pid: Int32,
+        libraryID: String,
+        libraryName: String,
+        libraryPath: String,
+        startedAt: Int64,
+        tcpPort: Int? = nil
+    ) {
         self.pid = pid
         self.libraryID = libraryID
         self.libraryName = libraryName
         self.libraryPath = libraryPath
         self.startedAt = startedAt
+        self.tcpPort = tcpPort
         apiVersion = 1
     }
 }

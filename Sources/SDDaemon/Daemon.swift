@@ -22,8 +22,12 @@ public struct Daemon: Sendable {
     public let pidFile: String
     /// Keep the locations watched (off for a daemon that only answers).
     public var watch = true
+    /// Also serve on loopback TCP at this port (0: any free port), with a bearer token kept in `tokenFile`.
+    public var tcpPort: Int?
+    public var tokenFile: String = API.tokenPath()
     let logger: Logger
     let hub = EventHub()
+    let listening = TCPListening()
 
     public init(library: Library, socket: String = API.socketPath(), pidFile: String = API.pidPath(), logger: Logger) {
         self.library = library
@@ -38,7 +42,8 @@ public struct Daemon: Sendable {
             libraryID: library.manifest.id.description,
             libraryName: library.manifest.name,
             libraryPath: library.path,
-            startedAt: Self.started
+            startedAt: Self.started,
+            tcpPort: listening.port
         )
     }
 
@@ -65,6 +70,8 @@ public struct Daemon: Sendable {
             },
             logger: logger
         )
+        var services: [any Service] = [app]
+        if let tcpPort { services.append(try tcpApplication(port: tcpPort, conductor: conductor)) }
         defer {
             FileSystem.remove(socket)
             FileSystem.remove(pidFile)
@@ -74,12 +81,46 @@ public struct Daemon: Sendable {
         // checkpoint), then the server, which waits for requests in flight (open event streams included).
         let group = ServiceGroup(
             configuration: .init(
-                services: [app, BackgroundWork(conductor: conductor, hub: hub)],
+                services: services + [BackgroundWork(conductor: conductor, hub: hub)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
         )
         try await group.run()
+    }
+
+    /// The same API on 127.0.0.1: every request needs `Authorization: Bearer TOKEN`, the token being the
+    /// content of `tokenFile` (made once, 0600, 256 random bits; kept across restarts).
+    func tcpApplication(port: Int, conductor: Conductor) throws -> some Service {
+        let token = try Self.token(at: tokenFile)
+        let router = Router()
+        router.middlewares.add(ErrorMiddleware(logger: logger))
+        router.middlewares.add(BearerMiddleware(token: token))
+        Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
+        let logger = self.logger
+        let listening = self.listening
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "sdd"),
+            onServerRunning: { channel in
+                listening.set(channel.localAddress?.port)
+                logger.info("serving on loopback TCP", metadata: ["port": "\(channel.localAddress?.port ?? 0)"])
+            },
+            logger: logger
+        )
+    }
+
+    /// The bearer token in `path`, made when there is none.
+    static func token(at path: String) throws -> String {
+        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
+            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            if token.count >= 32 { return token }
+        }
+        var random = SystemRandomNumberGenerator()
+        let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }.joined()
+        try FileSystem.makeDirectories(FileSystem.parent(of: path), mode: 0o700)
+        try FileSystem.writeAtomically(Array((token + "\n").utf8), to: path, mode: 0o600)
+        return token
     }
 
     /// The runtime folder (0700), and no socket in the way: a live daemon there is an error, a dead one's
@@ -492,5 +533,31 @@ enum Query {
             throw BadRequest("a path with '..' is not allowed; give it resolved")
         }
         return path
+    }
+}
+
+/// The TCP port being served, once it is.
+final class TCPListening: Sendable {
+    private let value = Mutex<Int?>(nil)
+    var port: Int? { value.withLock { $0 } }
+    func set(_ port: Int?) { value.withLock { $0 = port } }
+}
+
+/// Refuses (401) every request without the daemon's bearer token; compared in constant time.
+struct BearerMiddleware: RouterMiddleware {
+    typealias Context = BasicRequestContext
+    let token: String
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
+        -> Response
+    {
+        let given = request.headers[.authorization] ?? ""
+        let expected = "Bearer " + token
+        var difference = UInt8(given.utf8.count == expected.utf8.count ? 0 : 1)
+        for (a, b) in zip(given.utf8, expected.utf8) { difference |= a ^ b }
+        guard difference == 0 else {
+            return JSON.error(.unauthorized, "give the token in sdd.token as 'Authorization: Bearer TOKEN'")
+        }
+        return try await next(request, context)
     }
 }

@@ -4,6 +4,7 @@ import Logging
 import SDAPI
 import SDDaemon
 import SDStore
+import SDSystem
 
 /// `sdd`: the sd daemon. Serves one library's API on a Unix socket until SIGTERM or SIGINT.
 @main
@@ -20,6 +21,10 @@ struct SDD: AsyncParsableCommand {
     @Option(help: "The library: a NAME under the data folder, or a PATH (default: the default library).")
     var library: String?
     @Option(help: "The socket to serve (default: see above).") var socket: String?
+    @Option(
+        help: "Also serve on 127.0.0.1 at this port (0: any), with the bearer token in sdd.token beside the socket."
+    )
+    var tcpPort: Int?
 
     func run() async throws {
         let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
@@ -35,7 +40,15 @@ struct SDD: AsyncParsableCommand {
             handler.logLevel = level
         }
         let logger = Logger(label: "sdd") { _ in handler }
-        let daemon = Daemon(library: opened, socket: socket ?? API.socketPath(), logger: logger)
+        var daemon = Daemon(library: opened, socket: socket ?? API.socketPath(), logger: logger)
+        if let tcpPort {
+            guard (0...65535).contains(tcpPort) else {
+                FileHandle.standardError.write(Data("sdd: error: --tcp-port is 0 to 65535\n".utf8))
+                throw ExitCode(1)
+            }
+            daemon.tcpPort = tcpPort
+            daemon.tokenFile = FileSystem.parent(of: daemon.socket) + "/sdd.token"
+        }
         do {
             try await daemon.run()
         } catch let error as DaemonError {

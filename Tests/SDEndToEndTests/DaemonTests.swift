@@ -93,4 +93,44 @@ import Testing
         // Direct again (the new file is in the index now).
         #expect(try sd.run(["status"]).status == 0)
     }
+
+    /// Loopback TCP: only with the bearer token from the 0600 token file; the same answers as the socket.
+    @Test(.timeLimit(.minutes(10))) func tcpNeedsTheToken() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-daemon-tcp")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        try dir.write("home/a.txt", Array("alpha".utf8))
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        let started = try sd.run(["daemon", "start", "--tcp-port", "0", "--json"])
+        #expect(started.status == 0, "\(started.stderr)")
+        defer { _ = try? sd.run(["daemon", "stop"]) }
+        let info = try JSONSerialization.jsonObject(with: Data(started.stdout.utf8)) as? [String: Any]
+        let port = try #require(info?["tcpPort"] as? Int)
+        let tokenFile = sd.environment["SD_RUNTIME_DIR"]! + "/sdd.token"
+        var st = stat()
+        #expect(stat(tokenFile, &st) == 0 && st.st_mode & 0o777 == 0o600)
+        let token = try String(contentsOfFile: tokenFile, encoding: .utf8).trimmingCharacters(
+            in: .whitespacesAndNewlines
+        )
+        #expect(token.count == 64)
+        let curl = Run.which("curl") ?? "/usr/bin/curl"
+        func get(_ headers: [String]) throws -> (code: String, body: String) {
+            let r = try Run.program(
+                curl,
+                ["-s", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + ["http://127.0.0.1:\(port)/v1/status"]
+            )
+            let text = String(decoding: r.out, as: UTF8.self)
+            let lines = text.split(separator: "\n", omittingEmptySubsequences: false)
+            return (String(lines.last ?? ""), lines.dropLast().joined(separator: "\n"))
+        }
+        let none = try get([])
+        #expect(none.code == "401" && none.body.hasPrefix("{\"error\":"), "\(none)")
+        #expect(try get(["Authorization: Bearer " + String(repeating: "0", count: 64)]).code == "401")
+        #expect(try get(["Authorization: Bearer " + token + "0"]).code == "401")
+        let good = try get(["Authorization: Bearer " + token])
+        #expect(good.code == "200")
+        let socket = sd.environment["SD_RUNTIME_DIR"]! + "/sdd.sock"
+        let viaSocket = try UnixHTTP.request(socket: socket, method: "GET", target: "/v1/status", body: nil)
+        #expect(good.body == String(decoding: viaSocket.body, as: UTF8.self))
+    }
 }

@@ -28,6 +28,8 @@ struct DaemonCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Start sdd in the background for a library.")
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
+        @Option(help: "Also serve on 127.0.0.1 at this port (0: any free one), with a bearer token (sdd.token, 0600).")
+        var tcpPort: Int?
 
         func run() throws {
             if let running = APIClient().info() {
@@ -47,7 +49,8 @@ struct DaemonCommand: ParsableCommand {
             defer { close(out) }
             let child = try ChildProcess.start(
                 binary,
-                libraryOptions.library.map { ["--library", $0] } ?? [],
+                (libraryOptions.library.map { ["--library", $0] } ?? [])
+                    + (tcpPort.map { ["--tcp-port", "\($0)"] } ?? []),
                 standardOutput: .descriptor(out),
                 standardError: .descriptor(out),
                 newSession: true
@@ -56,7 +59,10 @@ struct DaemonCommand: ParsableCommand {
             while Date() < deadline {
                 if let info = APIClient().info() {
                     if global.json { return try Output.json(info) }
-                    return print("sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())")
+                    let tcp = info.tcpPort.map { " and 127.0.0.1:\($0) (token in \(API.tokenPath()))" } ?? ""
+                    return print(
+                        "sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())\(tcp)"
+                    )
                 }
                 if let ended = child.termination {
                     let said = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
