@@ -108,3 +108,13 @@ int csd_spawn_new_session(void *attributes) {
     return ENOSYS;
 #endif
 }
+
+#include <sys/resource.h>
+int csd_nice_this_thread(int niceness) {
+#ifdef __linux__
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), niceness);
+#else
+    (void)niceness;
+    return 0;
+#endif
+}

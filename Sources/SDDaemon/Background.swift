@@ -4,6 +4,7 @@ import SDAPI
 import SDIndexer
 import SDJobs
 import SDStore
+import SDSystem
 import ServiceLifecycle
 import Synchronization
 
@@ -22,7 +23,13 @@ final class EventHub: Sendable {
         return stream
     }
 
-    func publish(_ object: [String: Any]) {
+    /// How many change events were published: a count that moves whenever the index changed or a job ended
+    /// (progress reports do not count).
+    var generation: Int { published.withLock { $0 } }
+    private let published = Mutex(0)
+
+    func publish(_ object: [String: Any], progress: Bool = false) {
+        if !progress { published.withLock { $0 += 1 } }
         guard let line = Events.jsonLine(object) else { return }
         for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(line) }
     }
@@ -40,11 +47,38 @@ final class EventHub: Sendable {
 struct BackgroundWork: Service {
     let conductor: Conductor
     let hub: EventHub
+    let activity: Activity
 
     func run() async throws {
         await conductor.start()
+        let library = conductor.library
+        let hub = self.hub
+        let activity = self.activity
+        // Once idle (no request, no change, no job for 15 s), SQLite's caches and the heap's free memory go
+        // back to the system: a sweep or a burst of requests fills them, and an idle daemon should be small.
+        let trimmer = Task {
+            var trimmed: (requests: Int, generation: Int)?
+            while !Task.isCancelled {
+                let seen = (requests: activity.requests, generation: hub.generation)
+                try? await Task.sleep(for: .seconds(15))
+                let now = (requests: activity.requests, generation: hub.generation)
+                guard now == seen, trimmed.map({ $0 != now }) ?? true, await conductor.isIdle else { continue }
+                library.releaseMemory()
+                try? await Task.sleep(for: .seconds(1))
+                Memory.returnFreedToSystem()
+                trimmed = now
+            }
+        }
         try? await gracefulShutdown()
+        trimmer.cancel()
         hub.finish()
         await conductor.shutdown()
     }
+}
+
+/// How many requests the daemon answered (to tell when it is idle).
+final class Activity: Sendable {
+    private let count = Mutex(0)
+    var requests: Int { count.withLock { $0 } }
+    func touch() { count.withLock { $0 += 1 } }
 }

@@ -5,6 +5,7 @@ import SDActions
 import SDIndexer
 import SDJobs
 import SDStore
+import SDSystem
 import Synchronization
 
 /// Runs the daemon's jobs and keeps the locations watched, and keeps the two apart: an index job needs its
@@ -52,6 +53,23 @@ actor Conductor {
         let left = (try? runner.interrupted()) ?? []
         for job in left { launch(job) }
         if !left.isEmpty { logger.info("resuming \(left.count) unfinished job(s)") }
+        // A location never indexed is indexed by a job (in the background, resumable, with progress events)
+        // before it is watched, not by the watcher's start.
+        if watchEnabled {
+            for location in (try? library.fetchLocations()) ?? [] where location.rootEntryID == nil {
+                guard (try? library.fetchUnfinishedJob(kind: "index", target: location.uuid)) == nil else { continue }
+                guard Indexer(library: library).offlineReason(location) == nil else { continue }
+                if let job = try? library.createJob(
+                    kind: "index",
+                    target: location.uuid,
+                    checkpoint: nil,
+                    state: "queued"
+                ) {
+                    logger.info("indexing \(location.name), never indexed yet")
+                    launch(job)
+                }
+            }
+        }
         startWatchingIfIdle()
     }
 
@@ -66,7 +84,7 @@ actor Conductor {
         let library = self.library
         // Jobs block (disk reads, SQLite writes): each runs on a thread of its own, never on the few threads
         // that serve requests.
-        let thread = ThreadExecutor(name: "sdd-job-\(job.id.prefix(8))")
+        let thread = ThreadExecutor(name: "sdd-job-\(job.id.prefix(8))", background: true)
         tasks[job.id] = Task.detached(executorPreference: thread) {
             defer { thread.finish() }
             if exclusive { await self.stopWatching() }
@@ -79,19 +97,22 @@ actor Conductor {
                         kinds: [
                             IndexJob(
                                 progress: { progress in
-                                    hub.publish([
-                                        "event": "index-progress", "job": job.id, "location": progress.location,
-                                        "phase": progress.phase.rawValue, "entries": progress.entries,
-                                        "hashed": progress.hashed, "toHash": progress.toHash,
-                                    ])
+                                    hub.publish(
+                                        [
+                                            "event": "index-progress", "job": job.id, "location": progress.location,
+                                            "phase": progress.phase.rawValue, "entries": progress.entries,
+                                            "hashed": progress.hashed, "toHash": progress.toHash,
+                                        ],
+                                        progress: true
+                                    )
                                 },
                                 finished: { report in self.reports.withLock { $0[job.id] = report } }
                             )
                         ]
                     )
-                    result = try await single.run(job.id) { hub.publish(Events.job($0)) }
+                    result = try await single.run(job.id) { hub.publish(Events.job($0), progress: true) }
                 } else {
-                    result = try await runner.run(job.id) { hub.publish(Events.job($0)) }
+                    result = try await runner.run(job.id) { hub.publish(Events.job($0), progress: true) }
                 }
                 if Operations.isAction(kind) {
                     let outcome = result.state == "completed" ? "ok" : result.state
@@ -113,6 +134,9 @@ actor Conductor {
             await self.ended(job.id, exclusive: exclusive)
         }
     }
+
+    /// No job runs, and the watcher is not busy starting (an index job runs as a job).
+    var isIdle: Bool { tasks.isEmpty }
 
     /// Whether this daemon runs the job now.
     func isRunning(_ id: String) -> Bool { tasks[id] != nil }
@@ -259,17 +283,24 @@ struct Watching {
     #endif
 }
 
-/// A task executor with one thread of its own, for work that blocks; the thread ends with `finish()`.
+/// A task executor with threads of its own, for work that blocks (SQLite reads, disk I/O): jobs get one each
+/// (`finish()` ends it); request handlers share a few, so that the cooperative pool is never blocked.
 final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     // @unchecked: `jobs` and `done` are only touched under `lock`.
     private let lock = NSCondition()
     private var jobs: [UnownedJob] = []
     private var done = false
 
-    init(name: String) {
-        let thread = Thread { [self] in loop() }
-        thread.name = name
-        thread.start()
+    init(name: String, threads: Int = 1, background: Bool = false) {
+        for n in 0..<max(1, threads) {
+            let thread = Thread { [self] in
+                // A job's thread, and the walkers and hashers it starts, give way to requests.
+                if background { Priority.lowerThisThread() }
+                loop()
+            }
+            thread.name = threads == 1 ? name : "\(name)-\(n)"
+            thread.start()
+        }
     }
 
     func enqueue(_ job: UnownedJob) {
@@ -282,7 +313,7 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     func finish() {
         lock.lock()
         done = true
-        lock.signal()
+        lock.broadcast()
         lock.unlock()
     }
 

@@ -28,6 +28,10 @@ public struct Daemon: Sendable {
     let logger: Logger
     let hub = EventHub()
     let listening = TCPListening()
+    let activity = Activity()
+    /// `sd status` counts every entry (half a second at 100,000): computed once for all the requests that
+    /// come while nothing changed (no event since) and within a second.
+    let status = Fresh<IndexStatus>()
 
     public init(library: Library, socket: String = API.socketPath(), pidFile: String = API.pidPath(), logger: Logger) {
         self.library = library
@@ -55,7 +59,7 @@ public struct Daemon: Sendable {
         try prepareSocket()
         let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
         let router = Router()
-        router.middlewares.add(ErrorMiddleware(logger: logger))
+        router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
         Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
         let socket = self.socket
         let pidFile = self.pidFile
@@ -81,7 +85,7 @@ public struct Daemon: Sendable {
         // checkpoint), then the server, which waits for requests in flight (open event streams included).
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [BackgroundWork(conductor: conductor, hub: hub)],
+                services: services + [BackgroundWork(conductor: conductor, hub: hub, activity: activity)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -94,7 +98,7 @@ public struct Daemon: Sendable {
     func tcpApplication(port: Int, conductor: Conductor) throws -> some Service {
         let token = try Self.token(at: tokenFile)
         let router = Router()
-        router.middlewares.add(ErrorMiddleware(logger: logger))
+        router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
         router.middlewares.add(BearerMiddleware(token: token))
         Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
         let logger = self.logger
@@ -150,10 +154,12 @@ public struct DaemonError: Error, Sendable, CustomStringConvertible {
 struct ErrorMiddleware: RouterMiddleware {
     typealias Context = BasicRequestContext
     let logger: Logger
+    var activity: Activity?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws
         -> Response
     {
+        activity?.touch()
         let response = await answer(request, context: context, next: next)
         logger.debug("\(request.method) \(request.uri.path) \(response.status.code)")
         return response
@@ -217,19 +223,34 @@ enum JSON {
     }
 }
 
-/// The router, and the list of what it serves (for the API document's test).
+/// The router, and the list of what it serves (for the API document's test). Handlers run on the request
+/// threads (they read SQLite and the disk, which blocks), never on the cooperative pool.
 final class RouteTable {
     let router: Router<BasicRequestContext>
     private(set) var served: [String] = []
+    static let requestThreads = ThreadExecutor(
+        name: "sdd-request",
+        threads: max(16, 4 * ProcessInfo.processInfo.activeProcessorCount)
+    )
 
     init(_ router: Router<BasicRequestContext>) { self.router = router }
+
+    private func onRequestThreads<Output: ResponseGenerator>(
+        _ handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> Output
+    ) -> @Sendable (Request, BasicRequestContext) async throws -> Response {
+        { request, context in
+            try await withTaskExecutorPreference(Self.requestThreads) {
+                try await handler(request, context).response(from: request, context: context)
+            }
+        }
+    }
 
     func get(
         _ path: String,
         use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> some ResponseGenerator
     ) {
         served.append("GET \(path)")
-        router.get(RouterPath(path), use: handler)
+        router.get(RouterPath(path), use: onRequestThreads(handler))
     }
 
     func post(
@@ -237,7 +258,7 @@ final class RouteTable {
         use handler: @escaping @Sendable (Request, BasicRequestContext) async throws -> some ResponseGenerator
     ) {
         served.append("POST \(path)")
-        router.post(RouterPath(path), use: handler)
+        router.post(RouterPath(path), use: onRequestThreads(handler))
     }
 }
 
@@ -261,7 +282,11 @@ struct Routes {
         let daemon = self.daemon
         let library = daemon.library
         router.get("/v1/info") { _, _ in try JSON.response(daemon.info) }
-        router.get("/v1/status") { _, _ in try JSON.response(try library.status()) }
+        let hub = daemon.hub
+        let status = daemon.status
+        router.get("/v1/status") { _, _ in
+            try JSON.response(try status.get(generation: hub.generation, maxAge: .seconds(1)) { try library.status() })
+        }
         router.get("/v1/ls") { request, _ in
             guard let path = request.uri.queryParameters["path"].map(String.init), path.hasPrefix("/") else {
                 throw BadRequest("give an absolute path: /v1/ls?path=/home/me")
@@ -271,7 +296,6 @@ struct Routes {
             }
             return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
         }
-        let hub = daemon.hub
         // Server-sent events: one `data: {json}` per event (job progress, index changes), until shutdown.
         router.get("/v1/events") { _, _ in
             let events = hub.subscribe().map { ByteBuffer(string: "data: \($0)\n\n") }
@@ -283,6 +307,7 @@ struct Routes {
         }
         router.get("/v1/locations") { _, _ in try JSON.response(try library.fetchLocations()) }
         // GET /v1/search?q=TEXT[&sort=relevance|name|size|modified][&limit=N][&cursor=C]
+        let searches = AsyncSemaphore(permits: max(1, ProcessInfo.processInfo.activeProcessorCount))
         router.get("/v1/search") { request, _ in
             let parameters = request.uri.queryParameters
             guard let text = parameters["q"].map(String.init) else {
@@ -296,7 +321,9 @@ struct Routes {
             guard let limit = Int(limitText) else { throw BadRequest("limit is a number, not '\(limitText)'") }
             let cursor = parameters["cursor"].map(String.init)
             let search = try Operations.searchRequest(text, sort: sort, limit: limit, cursor: cursor)
-            return try JSON.response(try await Operations.search(library, search))
+            // A search can take a core for a while (a query most names match, before the search index caught
+            // up): at most one per core at once, so that quick requests still get the CPU.
+            return try await searches.withPermit { try JSON.response(try await Operations.search(library, search)) }
         }
         router.get("/v1/jobs") { request, _ in
             let all = request.uri.queryParameters["all"] == "true"
@@ -559,5 +586,76 @@ struct BearerMiddleware: RouterMiddleware {
             return JSON.error(.unauthorized, "give the token in sdd.token as 'Authorization: Bearer TOKEN'")
         }
         return try await next(request, context)
+    }
+}
+
+/// A value computed once for every caller that asks while it is fresh: same generation, younger than
+/// `maxAge`. While it is being computed again, callers get the previous value at once (the first callers,
+/// with none yet, wait): a slow computation never holds more than one request thread.
+final class Fresh<T: Sendable>: @unchecked Sendable {
+    // @unchecked: the fields are only touched under `lock`.
+    private let lock = NSCondition()
+    private var value: T?
+    private var generation = -1
+    private var at = ContinuousClock.now
+    private var computing = false
+
+    func get(generation current: Int, maxAge: Duration, _ compute: () throws -> T) throws -> T {
+        lock.lock()
+        while true {
+            if let value, generation == current, ContinuousClock.now - at < maxAge {
+                lock.unlock()
+                return value
+            }
+            if !computing { break }
+            if let value {
+                lock.unlock()
+                return value
+            }
+            lock.wait()
+        }
+        computing = true
+        lock.unlock()
+        defer {
+            lock.lock()
+            computing = false
+            lock.broadcast()
+            lock.unlock()
+        }
+        let fresh = try compute()
+        lock.lock()
+        (value, generation, at) = (fresh, current, ContinuousClock.now)
+        lock.unlock()
+        return fresh
+    }
+}
+
+/// At most `permits` holders at once; the others wait suspended (holding no thread), first come first served.
+actor AsyncSemaphore {
+    private var free: Int
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+
+    init(permits: Int) { free = permits }
+
+    func withPermit<T: Sendable>(_ body: @Sendable () async throws -> T) async throws -> T {
+        await acquire()
+        defer { release() }
+        return try await body()
+    }
+
+    private func acquire() async {
+        if free > 0 {
+            free -= 1
+            return
+        }
+        await withCheckedContinuation { waiting.append($0) }
+    }
+
+    private func release() {
+        if waiting.isEmpty {
+            free += 1
+        } else {
+            waiting.removeFirst().resume()
+        }
     }
 }

@@ -28,6 +28,8 @@ struct SDD: AsyncParsableCommand {
 
     func run() async throws {
         let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
+        // Many clients at once: enough reader connections that a quick read never waits behind slow ones.
+        Library.setMaximumReaders(max(4, 2 * ProcessInfo.processInfo.activeProcessorCount))
         let opened: Library
         do { opened = try LibraryLocator().open(library, device: device) } catch {
             FileHandle.standardError.write(Data("sdd: error: \(error)\n".utf8))

@@ -38,3 +38,7 @@ int csd_clone_file(int target_fd, int source_fd);
 int csd_spawn_new_session(void *attributes);
 
 #endif
+
+/// Lowers the calling thread's scheduling priority to `niceness` (Linux: threads it starts later inherit
+/// it). Returns 0, or -1 with errno set.
+int csd_nice_this_thread(int niceness);

@@ -2,6 +2,7 @@ import Foundation
 import GRDB
 import SDCore
 import SDSystem
+import Synchronization
 
 /// A library: one portable folder `NAME.sdlibrary/` holding the index (`library.db`, SQLite in WAL mode),
 /// `library.json`, `sidecars/` and `logs/`. Copying the folder (while no sd writes to it) is a backup.
@@ -229,13 +230,22 @@ public final class Library: Sendable {
         return LibraryError(.io, "cannot open '\(path)': \(error)", underlying: error)
     }
 
+    /// Frees what SQLite caches (page caches, idle reader connections) once the connections are done with
+    /// their current work: for a long-running process gone idle.
+    public func releaseMemory() { database.releaseMemoryEventually() }
+
+    /// Reader connections per library opened from now on (default 2): the daemon, which answers many clients
+    /// at once, asks for more, so that a quick read never waits behind slow ones for a connection.
+    public static func setMaximumReaders(_ count: Int) { maximumReaders.withLock { $0 = max(1, count) } }
+    private static let maximumReaders = Mutex(2)
+
     static func openPool(_ path: String) throws -> DatabasePool {
         var config = Configuration()
         config.foreignKeysEnabled = true
         // Another process may be writing: wait for it rather than fail.
         config.busyMode = .timeout(30)
         // Readers rarely need more than one or two connections here; each has its own page cache.
-        config.maximumReaderCount = 2
+        config.maximumReaderCount = maximumReaders.withLock { $0 }
         config.prepareDatabase { db in
             // WAL with synchronous=NORMAL cannot corrupt the database on power loss; at worst the last
             // transactions roll back. Jobs that must not lose a commit use their own fsync points.
