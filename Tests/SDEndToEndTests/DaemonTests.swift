@@ -14,11 +14,20 @@ import Testing
         try dir.write("home/photo.jpg", [0xFF, 0xD8, 0xFF, 0xE0] + [UInt8](repeating: 7, count: 2_000))
         #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
         #expect(try sd.run(["index"]).status == 0)
+        #expect(try sd.run(["tag", "create", "work"]).status == 0)
+        #expect(try sd.run(["tag", "add", "work", dir.file("home/docs/report.txt")]).status == 0)
+        #expect(try sd.run(["meta", "set", dir.file("home/photo.jpg"), "--rating", "5", "--note", "sea"]).status == 0)
         let commands: [[String]] = [
             ["status"], ["status", "--json"], ["ls", dir.file("home"), "-l"], ["ls", dir.file("home/docs"), "--json"],
             ["ls", dir.file("home/nope")], ["ls", "relative-and-missing"], ["location", "list"],
             ["search", "report"], ["search", "kind:document", "--sort", "name"],
             ["search", "size:>1kB"], ["search", "--limit", "1", "o"], ["search", "size:>>1"], ["search"],
+            ["tag", "list"], ["tag", "show", dir.file("home/docs/report.txt")], ["tag", "show", dir.file("nope")],
+            ["meta", "show", dir.file("home/photo.jpg"), "--json"], ["dupes"], ["dupes", "--verify", "--json"],
+            ["redundancy"], ["redundancy", "--if-lost", dir.file("home")], ["redundancy", "--kind", "spaceship"],
+            ["resolve", dir.file("home/docs/notes.md")], ["log"], ["trash", "list"], ["jobs", "--all", "--json"],
+            ["cp", "--preview", dir.file("home/docs"), dir.file("home/photo.jpg")],
+            ["rm", "--preview", "--permanent", dir.file("home/docs/report.txt")],
         ]
         // (Not `location list --json`: the daemon's watcher sweeps at start, which moves lastIndexedAt.)
         let direct = try commands.map { try sd.run($0) }
