@@ -314,3 +314,57 @@ public struct MessageAnswer: Codable, Sendable {
     public var message: String
     public init(message: String) { self.message = message }
 }
+
+/// `POST /v1/locations`: a folder to index.
+public struct LocationRequest: APIBody {
+    /// An absolute path.
+    public var path: String
+    public var name: String?
+    public var noContent: Bool?
+    public init(path: String, name: String?, noContent: Bool?) {
+        self.path = path
+        self.name = name
+        self.noContent = noContent
+    }
+    public static var example: LocationRequest {
+        LocationRequest(path: "/home/me/Pictures", name: "Pictures", noContent: false)
+    }
+}
+
+/// What removing a location removed from the index (never a file).
+public struct RemovedLocation: Codable, Sendable {
+    public var location: String
+    public var removedEntries: Int
+}
+
+extension Operations {
+    public static func addLocation(_ request: LocationRequest, _ library: Library) throws -> Location {
+        guard request.path.hasPrefix("/") else { throw RequestError("'\(request.path)' is not an absolute path") }
+        guard !request.path.split(separator: "/").contains("..") else {
+            throw RequestError("a path with '..' is not allowed; give it resolved")
+        }
+        let volume = Mounts.volume(containing: request.path, in: Mounts.list())
+        do {
+            return try library.addLocation(
+                path: Array(request.path.utf8),
+                name: request.name,
+                volume: volume,
+                indexContent: !(request.noContent ?? false)
+            )
+        } catch let error as IndexError {
+            throw RequestError(error.message)
+        }
+    }
+
+    /// The location a key names (number, name, uuid or path).
+    public static func location(_ key: String, _ library: Library) throws -> Location {
+        guard let found = try library.fetchLocation(key) else {
+            throw NotInIndex(message: "no location '\(key)'; see `sd location list`")
+        }
+        return found
+    }
+
+    public static func removeLocation(_ location: Location, _ library: Library) throws -> RemovedLocation {
+        RemovedLocation(location: location.name, removedEntries: try library.removeLocation(id: location.id))
+    }
+}

@@ -169,6 +169,18 @@ actor Conductor {
         }
     }
 
+    /// Runs `body` with the watcher stopped (it holds every location's lock and its list of folders), and
+    /// starts it again after: for removing a location.
+    func withWatcherStopped<T: Sendable>(_ body: @Sendable () throws -> T) async throws -> T {
+        indexing += 1
+        defer {
+            indexing -= 1
+            startWatchingIfIdle()
+        }
+        await stopWatching()
+        return try body()
+    }
+
     /// At shutdown: no new jobs; the watcher stops; running jobs stop at their next step (cancelled tasks
     /// pause them) and are queued again, so the next start resumes them.
     func shutdown() async {

@@ -306,6 +306,17 @@ struct Routes {
             )
         }
         router.get("/v1/locations") { _, _ in try JSON.response(try library.fetchLocations()) }
+        router.post("/v1/locations") { request, context in
+            let asked = try await Body.decode(LocationRequest.self, request, context)
+            return try JSON.response(try Operations.addLocation(asked, library))
+        }
+        let conductor = self.conductor
+        // Its entries go, never its files; the watcher lets go of it first.
+        router.post("/v1/locations/{key}/remove") { _, context in
+            let location = try Operations.location(try context.parameters.require("key"), library)
+            let removed = try await conductor.withWatcherStopped { try Operations.removeLocation(location, library) }
+            return try JSON.response(removed)
+        }
         // GET /v1/search?q=TEXT[&sort=relevance|name|size|modified][&limit=N][&cursor=C]
         let searches = AsyncSemaphore(permits: max(1, ProcessInfo.processInfo.activeProcessorCount))
         router.get("/v1/search") { request, _ in

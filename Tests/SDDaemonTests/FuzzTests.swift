@@ -30,7 +30,8 @@ import Testing
             ("POST", "/v1/actions/preview"), ("POST", "/v1/actions/{id}/commit"), ("GET", "/v1/tags"),
             ("POST", "/v1/tags/edit"), ("POST", "/v1/tags/apply"), ("GET", "/v1/tags/of"), ("GET", "/v1/meta"),
             ("POST", "/v1/meta"), ("GET", "/v1/dupes"), ("GET", "/v1/redundancy"), ("GET", "/v1/resolve"),
-            ("GET", "/v1/log"), ("GET", "/v1/trash"),
+            ("GET", "/v1/log"), ("GET", "/v1/trash"), ("POST", "/v1/locations"),
+            ("POST", "/v1/locations/{id}/remove"),
         ]
         let bodies: [String] = [
             #"{"action": "copy", "paths": ["\#(home)/a.txt"], "destination": "\#(home)/c.txt"}"#,
@@ -39,7 +40,7 @@ import Testing
             #"{"action": "dedup", "paths": [], "mode": "hardlink", "minSize": "1"}"#,
             #"{"locations": ["home"], "noContent": true}"#,
             #"{"tag": "t", "paths": ["\#(home)/a.txt"], "present": true}"#,
-            ##"{"action": "create", "name": "fuzz", "color": "#123456"}"##,
+            ##"{"action": "create", "name": "fuzz", "color": "#123456"}"##, #"{"path": "\#(home)/new", "name": "n"}"#,
             #"{"paths": ["\#(home)/a.txt"], "rating": 3, "favorite": true, "note": "n"}"#,
         ]
         let strangeValues: [String] = [

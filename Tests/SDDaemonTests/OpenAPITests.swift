@@ -50,6 +50,7 @@ import Testing
         let bodies: [(String, any APIBody)] = [
             ("ActionRequest", ActionRequest.example), ("IndexRequest", IndexRequest.example),
             ("TagRequest", TagRequest.example), ("TagEdit", TagEdit.example), ("MetaRequest", MetaRequest.example),
+            ("LocationRequest", LocationRequest.example),
         ]
         for (name, example) in bodies {
             let schema = try #require(document["components"]?["schemas"]?[name], "\(name) is not documented")
@@ -128,6 +129,13 @@ import Testing
         try call("GET", "/v1/ls", "/v1/ls?path=relative", expect: 400)
         try call("GET", "/v1/ls", "/v1/ls?path=\(q(home + "/nope"))", expect: 404)
         try call("GET", "/v1/locations", "/v1/locations", expect: 200)
+        try FileManager.default.createDirectory(atPath: dir.file("more"), withIntermediateDirectories: true)
+        let more = #"{"path": "\#(dir.file("more"))", "name": "more"}"#
+        try call("POST", "/v1/locations", "/v1/locations", more, expect: 200)
+        try call("POST", "/v1/locations", "/v1/locations", more, expect: 400)
+        try call("POST", "/v1/locations", "/v1/locations", #"{"path": "relative"}"#, expect: 400)
+        try call("POST", "/v1/locations/{key}/remove", "/v1/locations/more/remove", expect: 200)
+        try call("POST", "/v1/locations/{key}/remove", "/v1/locations/more/remove", expect: 404)
         try call("GET", "/v1/search", "/v1/search?q=report&limit=1", expect: 200)
         try call("GET", "/v1/search", "/v1/search?q=size:%3E%3E1", expect: 400)
         let jobs = try call("GET", "/v1/jobs", "/v1/jobs?all=true", expect: 200)

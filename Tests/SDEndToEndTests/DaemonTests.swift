@@ -26,10 +26,12 @@ import Testing
             ["meta", "show", dir.file("home/photo.jpg"), "--json"], ["dupes"], ["dupes", "--verify", "--json"],
             ["redundancy"], ["redundancy", "--if-lost", dir.file("home")], ["redundancy", "--kind", "spaceship"],
             ["resolve", dir.file("home/docs/notes.md")], ["log"], ["trash", "list"], ["jobs", "--all", "--json"],
-            ["cp", "--preview", dir.file("home/docs"), dir.file("home/photo.jpg")],
+            ["mv", "--preview", dir.file("home/docs"), dir.file("home/photo.jpg")],
+            ["rename", "--preview", dir.file("home/docs/notes.md"), "n.md"],
             ["rm", "--preview", "--permanent", dir.file("home/docs/report.txt")],
         ]
-        // (Not `location list --json`: the daemon's watcher sweeps at start, which moves lastIndexedAt.)
+        // (Not `location list --json`: the daemon's watcher sweeps at start, which moves lastIndexedAt. Not a
+        // copy's preview: it shows the free space, which other tests running meanwhile change.)
         let direct = try commands.map { try sd.run($0) }
         #expect(direct[0].status == 0 && direct[4].status == 1)
 

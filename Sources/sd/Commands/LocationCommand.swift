@@ -30,20 +30,9 @@ struct LocationCommand: ParsableCommand {
         @Flag(help: "Index names and metadata only, no content ids.") var noContent = false
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            let absolute = LibraryLocator.absolute(path)
-            let volume = Mounts.volume(containing: absolute, in: Mounts.list())
-            let location: Location
-            do {
-                location = try library.addLocation(
-                    path: Array(absolute.utf8),
-                    name: name,
-                    volume: volume,
-                    indexContent: !noContent
-                )
-            } catch let error as IndexError {
-                throw UserError(error.message)
+            let request = LocationRequest(path: LibraryLocator.absolute(path), name: name, noContent: noContent)
+            let location = try Via.post(libraryOptions, "/v1/locations", request) {
+                try Operations.addLocation(request, $0)
             }
             if global.json { return try Output.json(location) }
             print(
@@ -88,14 +77,15 @@ struct LocationCommand: ParsableCommand {
         @Argument(help: "The location: its number, name, uuid or path.") var location: String
 
         func run() throws {
-            let library = try libraryOptions.open()
-            defer { try? library.close() }
-            guard let found = try library.fetchLocation(location) else {
-                throw UserError("no location '\(location)'; see `sd location list`")
+            let key = location
+            let target = "/v1/locations/\(APIClient.query(key).replacingOccurrences(of: "/", with: "%2F"))/remove"
+            let removed = try Via.post(libraryOptions, target, [String: String]()) {
+                try Operations.removeLocation(try Operations.location(key, $0), $0)
             }
-            let removed = try library.removeLocation(id: found.id)
-            if global.json { return try Output.json(["removedEntries": removed]) }
-            print("removed location '\(found.name)' and \(removed) index entries; no file was touched")
+            if global.json { return try Output.json(["removedEntries": removed.removedEntries]) }
+            print(
+                "removed location '\(removed.location)' and \(removed.removedEntries) index entries; no file was touched"
+            )
         }
     }
 }
