@@ -135,7 +135,7 @@ actor Conductor {
         }
     }
 
-    /// No job runs, and the watcher is not busy starting (an index job runs as a job).
+    /// No job runs (the watcher may be sweeping: that is idle work, which memory trimming may follow).
     var isIdle: Bool { tasks.isEmpty }
 
     /// Whether this daemon runs the job now.
