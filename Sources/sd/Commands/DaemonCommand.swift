@@ -116,7 +116,14 @@ enum DaemonLink {
 
     /// Runs `body` and turns the daemon's answers into the CLI's: 4xx messages are user errors.
     static func call<T>(_ body: () throws -> T) throws -> T {
-        do { return try body() } catch let error as APIError { throw UserError(error.message) }
+        do { return try body() } catch let error as APIError { throw UserError(error.message) } catch let error
+            as SystemError
+        {
+            // The daemon went away mid-command (stopped, or killed): its jobs resume when it starts again.
+            throw UserError(
+                "sdd stopped answering (\(error)); `sd daemon start` starts it again and it resumes its jobs (`sd jobs`)"
+            )
+        }
     }
 }
 
