@@ -105,6 +105,7 @@ public struct ActionRequest: Codable, Sendable, Equatable {
         case "restore": "Restore?"
         case "empty-trash": "Empty the trash for good?"
         case "dedup": "Remove these extra copies?"
+        case "undo": "Undo it?"
         default: "Go ahead?"
         }
     }
