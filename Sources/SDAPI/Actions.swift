@@ -401,11 +401,7 @@ extension Operations {
         if let minSize {
             do { minimum = try SearchQueryParser.bytes(minSize) } catch { throw RequestError(error.message) }
         }
-        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
-            throw RequestError(
-                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
+        try checkKind(kind)
         var chosen: Location?
         if let location {
             guard let found = try library.fetchLocation(location) else {

@@ -48,8 +48,12 @@ public struct LiveIndexUpdater: IndexUpdater {
 public enum JobKinds {
     /// Every action job kind (copy, move, trash, dedup...), keeping the index up to date.
     public static func actions(_ library: Library) -> [any JobKind] {
-        let updater = LiveIndexUpdater(library: library)
-        return TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
+        actions(updater: LiveIndexUpdater(library: library))
+    }
+
+    /// The same, keeping the index up to date through `updater`.
+    public static func actions(updater: some IndexUpdater) -> [any JobKind] {
+        TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
             + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
             + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
     }

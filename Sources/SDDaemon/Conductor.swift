@@ -39,11 +39,8 @@ actor Conductor {
         let link = WatchLink()
         self.link = link
         let updater = WatcherUpdater(live: LiveIndexUpdater(library: library), link: link)
-        let kinds: [any JobKind] =
-            TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
-            + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
-            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
-            + [IndexJob(progress: { _ in }, finished: { _ in }), ScrubJob()]
+        // (Index jobs run through a runner of their own, with progress events; this one lists them.)
+        let kinds = JobKinds.actions(updater: updater) + [IndexJob(), ScrubJob()]
         runner = JobRunner(library: library, kinds: kinds, concurrency: 2)
     }
 

@@ -288,12 +288,7 @@ struct Routes {
             try JSON.response(try status.get(generation: hub.generation, maxAge: .seconds(1)) { try library.status() })
         }
         router.get("/v1/ls") { request, _ in
-            guard let path = request.uri.queryParameters["path"].map(String.init), path.hasPrefix("/") else {
-                throw BadRequest("give an absolute path: /v1/ls?path=/home/me")
-            }
-            guard !path.split(separator: "/").contains("..") else {
-                throw BadRequest("a path with '..' is not allowed; give it resolved")
-            }
+            let path = try Query.path(request, sdPaths: false)
             return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
         }
         // Server-sent events: one `data: {json}` per event (job progress, index changes), until shutdown.
@@ -562,10 +557,12 @@ enum Query {
         return value
     }
 
-    /// `path`: an absolute path (no '..') or an SdPath.
-    static func path(_ request: Request) throws -> String {
-        guard let path = string(request, "path"), path.hasPrefix("/") || path.hasPrefix("sd://") else {
-            throw BadRequest("give an absolute path or an SdPath: ?path=/home/me")
+    /// `path`: an absolute path (no '..'), or (when `sdPaths`) an SdPath.
+    static func path(_ request: Request, sdPaths: Bool = true) throws -> String {
+        guard let path = string(request, "path"), path.hasPrefix("/") || (sdPaths && path.hasPrefix("sd://")) else {
+            throw BadRequest(
+                sdPaths ? "give an absolute path or an SdPath: ?path=/home/me" : "give an absolute path: ?path=/home/me"
+            )
         }
         guard !path.split(separator: "/").contains("..") else {
             throw BadRequest("a path with '..' is not allowed; give it resolved")

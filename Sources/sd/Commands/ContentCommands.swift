@@ -187,11 +187,7 @@ struct RedundancyCommand: ParsableCommand {
     var ifLost: String?
 
     func run() throws {
-        if let kind, FileCategory(rawValue: kind.lowercased()) == nil {
-            throw UserError(
-                "no kind '\(kind)'; kinds: \(FileCategory.allCases.map(\.rawValue).joined(separator: ", "))"
-            )
-        }
+        // (The kind is checked by the operations, here or in the daemon.)
         if let ifLost { return try lost(ifLost) }
         let target = Via.target("/v1/redundancy", [("minCopies", minCopies.map(String.init)), ("kind", kind)])
         let report = try Via.get(libraryOptions, target) {

@@ -86,13 +86,7 @@ struct CopyCommand: ParsableCommand {
         return expanded.hasPrefix("/") ? expanded : FileManager.default.currentDirectoryPath + "/" + expanded
     }
 
-    static func json(_ value: some Encodable) -> String? {
-        (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }
-    }
-
-    static func size(_ bytes: Int64) -> String {
-        ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
-    }
+    static func size(_ bytes: Int64) -> String { Operations.size(bytes) }
 }
 
 /// A job's progress on one terminal line: done of total, bytes/s, time left. Silent when not a terminal.

@@ -100,7 +100,7 @@ struct IndexCommand: ParsableCommand {
                     let resume =
                         answer.job.state == "paused" ? "; `sd index \(start.location)` or `sd jobs resume` goes on" : ""
                     Output.error(
-                        answer.job.error.map(Self.message)
+                        answer.job.error
                             ?? "indexing \(start.location) was \(answer.job.state) (`sd jobs`)\(resume)"
                     )
                     failed = true
@@ -114,9 +114,6 @@ struct IndexCommand: ParsableCommand {
         if global.json { try Output.json(reports) }
         if failed { throw ExitCode(1) }
     }
-
-    /// A failed job's error as the direct run says it.
-    static func message(_ error: String) -> String { error }
 
     static func describe(_ r: IndexReport) -> String {
         if let offline = r.offline { return "\(r.location): offline: \(offline)" }
