@@ -92,7 +92,7 @@ paths={
  "/v1/search":{"get":{"operationId":"search","summary":"Search, paged (sd search).","parameters":[q("q","the query (sd search syntax)",required=True),
      {"name":"sort","in":"query","schema":{"type":"string","enum":["relevance","name","size","modified"]}},q("limit","hits per page (default 50)","integer"),q("cursor","nextCursor of the previous page")],
      "responses":ok(R("SearchAnswer"))|errs(400)}},
- "/v1/events":{"get":{"operationId":"events","summary":"Server-sent events: one `data: {json}` line per job progress, index change or action outcome, until the daemon stops. A slow reader loses the oldest events (1,024 are kept per reader).",
+ "/v1/events":{"get":{"operationId":"events","summary":"Server-sent events: first the comment `: subscribed` (from then on no event is missed), then one `data: {json}` line per job progress, index change or action outcome, until the daemon stops. A slow reader loses the oldest events (1,024 are kept per reader).",
      "responses":{"200":{"description":"an event stream","content":{"text/event-stream":{"schema":{"type":"string"}}}}}}},
  "/v1/jobs":{"get":{"operationId":"jobs","summary":"Unfinished jobs (all with all=true), newest first.","parameters":[q("all","finished jobs too","boolean")],"responses":ok(A(R("JobRecord")))}},
  "/v1/jobs/{id}":{"get":{"operationId":"job","summary":"One job, whether it runs now, and an index job's report.","parameters":[IDP],"responses":ok(R("JobAnswer"))|errs(400,404)}},

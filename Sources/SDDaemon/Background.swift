@@ -13,10 +13,14 @@ import Synchronization
 final class EventHub: Sendable {
     private let subscribers = Mutex<[UUID: AsyncStream<String>.Continuation]>([:])
 
+    /// A stream of server-sent-event frames: first a comment (`: subscribed`), sent as soon as the reader is
+    /// registered so that a client knows that nothing published from then on is missed, then one
+    /// `data: {json}` frame per event.
     func subscribe() -> AsyncStream<String> {
         let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1_024))
         let id = UUID()
         subscribers.withLock { $0[id] = continuation }
+        continuation.yield(": subscribed\n\n")
         continuation.onTermination = { [weak self] _ in
             _ = self?.subscribers.withLock { $0.removeValue(forKey: id) }
         }
@@ -31,7 +35,8 @@ final class EventHub: Sendable {
     func publish(_ object: [String: Any], progress: Bool = false) {
         if !progress { published.withLock { $0 += 1 } }
         guard let line = Events.jsonLine(object) else { return }
-        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(line) }
+        let frame = "data: \(line)\n\n"
+        for continuation in subscribers.withLock({ Array($0.values) }) { continuation.yield(frame) }
     }
 
     var count: Int { subscribers.withLock { $0.count } }

@@ -291,9 +291,10 @@ struct Routes {
             let path = try Query.path(request, sdPaths: false)
             return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
         }
-        // Server-sent events: one `data: {json}` per event (job progress, index changes), until shutdown.
+        // Server-sent events: `: subscribed` at once, then one `data: {json}` per event (job progress, index
+        // changes), until shutdown.
         router.get("/v1/events") { _, _ in
-            let events = hub.subscribe().map { ByteBuffer(string: "data: \($0)\n\n") }
+            let events = hub.subscribe().map { ByteBuffer(string: $0) }
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],

@@ -74,20 +74,25 @@ import Testing
             standardOutput: .descriptor(events.write)
         )
         close(events.write)
-        Thread.sleep(forTimeInterval: 0.5)
-        try dir.write("home/docs/live.txt", Array("appeared".utf8))
         var streamed = ""
-        let deadline = Date().addingTimeInterval(30)
         var buffer = [UInt8](repeating: 0, count: 4_096)
         _ = fcntl(events.read, F_SETFL, O_NONBLOCK)
-        while !streamed.contains("\"event\":\"applied\"") && Date() < deadline {
-            let n = read(events.read, &buffer, buffer.count)
-            if n > 0 {
-                streamed += String(decoding: buffer[0..<n], as: UTF8.self)
-            } else {
-                Thread.sleep(forTimeInterval: 0.05)
+        func readStream(until marker: String, seconds: Double) {
+            let deadline = Date().addingTimeInterval(seconds)
+            while !streamed.contains(marker) && Date() < deadline {
+                let n = read(events.read, &buffer, buffer.count)
+                if n > 0 {
+                    streamed += String(decoding: buffer[0..<n], as: UTF8.self)
+                } else {
+                    Thread.sleep(forTimeInterval: 0.05)
+                }
             }
         }
+        // The stream says when it is subscribed: from then on no event is missed.
+        readStream(until: ": subscribed\n\n", seconds: 30)
+        #expect(streamed.hasPrefix(": subscribed\n\n"), "\(streamed)")
+        try dir.write("home/docs/live.txt", Array("appeared".utf8))
+        readStream(until: "\"event\":\"applied\"", seconds: 30)
         #expect(streamed.contains("data: {") && streamed.contains("\"inserted\":1"), "\(streamed)")
         #expect(try sd.run(["ls", dir.file("home/docs")]).stdout.contains("live.txt"))
 
