@@ -41,6 +41,11 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
     ],
     targets: kernelTargets + [
         // Layer 0
@@ -68,6 +73,21 @@ let package = Package(
         .target(
             name: "SDActions",
             dependencies: ["SDJobs", "SDStore", "SDCore", "SDSystem"],
+            swiftSettings: strictSettings
+        ),
+        // Layer 3
+        .target(
+            name: "SDNet",
+            dependencies: [
+                "SDStore", "SDCore", "SDSystem",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+            ],
             swiftSettings: strictSettings
         ),
         // Layer 4
@@ -149,6 +169,15 @@ let package = Package(
         .testTarget(
             name: "SDJobsTests",
             dependencies: ["SDJobs", "SDStore", "SDCore", "SDTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDNetTests",
+            dependencies: [
+                "SDNet", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -1,0 +1,210 @@
+import NIOCore
+import SDCore
+import Synchronization
+
+/// An authenticated connection to a paired device: frames in both directions. The transport under it (TLS
+/// 1.3 over TCP) is not visible here, so another (QUIC) could carry the same frames.
+public final class PeerLink: Sendable {
+    /// The device at the other end, as paired (its key checked in the TLS handshake, its id in the hello).
+    public let peer: PairedPeer
+    /// Its hello (name, purpose, listening port).
+    public let hello: Hello
+    /// `HOST:PORT` it was reached at (for an accepted connection: its address and its announced port).
+    public let address: String
+    let channel: any Channel
+    let inbox: Inbox
+
+    init(peer: PairedPeer, hello: Hello, address: String, channel: any Channel, inbox: Inbox) {
+        self.peer = peer
+        self.hello = hello
+        self.address = address
+        self.channel = channel
+        self.inbox = inbox
+    }
+
+    /// Sends one frame (it is written when this returns).
+    ///
+    /// #### Errors
+    /// `NetError.closed` when the connection has ended.
+    public func send(_ frame: Frame) async throws(NetError) {
+        try await Self.write(frame, on: channel)
+    }
+
+    static func write(_ frame: Frame, on channel: any Channel) async throws(NetError) {
+        do {
+            try await channel.writeAndFlush(frame).get()
+        } catch {
+            throw InboxHandler.describe(error)
+        }
+    }
+
+    /// The next frame, or nil when the other side closed the connection in order. A refusal from the other
+    /// side is thrown (`NetError.refused` with its reason).
+    ///
+    /// #### Errors
+    /// `NetError.timeout` (the connection is closed then) when nothing came within `timeout`;
+    /// `NetError.protocolError` for a malformed or oversized frame; `.refused`; `.closed` when it broke.
+    public func receive(timeout: Duration? = nil) async throws(NetError) -> Frame? {
+        try await inbox.next(timeout: timeout, channel: channel)
+    }
+
+    /// Closes the connection, first telling the other side why when `reason` is given.
+    public func close(refusing reason: String? = nil) async {
+        if let reason { try? await send(Refusal(reason).frame) }
+        try? await channel.close()
+    }
+
+    public var isActive: Bool { channel.isActive }
+}
+
+/// Frames received on one connection, waiting for their single reader. Reading stops (TCP pushes back) while
+/// more than `high` frames wait, and starts again below `low`.
+final class Inbox: Sendable {
+    private struct State {
+        var frames: [Frame] = []
+        var head = 0
+        var waiter: CheckedContinuation<Frame?, any Error>?
+        var end: NetError?
+        var ended = false
+        var paused = false
+        var count: Int { frames.count - head }
+    }
+
+    private let state = Mutex(State())
+    static let high = 256
+    static let low = 32
+
+    /// Adds a frame; whether the reader has fallen behind (the caller stops reading from the socket).
+    func push(_ frame: Frame) -> Bool {
+        let (waiter, pause): (CheckedContinuation<Frame?, any Error>?, Bool) = state.withLock { s in
+            if s.ended { return (nil, false) }
+            if let waiter = s.waiter {
+                s.waiter = nil
+                return (waiter, false)
+            }
+            s.frames.append(frame)
+            if s.count > Self.high && !s.paused {
+                s.paused = true
+                return (nil, true)
+            }
+            return (nil, false)
+        }
+        waiter?.resume(returning: frame)
+        return pause
+    }
+
+    /// Ends the stream: in order (nil) or with an error. Frames already received are still read first.
+    func finish(_ error: NetError?) {
+        let waiter: CheckedContinuation<Frame?, any Error>? = state.withLock { s in
+            guard !s.ended else { return nil }
+            s.ended = true
+            s.end = error
+            let w = s.waiter
+            s.waiter = nil
+            return w
+        }
+        if let waiter {
+            if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
+        }
+    }
+
+    func next(timeout: Duration?, channel: any Channel) async throws(NetError) -> Frame? {
+        var timer: Scheduled<Void>?
+        if let timeout {
+            let nanoseconds =
+                timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+            timer = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { [self] in
+                finish(NetError(.timeout, "the other device did not answer within \(timeout)"))
+                channel.close(promise: nil)
+            }
+        }
+        defer { timer?.cancel() }
+        let frame: Frame?
+        do {
+            frame = try await withCheckedThrowingContinuation {
+                (continuation: CheckedContinuation<Frame?, any Error>) in
+                enum Now {
+                    case frame(Frame, resume: Bool)
+                    case end(NetError?)
+                    case wait
+                }
+                let now: Now = state.withLock { s in
+                    if s.count > 0 {
+                        let frame = s.frames[s.head]
+                        s.head += 1
+                        if s.head > 1_024 && s.head * 2 > s.frames.count {
+                            s.frames.removeFirst(s.head)
+                            s.head = 0
+                        }
+                        var resume = false
+                        if s.paused && s.count < Self.low {
+                            s.paused = false
+                            resume = true
+                        }
+                        return .frame(frame, resume: resume)
+                    }
+                    if s.ended { return .end(s.end) }
+                    s.waiter = continuation
+                    return .wait
+                }
+                switch now {
+                case .frame(let frame, let resume):
+                    if resume { channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+                    continuation.resume(returning: frame)
+                case .end(let error):
+                    if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
+                case .wait: break
+                }
+            }
+        } catch let error as NetError {
+            throw error
+        } catch {
+            throw NetError(.closed, "the connection broke: \(error)")
+        }
+        if let frame, frame.kind == Frame.Kind.refusal {
+            let reason = (try? Refusal(frame).reason) ?? "no reason given"
+            throw NetError(.refused, "the other device refused: \(reason)")
+        }
+        return frame
+    }
+}
+
+/// The end of a connection's pipeline: frames into the inbox; errors and the end of the connection too.
+final class InboxHandler: ChannelInboundHandler {
+    typealias InboundIn = Frame
+    let inbox: Inbox
+
+    init(inbox: Inbox) { self.inbox = inbox }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        if inbox.push(unwrapInboundIn(data)) {
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        inbox.finish(Self.describe(error))
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbox.finish(nil)
+        context.fireChannelInactive()
+    }
+
+    static func describe(_ error: any Error) -> NetError {
+        if let error = error as? NetError { return error }
+        if let error = error as? WireError { return NetError(.protocolError, error.description) }
+        if let error = error as? ByteToMessageDecoderError, case .dataReceivedInErrorState(let inner, _) = error {
+            return describe(inner)
+        }
+        let text = "\(error)"
+        if text.contains("handshake") || text.contains("CERTIFICATE") || text.contains("certificate") {
+            return NetError(
+                .refused,
+                "the TLS handshake failed (\(text)): the other device does not know this one (pair them first) or is not who it claimed"
+            )
+        }
+        return NetError(.closed, "the connection broke: \(text)")
+    }
+}
