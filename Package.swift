@@ -90,16 +90,23 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .target(
+            name: "SDSync",
+            dependencies: ["SDNet", "SDStore", "SDCore"],
+            swiftSettings: strictSettings
+        ),
         // Layer 4
         .target(
             name: "SDAPI",
-            dependencies: ["SDStore", "SDCore", "SDSystem", "SDIndexer", "SDActions", "SDJobs", "SDSearch"],
+            dependencies: [
+                "SDStore", "SDCore", "SDSystem", "SDIndexer", "SDActions", "SDJobs", "SDSearch", "SDNet", "SDSync",
+            ],
             swiftSettings: strictSettings
         ),
         .target(
             name: "SDDaemon",
             dependencies: [
-                "SDAPI", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions", "SDIndexer",
+                "SDAPI", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions", "SDIndexer", "SDNet", "SDSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -111,7 +118,8 @@ let package = Package(
         .executableTarget(
             name: "sd",
             dependencies: [
-                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs", "SDActions", "SDAPI",
+                "SDCore", "SDSystem", "SDStore", "SDIndexer", "SDSearch", "SDJobs", "SDActions", "SDAPI", "SDNet",
+                "SDSync",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings
@@ -177,6 +185,13 @@ let package = Package(
                 "SDNet", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "SDSyncTests",
+            dependencies: [
+                "SDSync", "SDNet", "SDStore", "SDCore", "SDSystem", "SDIndexer", "SDJobs", "SDTestSupport",
             ],
             swiftSettings: strictSettings
         ),

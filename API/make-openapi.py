@@ -69,6 +69,17 @@ schemas={
  "AuditRecord": O({"id":S(),"at":I(),"actor":S(),"action":S(),"outcome":S()},{"target":S(),"details":S(),"jobID":S()}),
  "TrashItem": O({"id":S(),"originalPath":S(),"trashPath":S(),"kind":S(),"files":I(),"bytes":I(),"deletedAt":I(),"state":S()},
      {"jobID":S(),"manifest":{"type":"object","additionalProperties":S()}}),
+ "PeerView": O({"id":S(),"name":S(),"fingerprint":S(),"addresses":A(S()),"pairedAt":{"type":"string","format":"date-time"}}, desc="A paired device: its key's fingerprint, where it was reached."),
+ "PeersAnswer": O({"device":S(),"name":S(),"fingerprint":S(),"peers":A(R("PeerView"))},{"listening":I()}),
+ "PairRequest": O({},{"host":S(),"minutes":I()}),
+ "PairState": O({"state":{"type":"string","enum":["none","waiting","paired","failed"]}},{"code":S(),"peer":R("PeerView"),"reason":S()}),
+ "JoinRequest": O({"code":S()}),
+ "AddressRequest": O({"address":S()}),
+ "DeviceRequest": O({"device":S()}),
+ "PeerSyncStatus": O({"device":S(),"name":S(),"connected":B(),"caughtUp":B(),"applied":I(),"ownedSeq":I(),"sharedSeq":I()},
+     {"address":S(),"lastSyncAt":{"type":"string","format":"date-time"},"lastError":S(),"rttMilliseconds":N()}),
+ "SyncConflict": O({"id":I(),"record":S(),"key":S(),"field":S(),"hlc":S(),"winnerHLC":S(),"foundAt":{"type":"string","format":"date-time"}},{"value":S(),"winnerValue":S()},
+     desc="A value that lost to a concurrent edit on another device (kept, restorable with sd sync conflicts --restore)."),
 }
 def ok(schema, code="200", desc="OK"):
     return {code:{"description":desc,"content":{"application/json":{"schema":schema}}}}
@@ -120,6 +131,14 @@ paths={
  "/v1/resolve":{"get":{"operationId":"resolve","summary":"A content path's copies, ranked, and the one chosen; or a physical path's entry.","parameters":[PATHQ],"responses":ok(R("ResolveAnswer"))|errs(400)}},
  "/v1/log":{"get":{"operationId":"auditLog","summary":"The audit log, newest first.","parameters":[q("limit","at most this many (default 50)","integer")],"responses":ok(A(R("AuditRecord")))|errs(400)}},
  "/v1/trash":{"get":{"operationId":"trash","summary":"What is in the trash, newest first.","responses":ok(A(R("TrashItem")))}},
+ "/v1/peers":{"get":{"operationId":"peers","summary":"This device (key fingerprint, peer port) and the devices paired with it (sd peer list).","responses":ok(R("PeersAnswer"))|errs(409)}},
+ "/v1/peers/add":{"post":{"operationId":"addPeer","summary":"Connect to HOST:PORT, which must be a paired device, and note the address (sd peer add).","requestBody":body("AddressRequest"),"responses":ok(R("PeerView"))|errs(400,409,413,502)}},
+ "/v1/pair":{"get":{"operationId":"pairState","summary":"What became of the last pairing code.","responses":ok(R("PairState"))|errs(409)},
+     "post":{"operationId":"pair","summary":"Open a pairing code (works once, for minutes): the device that joins with it and proves it is paired (sd pair).","requestBody":body("PairRequest"),"responses":ok(R("PairState"))|errs(400,409,413)}},
+ "/v1/pair/join":{"post":{"operationId":"joinPairing","summary":"Pair with the device that shows this code (sd pair join).","requestBody":body("JoinRequest"),"responses":ok(R("PeerView"))|errs(400,409,413,502)}},
+ "/v1/sync":{"get":{"operationId":"syncStatus","summary":"The devices this library is shared with: connection, progress, last error (sd sync status).","responses":ok(A(R("PeerSyncStatus")))|errs(409)}},
+ "/v1/sync/share":{"post":{"operationId":"share","summary":"Share the library with a paired device (sd library share).","requestBody":body("DeviceRequest"),"responses":ok(R("MessageAnswer"))|errs(400,409,413)}},
+ "/v1/sync/conflicts":{"get":{"operationId":"syncConflicts","summary":"Edits that lost to concurrent ones, kept (sd sync conflicts).","responses":ok(A(R("SyncConflict")))}},
 }
 doc={"openapi":"3.1.0","info":{"title":"sdd API","version":"1",
   "description":"The sd daemon's API: HTTP/JSON on a Unix socket (mode 0600; only its owner can connect). Errors are JSON objects {\"error\": \"...\"}: 400 for a bad request (malformed JSON, unknown fields, bad values, '..' in paths), 404 for something unknown, 409 for a conflict, 413 for a body over 1 MiB, 500 for the daemon's own failures (logged). Tests/SDEndToEndTests/OpenAPITests.swift checks that this document and the server agree."},

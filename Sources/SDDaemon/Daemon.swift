@@ -6,6 +6,7 @@ import SDActions
 import SDCore
 import SDIndexer
 import SDJobs
+import SDNet
 import SDStore
 import SDSystem
 import ServiceLifecycle
@@ -25,6 +26,9 @@ public struct Daemon: Sendable {
     /// Also serve on loopback TCP at this port (0: any free port), with a bearer token kept in `tokenFile`.
     public var tcpPort: Int?
     public var tokenFile: String = API.tokenPath()
+    /// Accept paired devices on this port (0: any free port; nil: no peers, no sync), on `peerHost`.
+    public var peerPort: Int?
+    public var peerHost = "0.0.0.0"
     let logger: Logger
     let hub = EventHub()
     let listening = TCPListening()
@@ -58,9 +62,14 @@ public struct Daemon: Sendable {
         _ = Self.started  // a static is set on first use: take the start time now, not at the first /v1/info
         try prepareSocket()
         let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
+        var peering: Peering?
+        if let peerPort { peering = try Peering(library: library, host: peerHost, port: peerPort, logger: self.logger) }
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
-        Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
+        let routes = Routes(daemon: self, conductor: conductor)
+        let table = RouteTable(router)
+        routes.add(to: table)
+        routes.addPeers(to: table, peering: peering)
         let socket = self.socket
         let pidFile = self.pidFile
         let logger = self.logger
@@ -75,7 +84,9 @@ public struct Daemon: Sendable {
             logger: logger
         )
         var services: [any Service] = [app]
-        if let tcpPort { services.append(try tcpApplication(port: tcpPort, conductor: conductor)) }
+        if let tcpPort {
+            services.append(try tcpApplication(port: tcpPort, conductor: conductor, peering: peering))
+        }
         defer {
             FileSystem.remove(socket)
             FileSystem.remove(pidFile)
@@ -85,7 +96,8 @@ public struct Daemon: Sendable {
         // checkpoint), then the server, which waits for requests in flight (open event streams included).
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [BackgroundWork(conductor: conductor, hub: hub, activity: activity)],
+                services: services + [BackgroundWork(conductor: conductor, hub: hub, activity: activity)]
+                    + (peering.map { [PeeringService(peering: $0)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -95,12 +107,15 @@ public struct Daemon: Sendable {
 
     /// The same API on 127.0.0.1: every request needs `Authorization: Bearer TOKEN`, the token being the
     /// content of `tokenFile` (made once, 0600, 256 random bits; kept across restarts).
-    func tcpApplication(port: Int, conductor: Conductor) throws -> some Service {
+    func tcpApplication(port: Int, conductor: Conductor, peering: Peering?) throws -> some Service {
         let token = try Self.token(at: tokenFile)
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
         router.middlewares.add(BearerMiddleware(token: token))
-        Routes(daemon: self, conductor: conductor).add(to: RouteTable(router))
+        let routes = Routes(daemon: self, conductor: conductor)
+        let table = RouteTable(router)
+        routes.add(to: table)
+        routes.addPeers(to: table, peering: peering)
         let logger = self.logger
         let listening = self.listening
         return Application(
@@ -190,6 +205,14 @@ struct ErrorMiddleware: RouterMiddleware {
                 default: .badRequest
                 }
             return JSON.error(status, error.message)
+        } catch let error as NetError {
+            let status: HTTPResponse.Status =
+                switch error.kind {
+                case .pairing, .refused, .protocolError: .conflict
+                case .unreachable, .closed, .timeout: .badGateway
+                case .identity: .internalServerError
+                }
+            return JSON.error(status, error.message)
         } catch let error as HTTPError {
             return JSON.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
         } catch {
@@ -266,9 +289,12 @@ extension Daemon {
     /// What the API serves: "GET /v1/info", ...
     public var routes: [String] {
         let table = RouteTable(Router())
-        Routes(daemon: self, conductor: Conductor(library: library, hub: hub, logger: logger, watch: false)).add(
-            to: table
+        let routes = Routes(
+            daemon: self,
+            conductor: Conductor(library: library, hub: hub, logger: logger, watch: false)
         )
+        routes.add(to: table)
+        routes.addPeers(to: table, peering: nil)
         return table.served
     }
 }

@@ -417,7 +417,12 @@ public final class PeerEndpoint: Sendable {
                     tell: "wrong pairing code; the code is now void, ask for a new one"
                 )
             }
-            let peer = PairedPeer(id: hello.device, name: hello.name, publicKey: key, addresses: [address])
+            let peer = PairedPeer(
+                id: hello.device,
+                name: hello.name,
+                publicKey: key,
+                addresses: hello.listenPort == 0 ? [] : [address]
+            )
             try peers.save(peer)
             let answer = PairingCode.proof(
                 secret: open.code.secret,

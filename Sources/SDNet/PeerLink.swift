@@ -42,7 +42,7 @@ public final class PeerLink: Sendable {
     /// side is thrown (`NetError.refused` with its reason).
     ///
     /// #### Errors
-    /// `NetError.timeout` (the connection is closed then) when nothing came within `timeout`;
+    /// `NetError.timeout` when nothing came within `timeout` (the connection stays open);
     /// `NetError.protocolError` for a malformed or oversized frame; `.refused`; `.closed` when it broke.
     public func receive(timeout: Duration? = nil) async throws(NetError) -> Frame? {
         try await inbox.next(timeout: timeout, channel: channel)
@@ -67,6 +67,9 @@ final class Inbox: Sendable {
         var end: NetError?
         var ended = false
         var paused = false
+        /// Each wait's number, and the last one whose time ran out (a timer may fire before the wait starts).
+        var token: UInt64 = 0
+        var expired: UInt64 = 0
         var count: Int { frames.count - head }
     }
 
@@ -108,14 +111,25 @@ final class Inbox: Sendable {
         }
     }
 
+    /// The next frame. A timeout ends only this wait (the connection stays open).
     func next(timeout: Duration?, channel: any Channel) async throws(NetError) -> Frame? {
         var timer: Scheduled<Void>?
+        let token = state.withLock { s -> UInt64 in
+            s.token += 1
+            return s.token
+        }
         if let timeout {
             let nanoseconds =
                 timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
             timer = channel.eventLoop.scheduleTask(in: .nanoseconds(nanoseconds)) { [self] in
-                finish(NetError(.timeout, "the other device did not answer within \(timeout)"))
-                channel.close(promise: nil)
+                let waiter = state.withLock { s -> CheckedContinuation<Frame?, any Error>? in
+                    guard s.token == token else { return nil }
+                    s.expired = token
+                    let w = s.waiter
+                    s.waiter = nil
+                    return w
+                }
+                waiter?.resume(throwing: NetError(.timeout, "the other device did not answer within \(timeout)"))
             }
         }
         defer { timer?.cancel() }
@@ -144,6 +158,7 @@ final class Inbox: Sendable {
                         return .frame(frame, resume: resume)
                     }
                     if s.ended { return .end(s.end) }
+                    if s.expired == token { return .end(NetError(.timeout, "the other device did not answer in time")) }
                     s.waiter = continuation
                     return .wait
                 }

@@ -2,7 +2,9 @@ import ArgumentParser
 import Foundation
 import SDAPI
 import SDCore
+import SDNet
 import SDStore
+import SDSync
 
 @main
 struct SD: ParsableCommand {
@@ -30,6 +32,7 @@ struct SD: ParsableCommand {
             DaemonCommand.self, DupesCommand.self, DedupCommand.self, RedundancyCommand.self, ScrubCommand.self,
             MetaCommand.self,
             ResolveCommand.self,
+            PairCommand.self, PeerCommand.self, SyncCommand.self,
             TagCommand.self,
             LsCommand.self,
             StatusCommand.self,
@@ -61,6 +64,8 @@ struct SD: ParsableCommand {
         if let refused = error as? ActionRefused { Output.fatal(refused.message, status: 1) }
         if let missing = error as? NotInIndex { Output.fatal(missing.message, status: 1) }
         if let tagError = error as? TagError { Output.fatal(tagError.message, status: 1) }
+        if let netError = error as? NetError { Output.fatal(netError.message, status: 1) }
+        if let refusal = error as? SyncRefusal { Output.fatal(refusal.message, status: 1) }
         if let libraryError = error as? LibraryError {
             // Every library error is something the user can act on; the message says what.
             Output.fatal(libraryError.message, status: 1)

@@ -25,6 +25,9 @@ struct SDD: AsyncParsableCommand {
         help: "Also serve on 127.0.0.1 at this port (0: any), with the bearer token in sdd.token beside the socket."
     )
     var tcpPort: Int?
+    @Option(help: "Accept paired devices (sync, pairing) on this TCP port, or 'off'. 0: any free port.")
+    var peerPort: String = "7373"
+    @Option(help: "The address to accept peers on.") var peerHost: String = "0.0.0.0"
 
     func run() async throws {
         let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
@@ -50,6 +53,14 @@ struct SDD: AsyncParsableCommand {
             }
             daemon.tcpPort = tcpPort
             daemon.tokenFile = FileSystem.parent(of: daemon.socket) + "/sdd.token"
+        }
+        if peerPort != "off" {
+            guard let port = Int(peerPort), (0...65535).contains(port) else {
+                FileHandle.standardError.write(Data("sdd: error: --peer-port is 0 to 65535, or off\n".utf8))
+                throw ExitCode(1)
+            }
+            daemon.peerPort = port
+            daemon.peerHost = peerHost
         }
         do {
             try await daemon.run()

@@ -50,7 +50,9 @@ import Testing
         let bodies: [(String, any APIBody)] = [
             ("ActionRequest", ActionRequest.example), ("IndexRequest", IndexRequest.example),
             ("TagRequest", TagRequest.example), ("TagEdit", TagEdit.example), ("MetaRequest", MetaRequest.example),
-            ("LocationRequest", LocationRequest.example),
+            ("LocationRequest", LocationRequest.example), ("PairRequest", PairRequest.example),
+            ("JoinRequest", JoinRequest.example), ("AddressRequest", AddressRequest.example),
+            ("DeviceRequest", DeviceRequest.example),
         ]
         for (name, example) in bodies {
             let schema = try #require(document["components"]?["schemas"]?[name], "\(name) is not documented")
@@ -195,6 +197,24 @@ import Testing
         try call("GET", "/v1/resolve", "/v1/resolve?path=\(q(report))", expect: 200)
         try call("GET", "/v1/log", "/v1/log?limit=5", expect: 200)
         try call("GET", "/v1/trash", "/v1/trash", expect: 200)
+
+        // Peers and sync (the daemon listens on a free loopback port; nothing is paired).
+        let peers = try call("GET", "/v1/peers", "/v1/peers", expect: 200)
+        if case .integer(let port)? = peers["listening"] {
+            #expect(port > 0, "sdd accepts peers")
+        } else {
+            Issue.record("sdd does not accept peers: \(peers)")
+        }
+        try call("GET", "/v1/pair", "/v1/pair", expect: 200)
+        let opened = try call("POST", "/v1/pair", "/v1/pair", #"{"host": "127.0.0.1", "minutes": 1}"#, expect: 200)
+        #expect(opened["state"]?.string == "waiting" && opened["code"]?.string?.hasPrefix("127.0.0.1:") == true)
+        try call("POST", "/v1/pair", "/v1/pair", #"{"minutes": 99}"#, expect: 400)
+        try call("POST", "/v1/pair/join", "/v1/pair/join", #"{"code": "not a code"}"#, expect: 400)
+        try call("POST", "/v1/pair/join", "/v1/pair/join", #"{"code": "127.0.0.1:1/0000-0000-0000-0000"}"#, expect: 502)
+        try call("POST", "/v1/peers/add", "/v1/peers/add", #"{"address": "127.0.0.1:1"}"#, expect: 502)
+        try call("POST", "/v1/sync/share", "/v1/sync/share", #"{"device": "nobody"}"#, expect: 400)
+        try call("GET", "/v1/sync", "/v1/sync", expect: 200)
+        try call("GET", "/v1/sync/conflicts", "/v1/sync/conflicts", expect: 200)
 
         // The event stream: its type (it never ends by itself; curl stops reading after a second).
         let curl = try Run.program(

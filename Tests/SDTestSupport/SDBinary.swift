@@ -138,7 +138,11 @@ extension SDBinary {
         let data = environment["SD_DATA_DIR"] ?? ""
         let session = DaemonSession(way: way, sd: self, logPath: data + "/Default.sdlibrary/logs/sdd.log")
         if way == .daemon {
-            let started = try run(["daemon", "start"], environment: ["SD_LOG_LEVEL": "debug"])
+            // Peers on any free loopback port: tests never take 7373 or listen beyond this machine.
+            let started = try run(
+                ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1"],
+                environment: ["SD_LOG_LEVEL": "debug"]
+            )
             guard started.status == 0 else { throw SDBinaryError.daemon(started.stderr) }
         }
         return session

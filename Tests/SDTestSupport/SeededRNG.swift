@@ -1,3 +1,5 @@
+import Foundation
+
 /// A small deterministic random number generator (SplitMix64) so that property tests print a seed that
 /// reproduces a failure.
 public struct SeededRNG: RandomNumberGenerator, Sendable {
@@ -25,5 +27,17 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
             }
         }
         return out
+    }
+}
+
+/// Runs long synchronous work on a thread of its own, so that it does not hold one of the few threads of
+/// Swift's cooperative pool (2 on a 2-core machine) while other tests' async work waits for them.
+public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        let thread = Thread {
+            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        }
+        thread.stackSize = 8 << 20
+        thread.start()
     }
 }

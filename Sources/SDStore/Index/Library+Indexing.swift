@@ -209,9 +209,11 @@ extension Library {
             try db.execute(sql: "PRAGMA foreign_keys = OFF")
             defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
             try db.inTransaction {
+                _ = try Self.takeSyncSeq(db)
                 let link = try db.cachedStatement(
                     sql: """
-                        UPDATE entries SET content_id = ?, category = coalesce(?, category), mime = ?, error = ?
+                        UPDATE entries SET content_id = ?, category = coalesce(?, category), mime = ?, error = ?,
+                            sync_seq = (SELECT seq FROM sync_state WHERE id = 1)
                         WHERE id = ?
                         """
                 )
@@ -313,8 +315,12 @@ extension Library {
     /// Marks a location's scan as complete and online.
     public func finishScan(location: Location) throws {
         try database.write { db in
+            _ = try Self.takeSyncSeq(db)
             try db.execute(
-                sql: "UPDATE locations SET state = 'online', state_reason = NULL, last_indexed_at = ? WHERE id = ?",
+                sql: """
+                    UPDATE locations SET state = 'online', state_reason = NULL, last_indexed_at = ?,
+                        sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?
+                    """,
                 arguments: [Self.nowMilliseconds(), location.id]
             )
         }

@@ -121,19 +121,20 @@ extension Library {
 
     static func recordVolume(_ v: MountedVolume, _ db: Database, device: Int64) throws -> Int64 {
         let now = nowMilliseconds()
+        let seq = try takeSyncSeq(db)
         try db.execute(
             sql: """
                 INSERT INTO volumes (uuid, device_id, identity, name, mount_point, filesystem, read_only, total_bytes,
-                                     free_bytes, last_seen_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                     free_bytes, last_seen_at, sync_seq)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT(device_id, identity) DO UPDATE SET mount_point = excluded.mount_point,
                     filesystem = excluded.filesystem, read_only = excluded.read_only, total_bytes = excluded.total_bytes,
-                    free_bytes = excluded.free_bytes, last_seen_at = excluded.last_seen_at
+                    free_bytes = excluded.free_bytes, last_seen_at = excluded.last_seen_at, sync_seq = excluded.sync_seq
                 """,
             arguments: [
                 UUID().lowercased, device, v.identity,
                 v.mountPoint == "/" ? "/" : (v.mountPoint as NSString).lastPathComponent,
-                Data(v.mountPoint.utf8), v.filesystem, v.readOnly, Int64(v.totalBytes), Int64(v.freeBytes), now,
+                Data(v.mountPoint.utf8), v.filesystem, v.readOnly, Int64(v.totalBytes), Int64(v.freeBytes), now, seq,
             ]
         )
         return try Int64.fetchOne(
@@ -201,12 +202,13 @@ extension Library {
                 name ?? ((text as NSString).lastPathComponent.isEmpty ? text : (text as NSString).lastPathComponent)
             try db.execute(
                 sql: """
-                    INSERT INTO locations (uuid, device_id, volume_id, volume_identity, name, path, index_content, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO locations (uuid, device_id, volume_id, volume_identity, name, path, index_content, created_at,
+                        sync_seq)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """,
                 arguments: [
                     uuid, device, volumeID, volume?.identity, locationName, Data(path), indexContent,
-                    Self.nowMilliseconds(),
+                    Self.nowMilliseconds(), try Self.takeSyncSeq(db),
                 ]
             )
             return try Location(
@@ -222,7 +224,13 @@ extension Library {
 
     public func fetchLocations() throws -> [Location] {
         try database.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM locations ORDER BY id").map(Location.init(row:))
+            // This device's own: other devices' locations (synced) are never indexed, watched or resolved as
+            // local paths here.
+            try Row.fetchAll(
+                db,
+                sql:
+                    "SELECT * FROM locations WHERE device_id IS (SELECT self_device FROM sync_state WHERE id = 1) ORDER BY id"
+            ).map(Location.init(row:))
         }
     }
 
@@ -245,8 +253,12 @@ extension Library {
             let count =
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE location_id = ?", arguments: [id]) ?? 0
             try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [id])
-            // Children first keeps the cascade shallow; one statement removes them all.
+            _ = try Self.takeSyncSeq(db)
+            // Children first keeps the cascade shallow; one statement removes them all. The location's tombstone
+            // stands for its entries (no tombstone each).
+            try db.execute(sql: "UPDATE sync_state SET quiet = 1 WHERE id = 1")
             try db.execute(sql: "DELETE FROM entries WHERE location_id = ?", arguments: [id])
+            try db.execute(sql: "UPDATE sync_state SET quiet = 0 WHERE id = 1")
             try db.execute(sql: "DELETE FROM locations WHERE id = ?", arguments: [id])
             return count
         }
@@ -255,8 +267,10 @@ extension Library {
     /// Marks a location online or offline (with the reason), without touching its entries.
     public func setLocationState(id: Int64, state: String, reason: String?) throws {
         try database.write { db in
+            _ = try Self.takeSyncSeq(db)
             try db.execute(
-                sql: "UPDATE locations SET state = ?, state_reason = ? WHERE id = ?",
+                sql:
+                    "UPDATE locations SET state = ?, state_reason = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?",
                 arguments: [state, reason, id]
             )
         }

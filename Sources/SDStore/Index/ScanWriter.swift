@@ -116,6 +116,7 @@ public final class ScanWriter {
         var location = location
         let (epoch, device, rootID) = try library.database.write { db -> (Int64, Int64, Int64) in
             let device = try library.deviceRowID(db)
+            let seq = try Library.takeSyncSeq(db)
             if !resuming {
                 try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [location.id])
             }
@@ -127,7 +128,7 @@ public final class ScanWriter {
             if let id = rootID {
                 try db.execute(
                     sql:
-                        "UPDATE entries SET mtime_ns = ?, ctime_ns = ?, inode = ?, mode = ?, error = NULL WHERE id = ?",
+                        "UPDATE entries SET mtime_ns = ?, ctime_ns = ?, inode = ?, mode = ?, error = NULL, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?",
                     arguments: [
                         root.mtimeNanoseconds, root.ctimeNanoseconds, Int64(bitPattern: root.inode), Int64(root.mode),
                         id,
@@ -144,11 +145,13 @@ public final class ScanWriter {
                     location: location.id,
                     device: device,
                     epoch: epoch,
+                    seq: seq,
                     db
                 )
             }
             try db.execute(
-                sql: "UPDATE locations SET scan_epoch = ?, root_entry_id = ? WHERE id = ?",
+                sql:
+                    "UPDATE locations SET scan_epoch = ?, root_entry_id = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?",
                 arguments: [epoch, rootID, location.id]
             )
             return (epoch, device, rootID!)
@@ -188,6 +191,7 @@ public final class ScanWriter {
     public func applyChanges(_ changes: [FolderChange]) throws {
         precondition(live, "applyChanges is for live writers")
         try library.database.write { db in
+            seq = try Library.takeSyncSeq(db)
             var paths: [Int64: [UInt8]] = [:]
             func path(_ id: Int64) throws -> [UInt8]? {
                 if let known = paths[id] { return known }
@@ -225,7 +229,8 @@ public final class ScanWriter {
                             arguments: [toFolder, Data(toName), moving]
                         )
                         try db.execute(
-                            sql: "UPDATE entries SET parent_id = ?, name = ? WHERE id = ?",
+                            sql:
+                                "UPDATE entries SET parent_id = ?, name = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?",
                             arguments: [toFolder, Data(toName), moving]
                         )
                         counts.updated += 1
@@ -283,13 +288,18 @@ public final class ScanWriter {
         } catch {
             if error.isNotFound { return }
             counts.unreadableFolders += 1
-            try db.cachedStatement(sql: "UPDATE entries SET error = ? WHERE id = ?")
-                .execute(arguments: [error.description, folder])
+            try db.cachedStatement(
+                sql: "UPDATE entries SET error = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?"
+            )
+            .execute(arguments: [error.description, folder])
             return
         }
         try refreshFolder(folder, with: selfStat, db)
-        try db.cachedStatement(sql: "UPDATE entries SET error = NULL WHERE id = ? AND error IS NOT NULL")
-            .execute(arguments: [folder])
+        try db.cachedStatement(
+            sql:
+                "UPDATE entries SET error = NULL, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ? AND error IS NOT NULL"
+        )
+        .execute(arguments: [folder])
         _ = try merge(folderID: folder, path: path, entries: entries, complete: true, walkNewFolders: true, db)
     }
 
@@ -322,6 +332,7 @@ public final class ScanWriter {
             try db.execute(sql: "PRAGMA foreign_keys = OFF")
             defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
             try db.inTransaction {
+                seq = try Library.takeSyncSeq(db)
                 for listing in listings { try apply(listing, db) }
                 // Live changes are searchable in the transaction that makes them.
                 if live { try Library.catchUpSearchIfSmall(db) }
@@ -351,8 +362,10 @@ public final class ScanWriter {
         if let error = listing.error {
             // Unreadable is not empty: keep what is known below it, and say why it is stale.
             counts.unreadableFolders += 1
-            try db.cachedStatement(sql: "UPDATE entries SET error = ? WHERE id = ?")
-                .execute(arguments: [error.description, folderID])
+            try db.cachedStatement(
+                sql: "UPDATE entries SET error = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?"
+            )
+            .execute(arguments: [error.description, folderID])
             return
         }
         let ids = try merge(
@@ -415,8 +428,11 @@ public final class ScanWriter {
             existing = try existingChildren(of: folderID, named: entries.map(\.name), db)
         } else if !freshFolders.contains(folderID) {
             existing = try existingChildren(of: folderID, named: nil, db)
-            try db.cachedStatement(sql: "UPDATE entries SET error = NULL WHERE id = ? AND error IS NOT NULL")
-                .execute(arguments: [folderID])
+            try db.cachedStatement(
+                sql:
+                    "UPDATE entries SET error = NULL, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ? AND error IS NOT NULL"
+            )
+            .execute(arguments: [folderID])
         }
         // The insert statement is looked up once per folder: GRDB's statement cache hashes the SQL text,
         // which per row was a measurable share of the writer's time.
@@ -444,6 +460,7 @@ public final class ScanWriter {
                     location: location.id,
                     device: deviceRow,
                     epoch: epoch,
+                    seq: seq,
                     unlisted: live,
                     statement: insertStatement,
                     db
@@ -480,7 +497,8 @@ public final class ScanWriter {
     private func refreshFolder(_ folderID: Int64, with stat: RawEntry, _ db: Database) throws {
         try db.cachedStatement(
             sql: """
-                UPDATE entries SET inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?, ctime_ns = ?
+                UPDATE entries SET inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?, ctime_ns = ?,
+                    sync_seq = (SELECT seq FROM sync_state WHERE id = 1)
                 WHERE id = ?
                 """
         ).execute(arguments: [
@@ -522,11 +540,12 @@ public final class ScanWriter {
             contentMayHaveChanged
             ? """
             UPDATE entries SET type = ?, size = ?, inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?,
-                ctime_ns = ?, symlink_target = ?, error = ?, content_id = NULL, mime = NULL WHERE id = ?
+                ctime_ns = ?, symlink_target = ?, error = ?, content_id = NULL, mime = NULL,
+                sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?
             """
             : """
             UPDATE entries SET type = ?, size = ?, inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?,
-                ctime_ns = ?, symlink_target = ?, error = ? WHERE id = ?
+                ctime_ns = ?, symlink_target = ?, error = ?, sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?
             """
         try db.cachedStatement(sql: sql).execute(arguments: [
             Int64(entry.type.rawValue), size, inode, Int64(bitPattern: entry.device), Int64(entry.mode),
@@ -540,8 +559,8 @@ public final class ScanWriter {
 
     static let insertSQL = """
         INSERT INTO entries (uuid, device_id, location_id, parent_id, name, type, category, size, inode,
-            device_number, mode, link_count, mtime_ns, ctime_ns, symlink_target, added_epoch, error)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            device_number, mode, link_count, mtime_ns, ctime_ns, symlink_target, added_epoch, error, sync_seq)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
         """
 
     static func insert(
@@ -551,6 +570,7 @@ public final class ScanWriter {
         location: Int64,
         device: Int64,
         epoch: Int64,
+        seq: Int64,
         unlisted: Bool = false,
         statement: Statement? = nil,
         _ db: Database
@@ -579,11 +599,14 @@ public final class ScanWriter {
         insert.bind(15, bytes: entry.symlinkTarget)
         insert.bind(16, epoch)
         insert.bind(17, text: entry.error?.description)
+        insert.bind(18, seq)
         try insert.run()
         return db.lastInsertedRowID
     }
 
     var uuids = EntryUUIDGenerator()
+    /// The sync sequence of the current write transaction (rows it writes carry it).
+    var seq: Int64 = 0
 
     // MARK: - End of processing
 
@@ -596,6 +619,7 @@ public final class ScanWriter {
     /// unless `allowMassDelete`: nothing is removed, and the next scan with the flag proceeds.
     public func finish(allowMassDelete: Bool) throws -> RemovalSummary {
         try library.database.write { db in
+            seq = try Library.takeSyncSeq(db)
             var summary = RemovalSummary()
             let gone = try Row.fetchAll(
                 db,
@@ -679,7 +703,10 @@ public final class ScanWriter {
             )
             try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [location.id])
             let move = try db.cachedStatement(
-                sql: "UPDATE entries SET uuid = ?, content_id = coalesce(?, content_id), added_epoch = ? WHERE id = ?"
+                sql: """
+                    UPDATE entries SET uuid = ?, content_id = coalesce(?, content_id), added_epoch = ?,
+                        sync_seq = (SELECT seq FROM sync_state WHERE id = 1) WHERE id = ?
+                    """
             )
             for t in transfers { try move.execute(arguments: [t.uuid, t.content, t.epoch, t.to]) }
             summary.moved = transfers.count

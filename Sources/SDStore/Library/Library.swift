@@ -42,7 +42,10 @@ public final class Library: Sendable {
     /// The library is built in a hidden temporary folder beside the target (database migrated, manifest
     /// written and fsynced), then renamed into place with `renameat2(RENAME_NOREPLACE)`, so a library folder is
     /// either absent or complete, even after a crash mid-way.
-    public static func create(name: String, in directory: String, device: DeviceIdentity) throws -> Library {
+    /// `id`: a library joined from another device keeps its id (nil: a new library, a new id).
+    public static func create(name: String, in directory: String, device: DeviceIdentity, id: LibraryID? = nil) throws
+        -> Library
+    {
         try validate(name: name)
         let target = "\(directory)/\(name)\(folderExtension)"
         if FileSystem.exists(target) {
@@ -60,7 +63,7 @@ public final class Library: Sendable {
         }
         do {
             let manifest = LibraryManifest(
-                id: .random(),
+                id: id ?? .random(),
                 name: name,
                 schemaVersion: Schema.version,
                 created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970))
@@ -267,13 +270,19 @@ public final class Library: Sendable {
         let now = Int64(Date().timeIntervalSince1970 * 1000)
         try db.execute(
             sql: """
-                INSERT INTO devices (uuid, name, os, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)
-                ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, os = excluded.os, last_seen_at = excluded.last_seen_at
+                INSERT INTO devices (uuid, name, os, created_at, last_seen_at, sync_seq) VALUES (?, ?, ?, ?, ?, ?)
+                ON CONFLICT(uuid) DO UPDATE SET name = excluded.name, os = excluded.os, last_seen_at = excluded.last_seen_at,
+                    sync_seq = excluded.sync_seq
                 """,
             arguments: [
                 device.id.description, device.name, Self.osName, Int64(device.created.timeIntervalSince1970 * 1000),
-                now,
+                now, try takeSyncSeq(db),
             ]
+        )
+        // Deletions of this device's rows leave tombstones for its peers (the triggers ask which device is this).
+        try db.execute(
+            sql: "UPDATE sync_state SET self_device = (SELECT id FROM devices WHERE uuid = ?) WHERE id = 1",
+            arguments: [device.id.description]
         )
     }
 

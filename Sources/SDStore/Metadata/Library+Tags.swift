@@ -20,6 +20,24 @@ public struct SharedChange: Sendable, Codable, Equatable {
     public var field: String?
     public var value: String?
     public var device: String
+
+    public init(
+        seq: Int64,
+        hlc: String,
+        record: String,
+        key: String,
+        field: String?,
+        value: String?,
+        device: String
+    ) {
+        self.seq = seq
+        self.hlc = hlc
+        self.record = record
+        self.key = key
+        self.field = field
+        self.value = value
+        self.device = device
+    }
 }
 
 public struct TagError: Error, Sendable, CustomStringConvertible {
@@ -43,9 +61,22 @@ extension Library {
         let last = try String.fetchOne(db, sql: "SELECT max(hlc) FROM shared_changes").flatMap(HLCTimestamp.init)
         var clock = HLC(device: device, last: last)
         let stamp = clock.now(physical: UInt64(max(0, nowMilliseconds())))
+        // The registers it writes, each remembering the stamp of the value it replaces (a later merge tells an
+        // overwrite from a concurrent edit by it).
+        var logPrev: String?
+        for (index, var written) in SharedRegister.expand(record: record, key: key, field: field, value: value)
+            .enumerated()
+        {
+            let prev = try Self.register(db, written.record, written.key, written.field)?.hlc
+            if index == 0 { logPrev = prev }
+            written.hlc = stamp.description
+            written.prev = prev
+            try storeRegister(db, written)
+        }
         try db.cachedStatement(
-            sql: "INSERT INTO shared_changes (hlc, record, key, field, value, device) VALUES (?, ?, ?, ?, ?, ?)"
-        ).execute(arguments: [stamp.description, record, key, field, value, device.description])
+            sql:
+                "INSERT INTO shared_changes (hlc, record, key, field, value, device, prev) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        ).execute(arguments: [stamp.description, record, key, field, value, device.description, logPrev])
         return stamp
     }
 

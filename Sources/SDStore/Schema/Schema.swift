@@ -25,6 +25,7 @@ enum Schema {
         ("v6-actions", v6),
         ("v7-integrity-hashes", v7),
         ("v8-shared-changes", v8),
+        ("v9-sync", v9),
     ]
 
     static var version: Int { migrations.count }
@@ -473,5 +474,140 @@ enum Schema {
                 CREATE INDEX shared_changes_hlc ON shared_changes(hlc);
                 """
         )
+    }
+
+    // MARK: - v9
+
+    /// What sync between devices needs.
+    ///
+    /// Device-owned rows (devices, volumes, locations, entries) replicate by state: each carries `sync_seq`, the
+    /// owner's change sequence when it was last written (every write transaction that changes owned rows takes
+    /// the next one from `sync_state.seq`), so a peer asks for rows after its cursor (seq, id). Rows deleted
+    /// on their owner leave `owned_tombstones` (by trigger, so cascades count too); a location's tombstone
+    /// stands for all its entries (theirs are not written: `sync_state.quiet`). On a replica, other devices'
+    /// rows keep their owner's `sync_seq`.
+    ///
+    /// Shared metadata merges per field: `shared_state` holds each register (record, key, field: '' for the
+    /// record's existence) with its value and the HLC that wrote it, the last writer winning; the live tables
+    /// (tags, entry_tags, content_tags, user_metadata) are made from it. `shared_changes.prev` is the HLC of the
+    /// value a change replaced, so a merge can tell an overwrite (it saw the old value) from a concurrent edit,
+    /// whose losing value is kept in `sync_conflicts`.
+    static func v9(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                ALTER TABLE devices ADD COLUMN sync_seq INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE volumes ADD COLUMN sync_seq INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE locations ADD COLUMN sync_seq INTEGER NOT NULL DEFAULT 0;
+                ALTER TABLE entries ADD COLUMN sync_seq INTEGER NOT NULL DEFAULT 0;
+                CREATE INDEX entries_sync ON entries(device_id, sync_seq);
+                -- On a replica, another device's entries keep their owner's row id: the owner may give a row another
+                -- uuid (a move detected), and rows refer to their parent by it. NULL for this device's own rows
+                -- (so the partial index costs local scans nothing).
+                ALTER TABLE entries ADD COLUMN owner_id INTEGER;
+                CREATE UNIQUE INDEX entries_owner ON entries(device_id, owner_id) WHERE owner_id IS NOT NULL;
+                -- Another device's entries that arrived before their parent (or location): applied when it comes.
+                CREATE TABLE sync_pending (
+                    device_id INTEGER NOT NULL,
+                    owner_id INTEGER NOT NULL,
+                    seq INTEGER NOT NULL,
+                    row TEXT NOT NULL,                     -- JSON of the entry as received
+                    PRIMARY KEY (device_id, owner_id)
+                ) STRICT;
+
+                CREATE TABLE sync_state (
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    seq INTEGER NOT NULL,                  -- the last change sequence taken
+                    self_device INTEGER,                   -- devices.id of the device that has the library open
+                    quiet INTEGER NOT NULL DEFAULT 0,      -- 1 while a location's entries go with it (no tombstones)
+                    owned_compacted INTEGER NOT NULL DEFAULT 0,  -- tombstones up to this id were compacted away
+                    shared_compacted INTEGER NOT NULL DEFAULT 0, -- shared_changes up to this seq were compacted away
+                    shared_horizon TEXT                    -- HLC before which shared tombstones were compacted
+                ) STRICT;
+                INSERT INTO sync_state (id, seq) VALUES (1, 0);
+
+                CREATE TABLE owned_tombstones (
+                    id INTEGER PRIMARY KEY AUTOINCREMENT,
+                    seq INTEGER NOT NULL,                  -- the sync_seq of the transaction that deleted the row
+                    kind TEXT NOT NULL,                    -- 'entry', 'location', 'volume'
+                    ref TEXT NOT NULL,                     -- entries: the row id; others: the uuid
+                    at INTEGER NOT NULL
+                ) STRICT;
+                CREATE TRIGGER entries_tombstone AFTER DELETE ON entries
+                WHEN old.device_id = (SELECT self_device FROM sync_state WHERE id = 1)
+                    AND (SELECT quiet FROM sync_state WHERE id = 1) = 0
+                BEGIN
+                    INSERT INTO owned_tombstones (seq, kind, ref, at) VALUES ((SELECT seq FROM sync_state WHERE id = 1),
+                        'entry', CAST(old.id AS TEXT), CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+                END;
+                CREATE TRIGGER locations_tombstone AFTER DELETE ON locations
+                WHEN old.device_id = (SELECT self_device FROM sync_state WHERE id = 1)
+                BEGIN
+                    INSERT INTO owned_tombstones (seq, kind, ref, at) VALUES ((SELECT seq FROM sync_state WHERE id = 1),
+                        'location', old.uuid, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+                END;
+                CREATE TRIGGER volumes_tombstone AFTER DELETE ON volumes
+                WHEN old.device_id = (SELECT self_device FROM sync_state WHERE id = 1)
+                BEGIN
+                    INSERT INTO owned_tombstones (seq, kind, ref, at) VALUES ((SELECT seq FROM sync_state WHERE id = 1),
+                        'volume', old.uuid, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER));
+                END;
+
+                ALTER TABLE shared_changes ADD COLUMN prev TEXT;  -- HLC of the register value this change replaced
+                CREATE TABLE shared_state (
+                    record TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    field TEXT NOT NULL,                   -- '' for the record itself (exists or deleted)
+                    value TEXT,                            -- NULL: cleared or deleted
+                    hlc TEXT NOT NULL,
+                    prev TEXT,                             -- the HLC of the value this one replaced, as its writer saw
+                    PRIMARY KEY (record, key, field)
+                ) STRICT, WITHOUT ROWID;
+
+                -- Values that lost a concurrent edit (last writer wins, the loser is kept here, restorable).
+                CREATE TABLE sync_conflicts (
+                    id INTEGER PRIMARY KEY,
+                    record TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    field TEXT NOT NULL,
+                    value TEXT,                            -- the losing value
+                    hlc TEXT NOT NULL,                     -- and its stamp
+                    winner_value TEXT,
+                    winner_hlc TEXT NOT NULL,
+                    found_at INTEGER NOT NULL,
+                    resolved_at INTEGER,                   -- restored or dismissed
+                    UNIQUE (record, key, field, hlc)
+                ) STRICT;
+
+                -- The devices this library syncs with, and how far each was followed.
+                CREATE TABLE sync_peers (
+                    device TEXT PRIMARY KEY NOT NULL,      -- DeviceID
+                    shared_seq INTEGER NOT NULL DEFAULT 0, -- its shared_changes seq pulled through
+                    owned_cursor TEXT,                     -- JSON: its owned rows pulled through, per table
+                    full_resync INTEGER NOT NULL DEFAULT 0,-- 1: its state is being pulled whole (cursor says where)
+                    resync_pass INTEGER NOT NULL DEFAULT 0,
+                    shared_horizon TEXT NOT NULL DEFAULT '', -- its compaction horizon when its whole state was last taken
+                    last_sync_at INTEGER,
+                    last_error TEXT,
+                    added_at INTEGER NOT NULL
+                ) STRICT;
+                """
+        )
+        // Registers from the change log so far.
+        let changes = try Row.fetchAll(
+            db,
+            sql: "SELECT hlc, record, key, field, value FROM shared_changes ORDER BY hlc"
+        )
+        for row in changes {
+            for register in SharedRegister.expand(record: row[1], key: row[2], field: row[3], value: row[4]) {
+                try db.execute(
+                    sql: """
+                        INSERT INTO shared_state (record, key, field, value, hlc) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (record, key, field) DO UPDATE SET value = excluded.value, hlc = excluded.hlc
+                        WHERE excluded.hlc > shared_state.hlc
+                        """,
+                    arguments: [register.record, register.key, register.field, register.value, row[0] as String]
+                )
+            }
+        }
     }
 }

@@ -324,7 +324,13 @@ public struct SearchSnapshot {
     public func paths(of rows: [SearchRow]) throws -> [[UInt8]?] {
         let statement = try db.cachedStatement(
             sql:
-                "SELECT e.parent_id, e.name, l.path FROM entries e JOIN locations l ON l.id = e.location_id WHERE e.id = ?"
+                // Another device's entries (synced) as SdPaths of that device: sd://DEVICE/abs/path.
+                """
+                SELECT e.parent_id, e.name, CASE WHEN l.device_id IS (SELECT self_device FROM sync_state WHERE id = 1)
+                    THEN l.path ELSE CAST('sd://' || d.uuid || CAST(l.path AS TEXT) AS BLOB) END
+                FROM entries e JOIN locations l ON l.id = e.location_id JOIN devices d ON d.id = l.device_id
+                WHERE e.id = ?
+                """
         )
         var known: [Int64: [UInt8]] = [:]
         func path(_ id: Int64) throws -> [UInt8]? {

@@ -30,6 +30,8 @@ struct DaemonCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
         @Option(help: "Also serve on 127.0.0.1 at this port (0: any free one), with a bearer token (sdd.token, 0600).")
         var tcpPort: Int?
+        @Option(help: "Accept paired devices on this port (default 7373), or 'off'.") var peerPort: String?
+        @Option(help: "The address to accept peers on (default 0.0.0.0).") var peerHost: String?
 
         func run() throws {
             if let running = APIClient().info() {
@@ -50,7 +52,8 @@ struct DaemonCommand: ParsableCommand {
             let child = try ChildProcess.start(
                 binary,
                 (libraryOptions.library.map { ["--library", $0] } ?? [])
-                    + (tcpPort.map { ["--tcp-port", "\($0)"] } ?? []),
+                    + (tcpPort.map { ["--tcp-port", "\($0)"] } ?? [])
+                    + (peerPort.map { ["--peer-port", $0] } ?? []) + (peerHost.map { ["--peer-host", $0] } ?? []),
                 standardOutput: .descriptor(out),
                 standardError: .descriptor(out),
                 newSession: true

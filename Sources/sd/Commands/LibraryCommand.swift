@@ -38,7 +38,7 @@ struct LibraryCommand: ParsableCommand {
               sd library create Photos
               sd library info --library Photos
             """,
-        subcommands: [Create.self, List.self, Info.self]
+        subcommands: [Create.self, List.self, Info.self, Share.self, Join.self]
     )
 
     struct Create: ParsableCommand {

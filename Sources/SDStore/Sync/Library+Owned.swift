@@ -1,0 +1,786 @@
+import Foundation
+import GRDB
+import SDCore
+
+// Device-owned data for sync: what a device sends of its own rows (after a peer's cursor), and how a peer
+// applies them. Only the owner writes its rows; a replica takes them as they are.
+
+public struct OwnedDevice: Sendable, Equatable, Codable {
+    public var id: DeviceID
+    public var seq: Int64
+    public var name: String
+    public var os: String
+    public var createdAt: Int64
+    public var lastSeenAt: Int64
+
+    public init(id: DeviceID, seq: Int64, name: String, os: String, createdAt: Int64, lastSeenAt: Int64) {
+        self.id = id
+        self.seq = seq
+        self.name = name
+        self.os = os
+        self.createdAt = createdAt
+        self.lastSeenAt = lastSeenAt
+    }
+}
+
+public struct OwnedVolume: Sendable, Equatable, Codable {
+    public var uuid: String
+    public var seq: Int64
+    public var identity: String
+    public var name: String
+    public var mountPoint: [UInt8]
+    public var filesystem: String
+    public var readOnly: Bool
+    public var totalBytes: Int64?
+    public var freeBytes: Int64?
+    public var speedClass: String?
+    public var lastSeenAt: Int64
+
+    public init(
+        uuid: String,
+        seq: Int64,
+        identity: String,
+        name: String,
+        mountPoint: [UInt8],
+        filesystem: String,
+        readOnly: Bool,
+        totalBytes: Int64?,
+        freeBytes: Int64?,
+        speedClass: String?,
+        lastSeenAt: Int64
+    ) {
+        self.uuid = uuid
+        self.seq = seq
+        self.identity = identity
+        self.name = name
+        self.mountPoint = mountPoint
+        self.filesystem = filesystem
+        self.readOnly = readOnly
+        self.totalBytes = totalBytes
+        self.freeBytes = freeBytes
+        self.speedClass = speedClass
+        self.lastSeenAt = lastSeenAt
+    }
+}
+
+public struct OwnedLocation: Sendable, Equatable, Codable {
+    public var uuid: String
+    public var seq: Int64
+    public var volume: String?
+    public var volumeIdentity: String?
+    public var name: String
+    public var path: [UInt8]
+    public var indexContent: Bool
+    public var state: String
+    public var stateReason: String?
+    public var lastIndexedAt: Int64?
+    public var createdAt: Int64
+
+    public init(
+        uuid: String,
+        seq: Int64,
+        volume: String?,
+        volumeIdentity: String?,
+        name: String,
+        path: [UInt8],
+        indexContent: Bool,
+        state: String,
+        stateReason: String?,
+        lastIndexedAt: Int64?,
+        createdAt: Int64
+    ) {
+        self.uuid = uuid
+        self.seq = seq
+        self.volume = volume
+        self.volumeIdentity = volumeIdentity
+        self.name = name
+        self.path = path
+        self.indexContent = indexContent
+        self.state = state
+        self.stateReason = stateReason
+        self.lastIndexedAt = lastIndexedAt
+        self.createdAt = createdAt
+    }
+}
+
+public struct OwnedEntry: Sendable, Equatable, Codable {
+    /// The owner's row id (stable for the row's life; a replica finds the row and its children by it).
+    public var id: Int64
+    public var seq: Int64
+    public var uuid: [UInt8]
+    public var location: String
+    public var parent: Int64?
+    public var name: [UInt8]
+    public var type: Int64
+    public var category: String?
+    public var mime: String?
+    public var size: Int64
+    public var inode: Int64?
+    public var deviceNumber: Int64?
+    public var mode: Int64?
+    public var linkCount: Int64?
+    public var mtime: Int64?
+    public var ctime: Int64?
+    public var symlinkTarget: [UInt8]?
+    public var contentID: Int64?
+    public var error: String?
+
+    public init(
+        id: Int64,
+        seq: Int64,
+        uuid: [UInt8],
+        location: String,
+        parent: Int64?,
+        name: [UInt8],
+        type: Int64,
+        category: String?,
+        mime: String?,
+        size: Int64,
+        inode: Int64?,
+        deviceNumber: Int64?,
+        mode: Int64?,
+        linkCount: Int64?,
+        mtime: Int64?,
+        ctime: Int64?,
+        symlinkTarget: [UInt8]?,
+        contentID: Int64?,
+        error: String?
+    ) {
+        self.id = id
+        self.seq = seq
+        self.uuid = uuid
+        self.location = location
+        self.parent = parent
+        self.name = name
+        self.type = type
+        self.category = category
+        self.mime = mime
+        self.size = size
+        self.inode = inode
+        self.deviceNumber = deviceNumber
+        self.mode = mode
+        self.linkCount = linkCount
+        self.mtime = mtime
+        self.ctime = ctime
+        self.symlinkTarget = symlinkTarget
+        self.contentID = contentID
+        self.error = error
+    }
+}
+
+public struct OwnedTombstone: Sendable, Equatable, Codable {
+    public var id: Int64
+    public var seq: Int64
+    /// 'entry' (ref: the owner's row id), 'location' or 'volume' (ref: the uuid).
+    public var kind: String
+    public var ref: String
+
+    public init(id: Int64, seq: Int64, kind: String, ref: String) {
+        self.id = id
+        self.seq = seq
+        self.kind = kind
+        self.ref = ref
+    }
+}
+
+/// How far a peer has followed a device's own rows: per table, the last (seq, id) received; tombstones by id.
+public struct OwnedCursor: Sendable, Equatable, Codable {
+    public var tombstone: Int64 = 0
+    public var device: [Int64] = [0, 0]
+    public var volume: [Int64] = [0, 0]
+    public var location: [Int64] = [0, 0]
+    public var entry: [Int64] = [0, 0]
+
+    public init() {}
+
+    /// Nothing received yet: the first batch is a whole state (deletions before it do not matter).
+    public var isStart: Bool { self == OwnedCursor() }
+}
+
+/// One batch of a device's own rows.
+public struct OwnedBatch: Sendable, Equatable {
+    public var device: OwnedDevice?
+    public var volumes: [OwnedVolume] = []
+    public var locations: [OwnedLocation] = []
+    public var entries: [OwnedEntry] = []
+    public var tombstones: [OwnedTombstone] = []
+    /// Where the next batch starts.
+    public var cursor: OwnedCursor
+    /// Nothing more after this batch (for now).
+    public var done: Bool
+    /// The cursor is older than the tombstones kept: the peer must pull the whole state again.
+    public var resyncNeeded: Bool = false
+
+    public init(cursor: OwnedCursor, done: Bool) {
+        self.cursor = cursor
+        self.done = done
+    }
+
+    public var rowCount: Int {
+        (device == nil ? 0 : 1) + volumes.count + locations.count + entries.count + tombstones.count
+    }
+}
+
+/// What applying a batch did.
+public struct OwnedApplied: Sendable, Equatable {
+    public var rows = 0
+    public var deleted = 0
+    public var pending = 0
+    public init() {}
+}
+
+extension Library {
+    /// Takes the next change sequence for this device's own rows (rows written in the transaction carry it).
+    /// Taking more than one in a transaction is harmless.
+    @discardableResult
+    static func takeSyncSeq(_ db: Database) throws -> Int64 {
+        try Int64.fetchOne(db, sql: "UPDATE sync_state SET seq = seq + 1 WHERE id = 1 RETURNING seq") ?? 0
+    }
+
+    /// This device's own rows after `cursor`, at most about `limit` of them: tombstones first, then the device,
+    /// volumes, locations and entries, each in (seq, id) order.
+    public func ownedBatch(after cursor: OwnedCursor, limit: Int) throws -> OwnedBatch {
+        try database.read { db in
+            guard let me = try Int64.fetchOne(db, sql: "SELECT self_device FROM sync_state WHERE id = 1") else {
+                return OwnedBatch(cursor: cursor, done: true)
+            }
+            var next = cursor
+            var batch = OwnedBatch(cursor: cursor, done: false)
+            let compacted = try Int64.fetchOne(db, sql: "SELECT owned_compacted FROM sync_state WHERE id = 1") ?? 0
+            if cursor.isStart {
+                // A whole state: deletions so far are already reflected in it.
+                next.tombstone = max(
+                    compacted,
+                    try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) FROM owned_tombstones") ?? 0
+                )
+            } else if cursor.tombstone < compacted {
+                batch.resyncNeeded = true
+                batch.done = true
+                return batch
+            }
+            var budget = max(1, limit)
+            var exhausted = true
+            /// One table's rows after `after` (its `sync_seq`, `id`), within what is left of the budget: the
+            /// rows, and the cursor after the last.
+            func page<T>(_ sql: String, _ first: (any DatabaseValueConvertible)?, _ after: [Int64], _ make: (Row) -> T)
+                throws -> (rows: [T], last: [Int64]?)
+            {
+                guard budget > 0 else {
+                    exhausted = false
+                    return ([], nil)
+                }
+                let rows = try Row.fetchAll(db, sql: sql, arguments: [first, after[0], after[1], budget])
+                if rows.count >= budget { exhausted = false }
+                budget -= rows.count
+                return (rows.map(make), rows.last.map { [$0["sync_seq"], $0["id"]] })
+            }
+            let tombstones = try Row.fetchAll(
+                db,
+                sql: "SELECT id, seq, kind, ref FROM owned_tombstones WHERE id > ? ORDER BY id LIMIT ?",
+                arguments: [next.tombstone, budget]
+            )
+            batch.tombstones = tombstones.map { OwnedTombstone(id: $0[0], seq: $0[1], kind: $0[2], ref: $0[3]) }
+            if let last = batch.tombstones.last { next.tombstone = last.id }
+            if tombstones.count >= budget { exhausted = false }
+            budget -= tombstones.count
+            let device = try page(
+                "SELECT uuid, sync_seq, name, os, created_at, last_seen_at, id FROM devices WHERE id = ? AND (sync_seq, id) > (?, ?) LIMIT ?",
+                me,
+                next.device
+            ) { row in
+                DeviceID(row[0] as String).map {
+                    OwnedDevice(id: $0, seq: row[1], name: row[2], os: row[3], createdAt: row[4], lastSeenAt: row[5])
+                }
+            }
+            batch.device = device.rows.first ?? nil
+            next.device = device.last ?? next.device
+            let volumes = try page(
+                """
+                SELECT uuid, sync_seq, identity, name, mount_point, filesystem, read_only, total_bytes, free_bytes,
+                    speed_class, last_seen_at, id
+                FROM volumes WHERE device_id = ? AND (sync_seq, id) > (?, ?) ORDER BY sync_seq, id LIMIT ?
+                """,
+                me,
+                next.volume
+            ) {
+                OwnedVolume(
+                    uuid: $0[0],
+                    seq: $0[1],
+                    identity: $0[2],
+                    name: $0[3],
+                    mountPoint: [UInt8]($0[4] as Data),
+                    filesystem: $0[5],
+                    readOnly: $0[6],
+                    totalBytes: $0[7],
+                    freeBytes: $0[8],
+                    speedClass: $0[9],
+                    lastSeenAt: $0[10]
+                )
+            }
+            batch.volumes = volumes.rows
+            next.volume = volumes.last ?? next.volume
+            let locations = try page(
+                """
+                SELECT l.uuid, l.sync_seq, v.uuid, l.volume_identity, l.name, l.path, l.index_content, l.state,
+                    l.state_reason, l.last_indexed_at, l.created_at, l.id
+                FROM locations l LEFT JOIN volumes v ON v.id = l.volume_id
+                WHERE l.device_id = ? AND (l.sync_seq, l.id) > (?, ?) ORDER BY l.sync_seq, l.id LIMIT ?
+                """,
+                me,
+                next.location
+            ) {
+                OwnedLocation(
+                    uuid: $0[0],
+                    seq: $0[1],
+                    volume: $0[2],
+                    volumeIdentity: $0[3],
+                    name: $0[4],
+                    path: [UInt8]($0[5] as Data),
+                    indexContent: $0[6],
+                    state: $0[7],
+                    stateReason: $0[8],
+                    lastIndexedAt: $0[9],
+                    createdAt: $0[10]
+                )
+            }
+            batch.locations = locations.rows
+            next.location = locations.last ?? next.location
+            let entries = try page(
+                """
+                SELECT e.id, e.sync_seq, e.uuid, l.uuid, e.parent_id, e.name, e.type, e.category, e.mime, e.size,
+                    e.inode, e.device_number, e.mode, e.link_count, e.mtime_ns, e.ctime_ns, e.symlink_target,
+                    e.content_id, e.error
+                FROM entries e JOIN locations l ON l.id = e.location_id
+                WHERE e.device_id = ? AND (e.sync_seq, e.id) > (?, ?) ORDER BY e.sync_seq, e.id LIMIT ?
+                """,
+                me,
+                next.entry
+            ) {
+                OwnedEntry(
+                    id: $0[0],
+                    seq: $0[1],
+                    uuid: [UInt8]($0[2] as Data),
+                    location: $0[3],
+                    parent: $0[4],
+                    name: [UInt8]($0[5] as Data),
+                    type: $0[6],
+                    category: $0[7],
+                    mime: $0[8],
+                    size: $0[9],
+                    inode: $0[10],
+                    deviceNumber: $0[11],
+                    mode: $0[12],
+                    linkCount: $0[13],
+                    mtime: $0[14],
+                    ctime: $0[15],
+                    symlinkTarget: ($0[16] as Data?).map { [UInt8]($0) },
+                    contentID: $0[17],
+                    error: $0[18]
+                )
+            }
+            batch.entries = entries.rows
+            next.entry = entries.last ?? next.entry
+            batch.cursor = next
+            batch.done = exhausted
+            return batch
+        }
+    }
+
+    /// Applies a batch of `owner`'s rows, in one transaction. `pass`: set during a whole-state pull; rows are
+    /// marked with it, and `sweepOwned` then removes what the pass did not bring.
+    ///
+    /// #### Errors
+    /// `SyncRefusal` (nothing applied) when the batch is another device's than `owner`'s, or `owner` is this
+    /// device: nobody but a device itself writes its rows.
+    @discardableResult
+    public func applyOwned(_ batch: OwnedBatch, from owner: DeviceID, pass: Int64? = nil) throws -> OwnedApplied {
+        if let device = batch.device, device.id != owner {
+            throw SyncRefusal("device \(owner) sent rows of device \(device.id); refused (a device only sends its own)")
+        }
+        guard owner != device.id else {
+            throw SyncRefusal("a peer sent rows of this device (\(owner)); refused (only this device writes them)")
+        }
+        // Foreign keys are off for this transaction (set around it on the writer connection): a deleted row must
+        // not take its children with it here, since on the owner they may have moved elsewhere first (their
+        // moves come after the deletion in this batch order); children really deleted come with tombstones of
+        // their own.
+        return try database.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA foreign_keys = OFF")
+            defer { try? db.execute(sql: "PRAGMA foreign_keys = ON") }
+            var applied = OwnedApplied()
+            try db.inTransaction {
+                applied = try applyOwnedBatch(db, batch, owner: owner, pass: pass)
+                return .commit
+            }
+            return applied
+        }
+    }
+
+    private func applyOwnedBatch(_ db: Database, _ batch: OwnedBatch, owner: DeviceID, pass: Int64?) throws
+        -> OwnedApplied
+    {
+        var applied = OwnedApplied()
+        let deviceRow = try Self.remoteDeviceRow(db, owner, batch.device)
+        for t in batch.tombstones {
+            switch t.kind {
+            case "entry":
+                guard let ownerID = Int64(t.ref) else { continue }
+                try db.execute(
+                    sql: "DELETE FROM entries WHERE device_id = ? AND owner_id = ? AND sync_seq < ?",
+                    arguments: [deviceRow, ownerID, t.seq]
+                )
+                applied.deleted += db.changesCount
+                try db.execute(
+                    sql: "DELETE FROM sync_pending WHERE device_id = ? AND owner_id = ? AND seq < ?",
+                    arguments: [deviceRow, ownerID, t.seq]
+                )
+            case "location":
+                guard
+                    let id = try Int64.fetchOne(
+                        db,
+                        sql: "SELECT id FROM locations WHERE uuid = ? AND device_id = ? AND sync_seq < ?",
+                        arguments: [t.ref, deviceRow, t.seq]
+                    )
+                else { continue }
+                try db.execute(sql: "DELETE FROM entries WHERE location_id = ?", arguments: [id])
+                try db.execute(sql: "DELETE FROM locations WHERE id = ?", arguments: [id])
+                applied.deleted += 1
+            case "volume":
+                try db.execute(
+                    sql: "DELETE FROM volumes WHERE uuid = ? AND device_id = ? AND sync_seq < ?",
+                    arguments: [t.ref, deviceRow, t.seq]
+                )
+                applied.deleted += db.changesCount
+            default:
+                continue
+            }
+        }
+        for v in batch.volumes {
+            if let other = try Int64.fetchOne(
+                db,
+                sql: "SELECT device_id FROM volumes WHERE uuid = ?",
+                arguments: [v.uuid]
+            ),
+                other != deviceRow
+            {
+                continue  // another device's volume: not this owner's to write
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO volumes (uuid, device_id, identity, name, mount_point, filesystem, read_only,
+                        total_bytes, free_bytes, speed_class, last_seen_at, sync_seq)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (uuid) DO UPDATE SET identity = excluded.identity, name = excluded.name,
+                        mount_point = excluded.mount_point, filesystem = excluded.filesystem,
+                        read_only = excluded.read_only, total_bytes = excluded.total_bytes,
+                        free_bytes = excluded.free_bytes, speed_class = excluded.speed_class,
+                        last_seen_at = excluded.last_seen_at, sync_seq = excluded.sync_seq
+                    WHERE excluded.sync_seq >= volumes.sync_seq
+                    """,
+                arguments: [
+                    v.uuid, deviceRow, v.identity, v.name, Data(v.mountPoint), v.filesystem, v.readOnly,
+                    v.totalBytes, v.freeBytes, v.speedClass, v.lastSeenAt, v.seq,
+                ]
+            )
+            applied.rows += 1
+        }
+        for l in batch.locations {
+            if let other = try Int64.fetchOne(
+                db,
+                sql: "SELECT device_id FROM locations WHERE uuid = ?",
+                arguments: [l.uuid]
+            ),
+                other != deviceRow
+            {
+                continue
+            }
+            let volume = try l.volume.flatMap {
+                try Int64.fetchOne(
+                    db,
+                    sql: "SELECT id FROM volumes WHERE uuid = ? AND device_id = ?",
+                    arguments: [$0, deviceRow]
+                )
+            }
+            try db.execute(
+                sql: """
+                    INSERT INTO locations (uuid, device_id, volume_id, volume_identity, name, path, index_content,
+                        state, state_reason, last_indexed_at, created_at, sync_seq, scan_epoch)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (uuid) DO UPDATE SET volume_id = excluded.volume_id,
+                        volume_identity = excluded.volume_identity, name = excluded.name, path = excluded.path,
+                        index_content = excluded.index_content, state = excluded.state,
+                        state_reason = excluded.state_reason, last_indexed_at = excluded.last_indexed_at,
+                        sync_seq = max(locations.sync_seq, excluded.sync_seq),
+                        scan_epoch = excluded.scan_epoch
+                    """,
+                arguments: [
+                    l.uuid, deviceRow, volume, l.volumeIdentity, l.name, Data(l.path), l.indexContent, l.state,
+                    l.stateReason, l.lastIndexedAt, l.createdAt, l.seq, pass ?? 0,
+                ]
+            )
+            applied.rows += 1
+        }
+        for e in batch.entries {
+            if try Self.applyOwnedEntry(db, e, deviceRow: deviceRow, pass: pass) {
+                applied.rows += 1
+            } else {
+                try db.execute(
+                    sql: """
+                        INSERT INTO sync_pending (device_id, owner_id, seq, row) VALUES (?, ?, ?, ?)
+                        ON CONFLICT (device_id, owner_id) DO UPDATE SET seq = excluded.seq, row = excluded.row
+                        WHERE excluded.seq >= sync_pending.seq
+                        """,
+                    arguments: [deviceRow, e.id, e.seq, try Self.jsonText(e)]
+                )
+            }
+        }
+        // Entries that waited for a parent or a location: as many as can go now.
+        var progress = true
+        while progress {
+            progress = false
+            for row in try Row.fetchAll(
+                db,
+                sql: "SELECT row FROM sync_pending WHERE device_id = ? ORDER BY seq, owner_id",
+                arguments: [deviceRow]
+            ) {
+                guard let e = try? JSONDecoder().decode(OwnedEntry.self, from: Data((row[0] as String).utf8))
+                else { continue }
+                if try Self.applyOwnedEntry(db, e, deviceRow: deviceRow, pass: pass) {
+                    applied.rows += 1
+                    progress = true
+                }
+            }
+        }
+        applied.pending =
+            try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_pending WHERE device_id = ?", arguments: [deviceRow])
+            ?? 0
+        // Each location's root: its entry without a parent.
+        try db.execute(
+            sql: """
+                UPDATE locations SET root_entry_id = (
+                    SELECT e.id FROM entries e WHERE e.location_id = locations.id AND e.parent_id IS NULL LIMIT 1)
+                WHERE device_id = ?
+                """,
+            arguments: [deviceRow]
+        )
+        try Self.catchUpSearchIfSmall(db)
+        return applied
+    }
+
+    /// The local row of another device (made on first sight).
+    static func remoteDeviceRow(_ db: Database, _ owner: DeviceID, _ device: OwnedDevice?) throws -> Int64 {
+        if let device {
+            try db.execute(
+                sql: """
+                    INSERT INTO devices (uuid, name, os, created_at, last_seen_at, sync_seq) VALUES (?, ?, ?, ?, ?, ?)
+                    ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, os = excluded.os,
+                        created_at = excluded.created_at, last_seen_at = excluded.last_seen_at,
+                        sync_seq = excluded.sync_seq
+                    WHERE excluded.sync_seq >= devices.sync_seq
+                    """,
+                arguments: [owner.description, device.name, device.os, device.createdAt, device.lastSeenAt, device.seq]
+            )
+        } else {
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO devices (uuid, name, os, created_at, last_seen_at, sync_seq)
+                    VALUES (?, '', '', 0, 0, 0)
+                    """,
+                arguments: [owner.description]
+            )
+        }
+        return try Int64.fetchOne(db, sql: "SELECT id FROM devices WHERE uuid = ?", arguments: [owner.description])!
+    }
+
+    /// Applies one entry of another device; false when its location or parent is not here yet.
+    static func applyOwnedEntry(_ db: Database, _ e: OwnedEntry, deviceRow: Int64, pass: Int64?) throws -> Bool {
+        guard
+            let location = try Int64.fetchOne(
+                db,
+                sql: "SELECT id FROM locations WHERE uuid = ? AND device_id = ?",
+                arguments: [e.location, deviceRow]
+            )
+        else { return false }
+        var parent: Int64?
+        if let p = e.parent {
+            guard
+                let found = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT id FROM entries WHERE device_id = ? AND owner_id = ?",
+                    arguments: [deviceRow, p]
+                )
+            else { return false }
+            parent = found
+        }
+        try db.execute(
+            sql: "DELETE FROM sync_pending WHERE device_id = ? AND owner_id = ? AND seq <= ?",
+            arguments: [deviceRow, e.id, e.seq]
+        )
+        let existing = try Row.fetchOne(
+            db,
+            sql: "SELECT id, sync_seq FROM entries WHERE device_id = ? AND owner_id = ?",
+            arguments: [deviceRow, e.id]
+        )
+        if let existing, (existing[1] as Int64) > e.seq {
+            if let pass {
+                try db.execute(
+                    sql: "UPDATE entries SET added_epoch = ? WHERE id = ?",
+                    arguments: [pass, existing[0] as Int64]
+                )
+            }
+            return true
+        }
+        let local: Int64? = existing?[0]
+        // Rows of this device that the owner no longer has under these names or this uuid (their deletions may
+        // not have arrived yet: names and uuids are unique on the owner, so these are stale).
+        try db.execute(
+            sql: """
+                DELETE FROM entries WHERE device_id = ? AND (owner_id IS NOT ? OR ? IS NULL)
+                AND (uuid = ? OR (parent_id IS ? AND location_id = ? AND name = ?))
+                """,
+            arguments: [deviceRow, e.id, local, Data(e.uuid), parent, location, Data(e.name)]
+        )
+        if try Int.fetchOne(
+            db,
+            sql: "SELECT 1 FROM entries WHERE uuid = ? AND id IS NOT ?",
+            arguments: [Data(e.uuid), local]
+        ) != nil {
+            return true  // the uuid is another device's entry: not this owner's to write (skipped)
+        }
+        if let content = e.contentID {
+            try db.execute(
+                sql: "INSERT OR IGNORE INTO content_identities (id, size, first_seen_at) VALUES (?, ?, ?)",
+                arguments: [content, e.size, nowMilliseconds()]
+            )
+        }
+        let values: [(any DatabaseValueConvertible)?] = [
+            Data(e.uuid), location, parent, Data(e.name), e.type, e.category, e.mime, e.size, e.inode,
+            e.deviceNumber, e.mode, e.linkCount, e.mtime, e.ctime, e.symlinkTarget.map { Data($0) }, e.contentID,
+            e.error, e.seq,
+        ]
+        if let local {
+            try db.execute(
+                sql: """
+                    UPDATE entries SET uuid = ?, location_id = ?, parent_id = ?, name = ?, type = ?, category = ?,
+                        mime = ?, size = ?, inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?,
+                        ctime_ns = ?, symlink_target = ?, content_id = ?, error = ?, sync_seq = ?,
+                        added_epoch = coalesce(?, added_epoch)
+                    WHERE id = ?
+                    """,
+                arguments: StatementArguments(values + [pass, local])
+            )
+        } else {
+            try db.execute(
+                sql: """
+                    INSERT INTO entries (uuid, location_id, parent_id, name, type, category, mime, size, inode,
+                        device_number, mode, link_count, mtime_ns, ctime_ns, symlink_target, content_id, error, sync_seq,
+                        added_epoch, device_id, owner_id)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: StatementArguments(values + [pass ?? 0, deviceRow, e.id])
+            )
+        }
+        return true
+    }
+
+    /// After a whole-state pull of `owner` marked with `pass`: removes that device's rows the pass did not
+    /// bring (deleted while this device was not following). How many entries went.
+    @discardableResult
+    public func sweepOwned(of owner: DeviceID, pass: Int64) throws -> Int {
+        try database.write { db in
+            guard
+                let deviceRow = try Int64.fetchOne(
+                    db,
+                    sql: "SELECT id FROM devices WHERE uuid = ?",
+                    arguments: [owner.description]
+                )
+            else { return 0 }
+            try db.execute(
+                sql: "DELETE FROM entries WHERE device_id = ? AND added_epoch < ?",
+                arguments: [deviceRow, pass]
+            )
+            let removed = db.changesCount
+            try db.execute(
+                sql: "DELETE FROM locations WHERE device_id = ? AND scan_epoch < ?",
+                arguments: [deviceRow, pass]
+            )
+            return removed
+        }
+    }
+
+    /// A canonical text of the synced data (every device's own rows and the shared metadata), equal on every
+    /// device that has received the same changes, whatever their order: for convergence tests and checks.
+    public func syncDump() throws -> String {
+        try database.read { db in
+            var lines: [String] = []
+            func add(_ prefix: String, _ sql: String) throws {
+                for row in try Row.fetchAll(db, sql: sql) {
+                    lines.append(
+                        prefix + " "
+                            + row.databaseValues.map { value -> String in
+                                switch value.storage {
+                                case .blob(let data): "x'\(Hex.encode([UInt8](data)))'"
+                                case .null: "NULL"
+                                case .int64(let i): "\(i)"
+                                case .double(let d): "\(d)"
+                                case .string(let s): "'\(s)'"
+                                }
+                            }.joined(separator: "|")
+                    )
+                }
+            }
+            try add("device", "SELECT uuid, name, os, created_at FROM devices WHERE name != '' ORDER BY uuid")
+            try add(
+                "volume",
+                """
+                SELECT d.uuid, v.uuid, v.identity, v.name, v.mount_point, v.filesystem, v.read_only, v.total_bytes,
+                    v.speed_class
+                FROM volumes v JOIN devices d ON d.id = v.device_id ORDER BY v.uuid
+                """
+            )
+            try add(
+                "location",
+                """
+                SELECT d.uuid, l.uuid, v.uuid, l.volume_identity, l.name, l.path, l.index_content, l.state,
+                    l.state_reason, l.last_indexed_at, r.uuid
+                FROM locations l JOIN devices d ON d.id = l.device_id LEFT JOIN volumes v ON v.id = l.volume_id
+                LEFT JOIN entries r ON r.id = l.root_entry_id ORDER BY l.uuid
+                """
+            )
+            try add(
+                "entry",
+                """
+                SELECT d.uuid, e.uuid, l.uuid, p.uuid, e.name, e.type, e.category, e.mime, e.size, e.inode,
+                    e.device_number, e.mode, e.link_count, e.mtime_ns, e.ctime_ns, e.symlink_target, e.content_id, e.error
+                FROM entries e JOIN devices d ON d.id = e.device_id JOIN locations l ON l.id = e.location_id
+                LEFT JOIN entries p ON p.id = e.parent_id ORDER BY e.uuid
+                """
+            )
+            // Shared metadata as users see it: every register of live records, and the deletion marks of the
+            // others (whose fields compaction may already have dropped on one device and not yet on another).
+            try add(
+                "register",
+                """
+                SELECT s.record, s.key, s.field, s.value, s.hlc FROM shared_state s
+                WHERE s.field = '' OR NOT EXISTS (SELECT 1 FROM shared_state d
+                    WHERE d.record = s.record AND d.key = s.key AND d.field = '' AND d.value IS NULL)
+                ORDER BY s.record, s.key, s.field
+                """
+            )
+            try add("tag", "SELECT uuid, name, color, parent_uuid FROM tags WHERE deleted = 0 ORDER BY uuid")
+            try add(
+                "entry_tag",
+                "SELECT entry_uuid, tag_uuid FROM entry_tags WHERE deleted = 0 ORDER BY entry_uuid, tag_uuid"
+            )
+            try add(
+                "content_tag",
+                "SELECT content_id, tag_uuid FROM content_tags WHERE deleted = 0 ORDER BY content_id, tag_uuid"
+            )
+            try add(
+                "meta",
+                "SELECT entry_uuid, rating, favorite, note FROM user_metadata ORDER BY entry_uuid"
+            )
+            return lines.joined(separator: "\n")
+        }
+    }
+}

@@ -1,0 +1,222 @@
+import Foundation
+import SDCore
+import SDNet
+import SDStore
+
+/// Answers a peer's sync requests from this library: its own rows and its shared change log.
+public struct SyncServer: Sendable {
+    public let library: Library
+
+    public init(library: Library) { self.library = library }
+
+    /// The answer to a request, or nil for a message that is not a request.
+    public func answer(_ message: SyncMessage) throws -> SyncMessage? {
+        switch message {
+        case .ownedRequest(let id, let cursor, let limit):
+            return .owned(
+                id: id,
+                start: cursor,
+                batch: try library.ownedBatch(after: cursor, limit: min(limit, 20_000))
+            )
+        case .sharedRequest(let id, let after, let limit):
+            let bounds = try library.sharedLogBounds()
+            if after < bounds.compacted {
+                return .shared(
+                    id: id,
+                    after: after,
+                    changes: [],
+                    next: after,
+                    done: true,
+                    resyncNeeded: true,
+                    horizon: bounds.horizon
+                )
+            }
+            let n = min(limit, 20_000)
+            let changes = try library.sharedChangesForSync(after: after, limit: n)
+            return .shared(
+                id: id,
+                after: after,
+                changes: changes.map { SharedRecordChange(change: $0.change, prev: $0.prev) },
+                next: changes.last?.change.seq ?? after,
+                done: changes.count < n,
+                resyncNeeded: false,
+                horizon: bounds.horizon
+            )
+        case .registersRequest(let id, let cursor, let limit):
+            // The log's position first: changes after it are pulled as changes once the whole state is in.
+            let bounds = try library.sharedLogBounds()
+            let n = min(limit, 20_000)
+            let registers = try library.sharedRegisters(after: cursor.count == 3 ? cursor : nil, limit: n)
+            return .registers(
+                id: id,
+                start: cursor,
+                registers: registers,
+                horizon: bounds.horizon,
+                logSeq: bounds.newest,
+                done: registers.count < n
+            )
+        default:
+            return nil
+        }
+    }
+}
+
+/// Follows one peer device for one library: asks for its rows and its shared changes after what was
+/// received, and takes an answer only if it starts exactly there (so lost, late, repeated or reordered
+/// answers are harmless: a lost one is asked again, the others are ignored). State is saved after each
+/// answer taken, so a follower made again after a crash goes on where it was.
+public final class SyncFollower {
+    public let library: Library
+    public let peer: DeviceID
+    public private(set) var state: SyncPeerState
+    public var batchLimit: Int
+
+    enum Phase: Equatable {
+        case owned
+        case shared
+        case registers(cursor: [String], logSeq: Int64?)
+        case idle
+    }
+
+    private(set) var phase: Phase = .owned
+    private var outstanding: UInt64?
+    private var nextID: UInt64 = 1
+    /// What was applied since the last round started (rows, changes).
+    public private(set) var applied = 0
+
+    public init(library: Library, peer: DeviceID, batchLimit: Int = 5_000) throws {
+        self.library = library
+        self.peer = peer
+        self.batchLimit = batchLimit
+        state = try library.syncPeer(peer)
+    }
+
+    /// Caught up with everything asked for in this round.
+    public var isIdle: Bool { phase == .idle }
+
+    /// Starts a new round (the peer said something changed, or it is time to look).
+    public func startRound() {
+        if phase == .idle {
+            phase = .owned
+            outstanding = nil
+        }
+    }
+
+    /// The request to send now (again if its answer was lost), or nil when idle.
+    public func request() -> SyncMessage? {
+        let id = nextID
+        nextID += 1
+        outstanding = id
+        switch phase {
+        case .owned: return .ownedRequest(id: id, cursor: state.owned, limit: batchLimit)
+        case .shared: return .sharedRequest(id: id, after: state.sharedSeq, limit: batchLimit)
+        case .registers(let cursor, _): return .registersRequest(id: id, cursor: cursor, limit: batchLimit)
+        case .idle:
+            outstanding = nil
+            return nil
+        }
+    }
+
+    /// Takes an answer. Whether it was taken (an answer that does not start where this follower is, or
+    /// answers another request than the last one, is ignored).
+    ///
+    /// #### Errors
+    /// `SyncRefusal` when the peer sent what it may not (rows of another device, a clock far ahead): nothing of
+    /// it is applied, and the error is recorded for `sd sync status`.
+    @discardableResult
+    public func take(_ message: SyncMessage) throws -> Bool {
+        do {
+            return try takeChecked(message)
+        } catch let error as SyncRefusal {
+            state.lastError = error.message
+            try library.saveSyncPeer(state)
+            throw error
+        }
+    }
+
+    private func takeChecked(_ message: SyncMessage) throws -> Bool {
+        switch (phase, message) {
+        case (.owned, .owned(let id, let start, let batch)):
+            guard id == outstanding, start == state.owned else { return false }
+            outstanding = nil
+            if batch.resyncNeeded {
+                // Our cursor is older than the tombstones it keeps: take its whole state again.
+                state.owned = OwnedCursor()
+                state.fullResync = false
+                try library.saveSyncPeer(state)
+                return true
+            }
+            if start.isStart {
+                state.pass += 1
+                state.fullResync = true
+            }
+            let result = try library.applyOwned(batch, from: peer, pass: state.fullResync ? state.pass : nil)
+            applied += result.rows + result.deleted
+            state.owned = batch.cursor
+            if batch.done {
+                if state.fullResync {
+                    applied += try library.sweepOwned(of: peer, pass: state.pass)
+                    state.fullResync = false
+                }
+                phase = .shared
+            }
+            state.lastError = nil
+            try library.saveSyncPeer(state)
+            return true
+        case (.shared, .shared(let id, let after, let changes, let next, let done, let resync, _)):
+            guard id == outstanding, after == state.sharedSeq else { return false }
+            outstanding = nil
+            if resync {
+                phase = .registers(cursor: [], logSeq: nil)
+                return true
+            }
+            applied += try library.mergeSharedChanges(changes.map { ($0.change, $0.prev) })
+            state.sharedSeq = next
+            if done {
+                phase = .idle
+                state.lastSyncAt = Date()
+            }
+            state.lastError = nil
+            try library.saveSyncPeer(state)
+            return true
+        case (
+            .registers(let cursor, let logSeq),
+            .registers(let id, let start, let registers, let horizon, let seq, let done)
+        ):
+            guard id == outstanding, start == cursor else { return false }
+            outstanding = nil
+            let changes: [(SharedChange, String?)] = registers.compactMap { r -> (SharedChange, String?)? in
+                guard let stamp = HLCTimestamp(r.hlc) else { return nil }
+                return (
+                    SharedChange(
+                        seq: 0,
+                        hlc: r.hlc,
+                        record: r.record,
+                        key: r.key,
+                        field: r.field.isEmpty ? nil : r.field,
+                        value: r.value,
+                        device: stamp.device.description
+                    ),
+                    r.prev
+                )
+            }
+            applied += try library.mergeSharedChanges(changes)
+            let logStart = logSeq ?? seq
+            if done {
+                // Registers only join (last writer wins): nothing here is dropped for not being there.
+                state.sharedSeq = logStart
+                state.sharedHorizon = horizon
+                try library.saveSyncPeer(state)
+                phase = .shared
+            } else if let last = registers.last {
+                phase = .registers(cursor: [last.record, last.key, last.field], logSeq: logStart)
+            }
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Forgets the count of what was applied (between rounds).
+    public func resetApplied() { applied = 0 }
+}

@@ -1,0 +1,372 @@
+import Foundation
+import SDCore
+import SDNet
+import SDStore
+import Synchronization
+
+/// What `sd sync status` shows of one peer: the saved progress and the live connection.
+public struct PeerSyncStatus: Sendable, Codable, Equatable {
+    public var device: DeviceID
+    public var name: String
+    public var connected: Bool
+    public var address: String?
+    /// Caught up with everything the peer had when it last said it changed.
+    public var caughtUp: Bool
+    public var lastSyncAt: Date?
+    public var lastError: String?
+    /// Rows and changes applied from it since this daemon started.
+    public var applied: Int
+    /// The peer's own rows received through (its change sequence), and its shared log merged through.
+    public var ownedSeq: Int64
+    public var sharedSeq: Int64
+    /// Round-trip time of the last request, in milliseconds.
+    public var rttMilliseconds: Double?
+
+    public init(
+        device: DeviceID,
+        name: String,
+        connected: Bool,
+        address: String?,
+        caughtUp: Bool,
+        lastSyncAt: Date?,
+        lastError: String?,
+        applied: Int,
+        ownedSeq: Int64,
+        sharedSeq: Int64,
+        rttMilliseconds: Double?
+    ) {
+        self.device = device
+        self.name = name
+        self.connected = connected
+        self.address = address
+        self.caughtUp = caughtUp
+        self.lastSyncAt = lastSyncAt
+        self.lastError = lastError
+        self.applied = applied
+        self.ownedSeq = ownedSeq
+        self.sharedSeq = sharedSeq
+        self.rttMilliseconds = rttMilliseconds
+    }
+}
+
+/// Keeps one library in sync with the devices it is shared with, over peer links: serves their requests
+/// (and tells them when something changed here), and follows each of them (pulls their rows and shared
+/// changes when they say something changed, and every `interval` anyway). Reconnects after any failure.
+public final class SyncService: Sendable {
+    public let library: Library
+    public let endpoint: PeerEndpoint
+    let log: @Sendable (String) -> Void
+    private let live = Mutex<[DeviceID: PeerSyncStatus]>([:])
+    private let running = Mutex<[DeviceID: Task<Void, Never>]>([:])
+    /// How often a follower looks even when told nothing.
+    public let interval: Duration
+    /// How often served connections check for changes to announce.
+    public let announceEvery: Duration
+
+    public init(
+        library: Library,
+        endpoint: PeerEndpoint,
+        interval: Duration = .seconds(30),
+        announceEvery: Duration = .milliseconds(250),
+        log: @escaping @Sendable (String) -> Void = { _ in }
+    ) {
+        self.library = library
+        self.endpoint = endpoint
+        self.interval = interval
+        self.announceEvery = announceEvery
+        self.log = log
+    }
+
+    // MARK: - Serving
+
+    /// Serves one incoming connection: a list of the libraries shared with it, or a sync of this library.
+    public func serve(_ link: PeerLink) async {
+        do {
+            guard let first = try await link.receive(timeout: .seconds(10)) else { return await link.close() }
+            switch try SyncMessage(first) {
+            case .listLibraries:
+                let shared = try isShared(with: link.peer.id)
+                try await link.send(
+                    SyncMessage.libraries(
+                        shared ? [SharedLibrary(id: library.manifest.id, name: library.manifest.name)] : []
+                    ).frame
+                )
+                await link.close()
+            case .open(let id):
+                guard id == library.manifest.id else {
+                    return await link.close(refusing: "this device does not hold library \(id)")
+                }
+                guard try isShared(with: link.peer.id) else {
+                    return await link.close(
+                        refusing:
+                            "library '\(library.manifest.name)' is not shared with device \(link.peer.id); run 'sd library share \(link.peer.id)' on \(endpoint.name)"
+                    )
+                }
+                try await link.send(SyncMessage.opened(library: id, name: library.manifest.name).frame)
+                try await answer(link)
+            default:
+                await link.close(refusing: "expected a library to open")
+            }
+        } catch {
+            log("sync: serving \(link.peer.name) (\(link.address)) ended: \(error)")
+            await link.close()
+        }
+    }
+
+    func isShared(with device: DeviceID) throws -> Bool {
+        try library.syncPeers().contains { $0.device == device }
+    }
+
+    /// Answers requests until the connection ends; announces changes here meanwhile.
+    private func answer(_ link: PeerLink) async throws {
+        let server = SyncServer(library: library)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                var last = try library.syncMarker()
+                while !Task.isCancelled && link.isActive {
+                    try await Task.sleep(for: announceEvery)
+                    let now = try library.syncMarker()
+                    if now != last {
+                        last = now
+                        try await link.send(SyncMessage.changed.frame)
+                    }
+                }
+            }
+            group.addTask {
+                while let frame = try await link.receive() {
+                    let request = try SyncMessage(frame)
+                    guard let answer = try server.answer(request) else {
+                        throw NetError(.protocolError, "unexpected sync message \(frame.kind)")
+                    }
+                    try await link.send(answer.frame)
+                }
+            }
+            try await group.next()
+            group.cancelAll()
+        }
+        await link.close()
+    }
+
+    // MARK: - Following
+
+    /// Follows every device this library is shared with until cancelled (devices shared later are picked up
+    /// within two seconds; devices no longer shared are let go).
+    public func run() async {
+        while !Task.isCancelled {
+            let peers = (try? library.syncPeers().map(\.device)) ?? []
+            running.withLock { tasks in
+                for device in peers where tasks[device] == nil {
+                    tasks[device] = Task { [self] in await follow(device) }
+                }
+                for (device, task) in tasks where !peers.contains(device) {
+                    task.cancel()
+                    tasks[device] = nil
+                }
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+        for task in running.withLock({ Array($0.values) }) { task.cancel() }
+    }
+
+    /// Follows one device: connect, open the library, pull whenever told (or every `interval`), reconnect
+    /// with growing pauses after failures.
+    func follow(_ device: DeviceID) async {
+        var pause: Duration = .milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                try await followOnce(device)
+                pause = .milliseconds(500)
+            } catch {
+                update(device) {
+                    $0.connected = false
+                    $0.lastError = "\(error)"
+                }
+                log("sync: following \(device): \(error)")
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(30))
+        }
+    }
+
+    private func followOnce(_ device: DeviceID) async throws {
+        guard let peer = try endpoint.peers.peer(device) else {
+            throw NetError(.refused, "device \(device) is not paired with this one (sd pair)")
+        }
+        var link: PeerLink?
+        var failures: [String] = []
+        for address in peer.addresses {
+            do {
+                link = try await endpoint.connect(to: address, expecting: device)
+                break
+            } catch {
+                failures.append("\(address): \(error)")
+            }
+        }
+        guard let link else {
+            throw NetError(
+                .unreachable,
+                peer.addresses.isEmpty
+                    ? "no address known for \(peer.name); run 'sd peer add HOST:PORT'"
+                    : failures.joined(separator: "; ")
+            )
+        }
+        defer { Task { await link.close() } }
+        try await link.send(SyncMessage.open(library: library.manifest.id).frame)
+        guard let opened = try await link.receive(timeout: .seconds(10)),
+            case .opened = try SyncMessage(opened)
+        else { throw NetError(.protocolError, "\(peer.name) did not open the library") }
+        update(device) {
+            $0.connected = true
+            $0.address = link.address
+            $0.name = peer.name
+            $0.lastError = nil
+        }
+        log("sync: following \(peer.name) at \(link.address)")
+        let follower = try SyncFollower(library: library, peer: device)
+        var told = false
+        while !Task.isCancelled {
+            if let request = follower.request() {
+                let sent = ContinuousClock.now
+                try await link.send(request.frame)
+                // Read until the answer comes (announcements may come first).
+                while true {
+                    guard let frame = try await link.receive(timeout: .seconds(60)) else {
+                        throw NetError(.closed, "\(peer.name) closed the connection")
+                    }
+                    let message = try SyncMessage(frame)
+                    if message == .changed {
+                        told = true
+                        continue
+                    }
+                    let rtt = ContinuousClock.now - sent
+                    try follower.take(message)
+                    update(device) {
+                        $0.rttMilliseconds =
+                            Double(rtt.components.attoseconds) / 1e15 + Double(rtt.components.seconds) * 1e3
+                    }
+                    break
+                }
+                update(device) { [state = follower.state, applied = follower.applied, idle = follower.isIdle] in
+                    $0.caughtUp = idle
+                    $0.lastSyncAt = state.lastSyncAt
+                    $0.ownedSeq = state.owned.entry.first ?? 0
+                    $0.sharedSeq = state.sharedSeq
+                    $0.applied = applied
+                }
+                continue
+            }
+            if told {
+                told = false
+                follower.startRound()
+                continue
+            }
+            // Idle: wait to be told, or for the interval.
+            do {
+                guard let frame = try await link.receive(timeout: interval) else {
+                    throw NetError(.closed, "\(peer.name) closed the connection")
+                }
+                if try SyncMessage(frame) == .changed { told = true }
+            } catch let error as NetError where error.kind == .timeout {
+                told = true
+            }
+        }
+    }
+
+    private func update(_ device: DeviceID, _ change: (inout PeerSyncStatus) -> Void) {
+        live.withLock { all in
+            var s =
+                all[device]
+                ?? PeerSyncStatus(
+                    device: device,
+                    name: "",
+                    connected: false,
+                    address: nil,
+                    caughtUp: false,
+                    lastSyncAt: nil,
+                    lastError: nil,
+                    applied: 0,
+                    ownedSeq: 0,
+                    sharedSeq: 0,
+                    rttMilliseconds: nil
+                )
+            change(&s)
+            all[device] = s
+        }
+    }
+
+    /// Every peer this library is shared with, with its saved progress and live state.
+    public func status() throws -> [PeerSyncStatus] {
+        let current = live.withLock { $0 }
+        return try library.syncPeers().map { saved in
+            var s =
+                current[saved.device]
+                ?? PeerSyncStatus(
+                    device: saved.device,
+                    name: (try? endpoint.peers.peer(saved.device)?.name) ?? "",
+                    connected: false,
+                    address: nil,
+                    caughtUp: false,
+                    lastSyncAt: nil,
+                    lastError: nil,
+                    applied: 0,
+                    ownedSeq: 0,
+                    sharedSeq: 0,
+                    rttMilliseconds: nil
+                )
+            s.lastSyncAt = s.lastSyncAt ?? saved.lastSyncAt
+            s.lastError = s.lastError ?? saved.lastError
+            s.ownedSeq = saved.owned.entry.first ?? 0
+            s.sharedSeq = saved.sharedSeq
+            if s.name.isEmpty { s.name = (try? endpoint.peers.peer(saved.device)?.name) ?? "" }
+            return s
+        }
+    }
+
+    // MARK: - Joining
+
+    /// The libraries `device` (at `address`) shares with this one.
+    public static func libraries(
+        sharedBy device: DeviceID,
+        at address: String,
+        endpoint: PeerEndpoint
+    ) async throws -> [SharedLibrary] {
+        let link = try await endpoint.connect(to: address, expecting: device)
+        defer { Task { await link.close() } }
+        try await link.send(SyncMessage.listLibraries.frame)
+        guard let frame = try await link.receive(timeout: .seconds(10)),
+            case .libraries(let list) = try SyncMessage(frame)
+        else { throw NetError(.protocolError, "no list of libraries from \(address)") }
+        return list
+    }
+
+    /// Pulls everything `device` has of this library now (a first backfill), once, with progress.
+    public static func pullOnce(
+        library: Library,
+        from device: DeviceID,
+        at address: String,
+        endpoint: PeerEndpoint,
+        progress: (Int) -> Void = { _ in }
+    ) async throws -> Int {
+        let link = try await endpoint.connect(to: address, expecting: device)
+        defer { Task { await link.close() } }
+        try await link.send(SyncMessage.open(library: library.manifest.id).frame)
+        guard let opened = try await link.receive(timeout: .seconds(10)), case .opened = try SyncMessage(opened) else {
+            throw NetError(.protocolError, "\(address) did not open the library")
+        }
+        let follower = try SyncFollower(library: library, peer: device)
+        while let request = follower.request() {
+            try await link.send(request.frame)
+            while true {
+                guard let frame = try await link.receive(timeout: .seconds(120)) else {
+                    throw NetError(.closed, "\(address) closed the connection")
+                }
+                let message = try SyncMessage(frame)
+                if message == .changed { continue }
+                try follower.take(message)
+                break
+            }
+            progress(follower.applied)
+        }
+        return follower.applied
+    }
+}

@@ -1,0 +1,373 @@
+import ArgumentParser
+import Foundation
+import SDAPI
+import SDCore
+import SDNet
+import SDStore
+import SDSync
+import Synchronization
+
+/// Runs async work from the synchronous CLI (the network is async; commands are not).
+func waitFor<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) throws -> T {
+    let result = Mutex<Result<T, any Error>?>(nil)
+    let done = DispatchSemaphore(value: 0)
+    Task {
+        do {
+            let value = try await body()
+            result.withLock { $0 = .success(value) }
+        } catch {
+            result.withLock { $0 = .failure(error) }
+        }
+        done.signal()
+    }
+    done.wait()
+    return try result.withLock { $0! }.get()
+}
+
+/// This device's network endpoint (key, paired devices) for commands run without sdd.
+func thisEndpoint() throws -> PeerEndpoint {
+    try PeerEndpoint.forThisDevice(configDirectory: DeviceIdentity.configDirectory())
+}
+
+struct PairCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pair",
+        abstract: "Pair this device with another: show a code here, type it there.",
+        discussion: """
+            On the first device (sdd must run there: it answers the other device):
+              sd pair                       # prints HOST:PORT/XXXX-XXXX-XXXX-XXXX and waits
+            On the second:
+              sd pair join HOST:PORT/XXXX-XXXX-XXXX-XXXX
+            The code works once, for 5 minutes. Both devices prove they know it without sending it, then each
+            keeps the other's key: from then on they accept each other, and nobody else.
+            """,
+        subcommands: [Show.self, Join.self],
+        defaultSubcommand: Show.self
+    )
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show",
+            abstract: "Print a pairing code and wait for the other device."
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Option(help: "The address the other device reaches this one at (default: this machine's first).")
+        var host: String?
+        @Option(help: "How long the code works, in minutes.") var minutes = 5
+
+        func run() throws {
+            guard let daemon = DaemonLink.client(for: libraryOptions) else {
+                throw UserError("sdd does not run: start it first (`sd daemon start`); it answers the other device")
+            }
+            let opened = try DaemonLink.call {
+                try daemon.post("/v1/pair", PairRequest(host: host, minutes: minutes), PairState.self)
+            }
+            guard let code = opened.code else { throw UserError(opened.reason ?? "no pairing code") }
+            if global.json {
+                try Output.json(opened)
+            } else {
+                print("On the other device, run:\n  sd pair join \(code)\nWaiting (\(minutes) min)...")
+            }
+            fflush(nil)  // every stream: the code must be seen now, even through a pipe
+            while true {
+                Thread.sleep(forTimeInterval: 0.2)
+                let state = try DaemonLink.call { try daemon.get("/v1/pair", PairState.self) }
+                switch state.state {
+                case "paired":
+                    if let peer = state.peer {
+                        if global.json { return try Output.json(peer) }
+                        return print("paired with \(peer.name) (\(peer.id), key \(peer.fingerprint))")
+                    }
+                    return
+                case "failed": throw UserError(state.reason ?? "pairing failed")
+                case "waiting": continue
+                default: throw UserError("the pairing code was withdrawn")
+                }
+            }
+        }
+    }
+
+    struct Join: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pair with the device that shows CODE.",
+            discussion: "Example:\n  sd pair join 192.168.1.20:7373/K7Q4-M2XD-9RTA-HW3C"
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The code the other device printed.") var code: String
+
+        func run() throws {
+            let peer: PeerView
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                peer = try DaemonLink.call { try daemon.post("/v1/pair/join", JoinRequest(code: code), PeerView.self) }
+            } else {
+                let parsed = try PairingCode(parsing: code)
+                let endpoint = try thisEndpoint()
+                peer = PeerView(try waitFor { try await endpoint.join(parsed) })
+            }
+            if global.json { return try Output.json(peer) }
+            print("paired with \(peer.name) (\(peer.id), key \(peer.fingerprint))")
+        }
+    }
+}
+
+struct PeerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "peer",
+        abstract: "The devices paired with this one.",
+        discussion: """
+            Examples:
+              sd peer list
+              sd peer add 192.168.1.30:7373     # where a paired device can be reached
+              sd peer remove laptop             # it is refused from now on
+            """,
+        subcommands: [List.self, Add.self, Remove.self],
+        defaultSubcommand: List.self
+    )
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List this device and its paired devices.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+
+        func run() throws {
+            let answer: PeersAnswer
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                answer = try DaemonLink.call { try daemon.get("/v1/peers", PeersAnswer.self) }
+            } else {
+                let endpoint = try thisEndpoint()
+                answer = PeersAnswer(
+                    device: endpoint.device.description,
+                    name: endpoint.name,
+                    fingerprint: DeviceKey.fingerprint(endpoint.key.publicKey),
+                    listening: nil,
+                    peers: try endpoint.peers.all().map(PeerView.init)
+                )
+            }
+            if global.json { return try Output.json(answer) }
+            let listening = answer.listening.map { "accepting peers on port \($0)" } ?? "not accepting peers (sdd)"
+            print("this device: \(answer.name) \(answer.device) key \(answer.fingerprint), \(listening)")
+            if answer.peers.isEmpty { print("no paired devices; `sd pair` pairs one") }
+            for p in answer.peers {
+                print("\(p.id)  \(p.name)  key \(p.fingerprint)  \(p.addresses.joined(separator: ", "))")
+            }
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Note where a paired device can be reached (it is asked who it is; unpaired ones are refused)."
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "HOST:PORT") var address: String
+
+        func run() throws {
+            let peer: PeerView
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                peer = try DaemonLink.call {
+                    try daemon.post("/v1/peers/add", AddressRequest(address: address), PeerView.self)
+                }
+            } else {
+                let endpoint = try thisEndpoint()
+                let address = self.address
+                let link = try waitFor { try await endpoint.connect(to: address) }
+                try waitFor { await link.close() }
+                peer = PeerView(try endpoint.peers.peer(link.peer.id) ?? link.peer)
+            }
+            if global.json { return try Output.json(peer) }
+            print("\(peer.name) (\(peer.id)) is reachable at \(address)")
+        }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Forget a paired device: it is refused from now on.")
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The device: its id or name.") var device: String
+
+        func run() throws {
+            let endpoint = try thisEndpoint()
+            let peer = try Operations.pairedDevice(device, endpoint.peers)
+            try endpoint.peers.remove(peer.id)
+            if global.json { return try Output.json(MessageAnswer(message: "removed \(peer.id)")) }
+            print("forgot \(peer.name) (\(peer.id)); pair again to sync with it")
+        }
+    }
+}
+
+struct SyncCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sync",
+        abstract: "Library sync with other devices: its state, and edits that lost to concurrent ones.",
+        discussion: """
+            sdd syncs the library with every device it is shared with (`sd library share DEVICE`), whenever they
+            are reachable. Each device's files are written by that device only; tags, ratings and notes merge
+            (the last edit wins, the losing one of a concurrent edit is kept here).
+
+            Examples:
+              sd sync status
+              sd sync conflicts
+              sd sync conflicts --restore 3
+            """,
+        subcommands: [Status.self, Conflicts.self],
+        defaultSubcommand: Status.self
+    )
+
+    struct Status: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Peers, how far each is followed, and errors.")
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+
+        func run() throws {
+            let peers: [PeerSyncStatus]
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                peers = try DaemonLink.call { try daemon.get("/v1/sync", [PeerSyncStatus].self) }
+            } else {
+                let library = try libraryOptions.open()
+                defer { try? library.close() }
+                let known = try? thisEndpoint().peers
+                peers = try library.syncPeers().map { s in
+                    PeerSyncStatus(
+                        device: s.device,
+                        name: (try? known?.peer(s.device)?.name) ?? "",
+                        connected: false,
+                        address: nil,
+                        caughtUp: false,
+                        lastSyncAt: s.lastSyncAt,
+                        lastError: s.lastError,
+                        applied: 0,
+                        ownedSeq: s.owned.entry.first ?? 0,
+                        sharedSeq: s.sharedSeq,
+                        rttMilliseconds: nil
+                    )
+                }
+            }
+            if global.json { return try Output.json(peers) }
+            if peers.isEmpty {
+                print("this library is not shared with any device; `sd library share DEVICE` shares it")
+            }
+            let formatter = ISO8601DateFormatter()
+            for p in peers {
+                let state = p.connected ? (p.caughtUp ? "in sync" : "syncing") : "not connected"
+                let last = p.lastSyncAt.map { "last in sync \(formatter.string(from: $0))" } ?? "never in sync"
+                let rtt = p.rttMilliseconds.map { String(format: ", %.1f ms", $0) } ?? ""
+                print(
+                    "\(p.name.isEmpty ? p.device.description : p.name)  \(state)\(rtt)  \(last)  rows through \(p.ownedSeq), changes through \(p.sharedSeq)"
+                        + (p.lastError.map { "\n  last error: \($0)" } ?? "")
+                )
+            }
+        }
+    }
+
+    struct Conflicts: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Edits that lost to a concurrent edit on another device; restore or dismiss them."
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Option(help: "Make this conflict's losing value the current one (a new edit, synced as any).")
+        var restore: Int64?
+        @Option(help: "Close this conflict, keeping the current value.") var dismiss: Int64?
+
+        func run() throws {
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            if let id = restore ?? dismiss {
+                guard try library.resolveConflict(id, restore: restore != nil) else {
+                    throw UserError("no open conflict \(id) (sd sync conflicts lists them)")
+                }
+                return print(restore != nil ? "restored conflict \(id)" : "dismissed conflict \(id)")
+            }
+            let conflicts = try library.syncConflicts()
+            if global.json { return try Output.json(conflicts) }
+            if conflicts.isEmpty { print("no conflicts") }
+            for c in conflicts {
+                let field = c.field.isEmpty ? "" : ".\(c.field)"
+                print(
+                    "\(c.id)  \(c.record) \(c.key)\(field): kept \(c.winnerValue ?? "(none)"), lost \(c.value ?? "(none)")"
+                )
+            }
+        }
+    }
+}
+
+extension LibraryCommand {
+    struct Share: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Share this library with a paired device (it may then join it).",
+            discussion: "Example:\n  sd library share laptop"
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The paired device: its id or name.") var device: String
+
+        func run() throws {
+            let answer: MessageAnswer
+            if let daemon = DaemonLink.client(for: libraryOptions) {
+                answer = try DaemonLink.call {
+                    try daemon.post("/v1/sync/share", DeviceRequest(device: device), MessageAnswer.self)
+                }
+            } else {
+                let library = try libraryOptions.open()
+                defer { try? library.close() }
+                answer = try Operations.share(library, with: try Operations.pairedDevice(device, thisEndpoint().peers))
+            }
+            if global.json { return try Output.json(answer) }
+            print(answer.message)
+        }
+    }
+
+    struct Join: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hold a library a paired device shares with this one: made here, filled from it.",
+            discussion: """
+                Example:
+                  sd library join laptop                 # its only shared library
+                  sd library join laptop --name Photos
+                Then `sd daemon start --library NAME` keeps it in sync.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The paired device: its id or name.") var device: String
+        @Option(help: "Which of its libraries (when it shares several).") var name: String?
+        @Option(name: .customLong("in"), help: ArgumentHelp("Create it in this folder.", valueName: "dir"))
+        var directory: String?
+
+        func run() throws {
+            let endpoint = try thisEndpoint()
+            let peer = try Operations.pairedDevice(device, endpoint.peers)
+            guard let address = peer.addresses.first else {
+                throw UserError("no address known for \(peer.name); run `sd peer add HOST:PORT`")
+            }
+            let id = peer.id
+            let offered = try waitFor { try await SyncService.libraries(sharedBy: id, at: address, endpoint: endpoint) }
+            let chosen = offered.filter { name == nil || $0.name == name || $0.id.description == name }
+            guard chosen.count == 1 else {
+                throw UserError(
+                    offered.isEmpty
+                        ? "\(peer.name) shares no library with this device; run `sd library share \(endpoint.device)` there"
+                        : "\(peer.name) shares \(offered.map(\.name).joined(separator: ", ")); say which with --name"
+                )
+            }
+            let locator = LibraryLocator()
+            let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
+            let library = try Library.create(
+                name: chosen[0].name,
+                in: directory ?? locator.dataDirectory,
+                device: device,
+                id: chosen[0].id
+            )
+            defer { try? library.close() }
+            try library.saveSyncPeer(SyncPeerState(device: id))
+            let started = Date()
+            let applied = try waitFor {
+                try await SyncService.pullOnce(library: library, from: id, at: address, endpoint: endpoint)
+            }
+            if global.json { return try Output.json(MessageAnswer(message: library.path)) }
+            print(
+                "joined library '\(chosen[0].name)' (\(library.path)): \(applied) rows from \(peer.name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; `sd daemon start --library \(chosen[0].name)` keeps it in sync"
+            )
+        }
+    }
+}

@@ -1,0 +1,174 @@
+import Foundation
+import SDSystem
+import SDTestSupport
+import Testing
+
+/// One device for the sync tests: its own data, config and runtime folders (so its own key, peers and
+/// daemon), a folder of its files, and its sdd on a free loopback port.
+struct Device {
+    let name: String
+    let dir: TemporaryDirectory
+    let sd: SDBinary
+    var files: String { dir.file("files-\(name)") }
+
+    init(_ name: String) throws {
+        self.name = name
+        dir = try TemporaryDirectory(prefix: "sd-sync-\(name)")
+        sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+    }
+
+    @discardableResult
+    func run(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> SDBinary.Result {
+        let r = try sd.run(arguments)
+        #expect(
+            r.status == 0,
+            "\(name): sd \(arguments.joined(separator: " ")): \(r.stderr)",
+            sourceLocation: sourceLocation
+        )
+        return r
+    }
+
+    func json(_ arguments: [String]) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(try run(arguments + ["--json"]).stdout.utf8))
+    }
+
+    var id: String { get throws { (try json(["peer", "list"]) as? [String: Any])?["device"] as? String ?? "" } }
+
+    func startDaemon() throws {
+        try run(["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1"])
+    }
+
+    func stopDaemon() { _ = try? sd.run(["daemon", "stop"]) }
+
+    /// Pairs `other` with this device: this one shows a code, the other joins with it.
+    func pair(with other: Device) throws {
+        let out = try ChildProcess.pipe()
+        let shower = try sd.start(["pair", "--host", "127.0.0.1", "--minutes", "1"], output: out.write)
+        close(out.write)
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 1_024)
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("Waiting") && Date() < deadline {
+            let n = read(out.read, &buffer, buffer.count)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        close(out.read)
+        guard
+            let code = text.split(whereSeparator: \.isWhitespace).first(where: {
+                $0.contains("/") && $0.contains("127.0.0.1:")
+            })
+        else {
+            shower.send(SIGTERM)
+            throw SDBinaryError.daemon("no pairing code in: \(text)")
+        }
+        try other.run(["pair", "join", String(code).trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(shower.wait(seconds: 20), "sd pair ends once paired")
+        #expect(shower.termination == .exited(0))
+    }
+}
+
+/// Three real daemons on loopback, each with its own library, key and port: pairing, sharing one library,
+/// each indexing its own folder; every device then finds every device's files, and a tag made on one is
+/// seen on the others.
+@Suite(.serialized) struct SyncDaemonTests {
+    @Test(.timeLimit(.minutes(10))) func threeDevicesShareOneLibrary() throws {
+        let a = try Device("a"), b = try Device("b"), c = try Device("c")
+        defer { [a, b, c].forEach { $0.stopDaemon() } }
+        for d in [a, b, c] {
+            _ = try d.dir.write("files-\(d.name)/only-on-\(d.name).txt", Array("from \(d.name)".utf8))
+            _ = try d.dir.write("files-\(d.name)/sub/deep-\(d.name).md", Array("# \(d.name)".utf8))
+        }
+        // a's library, indexed; a's daemon answers the others.
+        try a.run(["location", "add", a.files])
+        try a.run(["index"])
+        try a.startDaemon()
+        try a.pair(with: b)
+        try a.pair(with: c)
+        let (aID, bID, cID) = (try a.id, try b.id, try c.id)
+        try a.run(["library", "share", bID])
+        try a.run(["library", "share", cID])
+        // b and c hold the same library (same id), index their own folders, and share it with each other.
+        for d in [b, c] {
+            let joined = try d.run(["library", "join", aID])
+            #expect(joined.stdout.contains("joined library"))
+            try d.run(["location", "add", d.files])
+            try d.run(["index"])
+            try d.startDaemon()
+        }
+        try b.pair(with: c)
+        try b.run(["library", "share", cID])
+        try c.run(["library", "share", bID])
+        #expect(
+            (try a.json(["library", "info"]) as? [String: Any])?["id"] as? String
+                == (try b.json(["library", "info"]) as? [String: Any])?["id"] as? String
+        )
+
+        // Every device finds every device's files (others' as sd://DEVICE/path).
+        func finds(_ d: Device, _ name: String, within seconds: Double) throws -> Double? {
+            let start = Date()
+            while Date().timeIntervalSince(start) < seconds {
+                if try d.sd.run(["search", name]).stdout.contains(name) { return Date().timeIntervalSince(start) }
+                Thread.sleep(forTimeInterval: 0.05)
+            }
+            return nil
+        }
+        for d in [a, b, c] {
+            for owner in [a, b, c] {
+                #expect(
+                    try finds(d, "only-on-\(owner.name)", within: 20) != nil,
+                    "\(d.name) finds \(owner.name)'s file"
+                )
+                #expect(try finds(d, "deep-\(owner.name)", within: 20) != nil)
+            }
+        }
+        let remote = try b.run(["search", "only-on-a"]).stdout
+        #expect(remote.contains("sd://\(aID)/"), "another device's file is shown with its device: \(remote)")
+
+        // A tag made on b is seen on a and c within a second.
+        try b.run(["tag", "create", "shared-tag"])
+        try b.run(["tag", "add", "shared-tag", b.files + "/only-on-b.txt"])
+        let tagged = Date()
+        var seen: [String: Double] = [:]
+        while Date().timeIntervalSince(tagged) < 10 && seen.count < 2 {
+            for d in [a, c] where seen[d.name] == nil {
+                if try d.sd.run(["tag", "list"]).stdout.contains("shared-tag") {
+                    seen[d.name] = Date().timeIntervalSince(tagged)
+                }
+            }
+            Thread.sleep(forTimeInterval: 0.02)
+        }
+        print("three daemons: tag seen after \(seen.mapValues { String(format: "%.2f s", $0) })")
+        #expect(seen.count == 2, "the tag reached both")
+        #expect(seen.values.allSatisfy { $0 < 1.0 }, "within a second: \(seen)")
+
+        // A new file on c appears in a's search; a removed one goes.
+        _ = try c.dir.write("files-c/late-arrival.txt", Array("late".utf8))
+        let appeared = try finds(a, "late-arrival", within: 10)
+        #expect(appeared != nil, "c's new file reaches a")
+        print(
+            "three daemons: a file made on c is found on a after \(appeared.map { String(format: "%.2f s", $0) } ?? "never")"
+        )
+        try FileManager.default.removeItem(atPath: c.files + "/late-arrival.txt")
+        let gone = Date()
+        while Date().timeIntervalSince(gone) < 10,
+            try a.sd.run(["search", "late-arrival"]).stdout.contains("late-arrival")
+        {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        #expect(try !a.sd.run(["search", "late-arrival"]).stdout.contains("late-arrival"), "and its removal too")
+
+        // sync status shows the peers, connected.
+        let status = try a.run(["sync", "status"]).stdout
+        #expect(status.contains("in sync") || status.contains("syncing"), "\(status)")
+
+        // An unpaired device is refused: it cannot join, nor list what is shared.
+        let stranger = try Device("stranger")
+        let refused = try stranger.sd.run(["peer", "add", "127.0.0.1:\(try peerPort(a))"])
+        #expect(refused.status == 1 && refused.stderr.contains("TLS handshake failed"), "\(refused.stderr)")
+    }
+
+    func peerPort(_ d: Device) throws -> Int {
+        (try d.json(["peer", "list"]) as? [String: Any])?["listening"] as? Int ?? 0
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import SDCore
+import SDNet
+import SDStore
+import SDSync
+import SDSystem
+import SDTestSupport
+import Testing
+
+@Suite struct SyncRulesTests {
+    /// Syncs `r` from each of `peers` until nothing more comes.
+    func pull(_ r: Replica, from peers: [Replica]) throws {
+        for p in peers {
+            let follower = try SyncFollower(library: r.library, peer: p.identity.id, batchLimit: 3)
+            var steps = 0
+            while let request = follower.request() {
+                steps += 1
+                guard steps < 1_000, let answer = try SyncServer(library: p.library).answer(request) else { break }
+                try follower.take(try SyncMessage(answer.frame))
+            }
+        }
+    }
+
+    @Test func concurrentEditsKeepTheLoserAsAConflictThatCanBeRestored() throws {
+        let a = try Replica(0)
+        let b = try Replica(1)
+        let tag = try a.library.createTag("draft")
+        try pull(b, from: [a])
+        #expect(try b.library.tags().map(\.name) == ["draft"])
+        // Both rename it before hearing of the other's rename.
+        try a.library.renameTag("draft", to: "final")
+        Thread.sleep(forTimeInterval: 0.005)
+        try b.library.renameTag("draft", to: "published")
+        try pull(a, from: [b])
+        try pull(b, from: [a])
+        // Last writer (b) wins on both; the loser is kept on both, not silently dropped.
+        #expect(try a.library.tags().map(\.name) == ["published"])
+        #expect(try b.library.tags().map(\.name) == ["published"])
+        #expect(try a.library.syncDump() == b.library.syncDump())
+        let conflicts = try a.library.syncConflicts()
+        #expect(conflicts.count == 1)
+        #expect(conflicts.first?.key == tag && conflicts.first?.value == "\"final\"")
+        #expect(conflicts.first?.winnerValue == "\"published\"")
+        #expect(try b.library.syncConflicts().count == 1)
+
+        // A later rename that saw the winner is no conflict.
+        try b.library.renameTag("published", to: "out")
+        try pull(a, from: [b])
+        #expect(try a.library.syncConflicts().count == 1)
+
+        // Restoring the loser makes it a new edit: it wins and syncs, and the conflict is closed.
+        #expect(try a.library.resolveConflict(conflicts[0].id, restore: true))
+        #expect(try a.library.tags().map(\.name) == ["final"])
+        try pull(b, from: [a])
+        #expect(try b.library.tags().map(\.name) == ["final"])
+        #expect(try a.library.syncConflicts().isEmpty)
+        #expect(try !a.library.resolveConflict(conflicts[0].id, restore: true), "only once")
+    }
+
+    @Test func aPeerCannotWriteAnotherDevicesRows() throws {
+        let a = try Replica(0)
+        let b = try Replica(1)
+        let c = try Replica(2)
+        try a.library.createTag("x")
+        _ = try Data("hello".utf8).write(to: URL(fileURLWithPath: "\(a.root)/f.txt"))
+        try a.rescan()
+        // b serves rows as if they were c's: refused, nothing applied.
+        var batch = try b.library.ownedBatch(after: OwnedCursor(), limit: 100)
+        #expect(batch.device?.id == b.identity.id)
+        #expect(throws: SyncRefusal.self) { try a.library.applyOwned(batch, from: c.identity.id) }
+        // Or as if they were a's own: refused.
+        batch.device = nil
+        #expect(throws: SyncRefusal.self) { try a.library.applyOwned(batch, from: a.identity.id) }
+        // A follower of b that receives c's rows records the refusal and applies nothing.
+        let follower = try SyncFollower(library: a.library, peer: b.identity.id)
+        guard case .ownedRequest(let id, let cursor, _)? = follower.request() else {
+            Issue.record("no request")
+            return
+        }
+        let forged = try c.library.ownedBatch(after: cursor, limit: 100)
+        #expect(throws: SyncRefusal.self) { try follower.take(.owned(id: id, start: cursor, batch: forged)) }
+        #expect(try a.library.syncPeer(b.identity.id).lastError?.contains("sent rows of device") == true)
+        #expect(try !a.library.syncDump().contains(c.identity.id.description))
+        // An entry whose uuid is one of a's own entries is not written over a's entry.
+        var hostile = try b.library.ownedBatch(after: OwnedCursor(), limit: 100)
+        let mine = try a.library.ownedBatch(after: OwnedCursor(), limit: 100).entries.first!
+        hostile.entries = hostile.entries.map { e in
+            var e = e
+            e.uuid = mine.uuid
+            return e
+        }
+        try a.library.applyOwned(hostile, from: b.identity.id)
+        let dump = try a.library.syncDump()
+        #expect(dump.contains(a.root.utf8.map { String(format: "%02x", $0) }.joined()), "a's root entry is intact")
+        // A clock far ahead is refused.
+        let future = HLCTimestamp(
+            physical: UInt64(Date().timeIntervalSince1970 * 1000) + 3_600_000,
+            logical: 0,
+            device: b.identity.id
+        )
+        #expect(throws: SyncRefusal.self) {
+            try a.library.mergeSharedChanges([
+                (
+                    SharedChange(
+                        seq: 1,
+                        hlc: future.description,
+                        record: "tag",
+                        key: "k",
+                        field: "name",
+                        value: "\"x\"",
+                        device: b.identity.id.description
+                    ), nil
+                )
+            ])
+        }
+    }
+
+    @Test func aDeviceAwayPastCompactionPullsWholeStates() throws {
+        let a = try Replica(0)
+        let b = try Replica(1)
+        try a.library.createTag("keep")
+        try a.library.createTag("gone")
+        for name in ["1.txt", "2.txt", "3.txt"] {
+            _ = try Data(name.utf8).write(to: URL(fileURLWithPath: "\(a.root)/\(name)"))
+        }
+        try a.rescan()
+        try pull(b, from: [a])
+        try pull(a, from: [b])
+        #expect(try b.library.syncDump() == a.library.syncDump())
+        // b goes away; a deletes a file and a tag, then compacts its history.
+        try FileManager.default.removeItem(atPath: "\(a.root)/2.txt")
+        try a.rescan()
+        try a.library.deleteTag("gone")
+        let compacted = try a.library.compactSync(before: Int64(Date().timeIntervalSince1970 * 1000) + 1)
+        #expect(compacted.changes > 0 && compacted.tombstones > 0)
+        // Deltas are no longer possible: b pulls whole states, and ends with a's state (2.txt and the tag gone).
+        try pull(b, from: [a])
+        try pull(a, from: [b])
+        #expect(try b.library.syncDump() == a.library.syncDump())
+        #expect(try b.library.tags().map(\.name) == ["keep"])
+        #expect(try !b.library.syncDump().contains(Hex.encode(Array("2.txt".utf8))))
+        #expect(try b.library.syncPeer(a.identity.id).pass == 2, "a second whole-state pull")
+        // And the deleted tag does not come back from b's old log when a follows b.
+        try pull(a, from: [b])
+        #expect(try a.library.tags().map(\.name) == ["keep"])
+    }
+}
