@@ -13,6 +13,11 @@ public final class PeerLink: Sendable {
     public let address: String
     let channel: any Channel
     let inbox: Inbox
+    private let sent = Mutex(0)
+
+    /// Bytes of frames received and sent on this connection (the TLS records around them add about 0.2%).
+    public var bytesReceived: Int { inbox.bytes }
+    public var bytesSent: Int { sent.withLock { $0 } }
 
     init(peer: PairedPeer, hello: Hello, address: String, channel: any Channel, inbox: Inbox) {
         self.peer = peer
@@ -27,6 +32,7 @@ public final class PeerLink: Sendable {
     /// #### Errors
     /// `NetError.closed` when the connection has ended.
     public func send(_ frame: Frame) async throws(NetError) {
+        sent.withLock { $0 += 7 + frame.payload.count }
         try await Self.write(frame, on: channel)
     }
 
@@ -74,11 +80,14 @@ final class Inbox: Sendable {
     }
 
     private let state = Mutex(State())
+    private let received = Mutex(0)
+    var bytes: Int { received.withLock { $0 } }
     static let high = 256
     static let low = 32
 
     /// Adds a frame; whether the reader has fallen behind (the caller stops reading from the socket).
     func push(_ frame: Frame) -> Bool {
+        received.withLock { $0 += 7 + frame.payload.count }
         let (waiter, pause): (CheckedContinuation<Frame?, any Error>?, Bool) = state.withLock { s in
             if s.ended { return (nil, false) }
             if let waiter = s.waiter {

@@ -278,6 +278,11 @@ extension SyncMessage {
             w.signed(pair.first ?? 0)
             w.signed(pair.count > 1 ? pair[1] : 0)
         }
+        w.bool(c.pass != nil)
+        if let pass = c.pass {
+            w.signed(pass.first ?? 0)
+            w.signed(pass.count > 1 ? pass[1] : 0)
+        }
     }
 
     static func cursor(_ r: inout WireReader) throws(WireError) -> OwnedCursor {
@@ -287,6 +292,7 @@ extension SyncMessage {
         c.volume = [try r.signed(), try r.signed()]
         c.location = [try r.signed(), try r.signed()]
         c.entry = [try r.signed(), try r.signed()]
+        if try r.bool() { c.pass = [try r.signed(), try r.signed()] }
         return c
     }
 

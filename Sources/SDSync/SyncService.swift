@@ -339,14 +339,15 @@ public final class SyncService: Sendable {
         return list
     }
 
-    /// Pulls everything `device` has of this library now (a first backfill), once, with progress.
+    /// Pulls everything `device` has of this library now (a first backfill), once, with progress: what was
+    /// applied, and the bytes received.
     public static func pullOnce(
         library: Library,
         from device: DeviceID,
         at address: String,
         endpoint: PeerEndpoint,
         progress: (Int) -> Void = { _ in }
-    ) async throws -> Int {
+    ) async throws -> (applied: Int, bytes: Int) {
         let link = try await endpoint.connect(to: address, expecting: device)
         defer { Task { await link.close() } }
         try await link.send(SyncMessage.open(library: library.manifest.id).frame)
@@ -367,6 +368,6 @@ public final class SyncService: Sendable {
             }
             progress(follower.applied)
         }
-        return follower.applied
+        return (follower.applied, link.bytesReceived)
     }
 }

@@ -158,6 +158,24 @@ struct Device {
         }
         #expect(try !a.sd.run(["search", "late-arrival"]).stdout.contains("late-arrival"), "and its removal too")
 
+        // c's daemon killed (SIGKILL) while a makes 200 files, then started again: it catches up.
+        let info = try c.json(["daemon", "status"]) as? [String: Any]
+        let pid = Int32(info?["pid"] as? Int ?? 0)
+        #expect(pid > 0)
+        for i in 0..<200 { _ = try a.dir.write("files-a/burst/burst-file-\(i).txt", Array("\(i)".utf8)) }
+        Thread.sleep(forTimeInterval: 0.3)
+        kill(pid, SIGKILL)
+        for i in 200..<300 { _ = try a.dir.write("files-a/burst/burst-file-\(i).txt", Array("\(i)".utf8)) }
+        try c.startDaemon()
+        func count(_ d: Device) throws -> Int {
+            let found = try d.json(["search", "burst-file", "--limit", "1000"]) as? [String: Any]
+            return (found?["hits"] as? [Any])?.count ?? 0
+        }
+        let restarted = Date()
+        while Date().timeIntervalSince(restarted) < 30, try count(c) < 300 { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(try count(c) == 300, "c caught up after SIGKILL")
+        #expect(try count(b) == 300, "b too")
+
         // sync status shows the peers, connected.
         let status = try a.run(["sync", "status"]).stdout
         #expect(status.contains("in sync") || status.contains("syncing"), "\(status)")

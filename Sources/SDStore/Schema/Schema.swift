@@ -509,10 +509,12 @@ enum Schema {
                 CREATE TABLE sync_pending (
                     device_id INTEGER NOT NULL,
                     owner_id INTEGER NOT NULL,
+                    parent INTEGER,                        -- the owner's row id of its parent (what it waits for)
                     seq INTEGER NOT NULL,
                     row TEXT NOT NULL,                     -- JSON of the entry as received
                     PRIMARY KEY (device_id, owner_id)
                 ) STRICT;
+                CREATE INDEX sync_pending_parent ON sync_pending(device_id, parent);
 
                 CREATE TABLE sync_state (
                     id INTEGER PRIMARY KEY CHECK (id = 1),

@@ -190,6 +190,10 @@ public struct OwnedCursor: Sendable, Equatable, Codable {
     public var volume: [Int64] = [0, 0]
     public var location: [Int64] = [0, 0]
     public var entry: [Int64] = [0, 0]
+    /// During a whole-state pull: [the change sequence when it began, the last entry id sent]. Entries then go
+    /// in id order (parents nearly always before their children), and once all are sent the entry cursor
+    /// becomes (that sequence, the largest id): whatever changed meanwhile comes after it.
+    public var pass: [Int64]?
 
     public init() {}
 
@@ -253,6 +257,7 @@ extension Library {
                     compacted,
                     try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) FROM owned_tombstones") ?? 0
                 )
+                next.pass = [try Int64.fetchOne(db, sql: "SELECT seq FROM sync_state WHERE id = 1") ?? 0, 0]
             } else if cursor.tombstone < compacted {
                 batch.resyncNeeded = true
                 batch.done = true
@@ -345,16 +350,20 @@ extension Library {
             }
             batch.locations = locations.rows
             next.location = locations.last ?? next.location
-            let entries = try page(
-                """
+            let columns = """
                 SELECT e.id, e.sync_seq, e.uuid, l.uuid, e.parent_id, e.name, e.type, e.category, e.mime, e.size,
                     e.inode, e.device_number, e.mode, e.link_count, e.mtime_ns, e.ctime_ns, e.symlink_target,
                     e.content_id, e.error
                 FROM entries e JOIN locations l ON l.id = e.location_id
-                WHERE e.device_id = ? AND (e.sync_seq, e.id) > (?, ?) ORDER BY e.sync_seq, e.id LIMIT ?
-                """,
+                """
+            let room = budget
+            let entries = try page(
+                next.pass == nil
+                    ? columns
+                        + " WHERE e.device_id = ? AND (e.sync_seq, e.id) > (?, ?) ORDER BY e.sync_seq, e.id LIMIT ?"
+                    : columns + " WHERE e.device_id = ? AND ? IS NOT NULL AND e.id > ? ORDER BY e.id LIMIT ?",
                 me,
-                next.entry
+                next.pass ?? next.entry
             ) {
                 OwnedEntry(
                     id: $0[0],
@@ -379,7 +388,15 @@ extension Library {
                 )
             }
             batch.entries = entries.rows
-            next.entry = entries.last ?? next.entry
+            if let pass = next.pass {
+                next.pass = [pass[0], entries.last?[1] ?? pass[1]]
+                if room > 0 && entries.rows.count < room {
+                    next.entry = [pass[0], Int64.max]
+                    next.pass = nil
+                }
+            } else {
+                next.entry = entries.last ?? next.entry
+            }
             batch.cursor = next
             batch.done = exhausted
             return batch
@@ -520,36 +537,52 @@ extension Library {
             )
             applied.rows += 1
         }
+        var arrived: [Int64] = []
         for e in batch.entries {
             if try Self.applyOwnedEntry(db, e, deviceRow: deviceRow, pass: pass) {
                 applied.rows += 1
+                arrived.append(e.id)
             } else {
-                try db.execute(
+                try db.cachedStatement(
                     sql: """
-                        INSERT INTO sync_pending (device_id, owner_id, seq, row) VALUES (?, ?, ?, ?)
-                        ON CONFLICT (device_id, owner_id) DO UPDATE SET seq = excluded.seq, row = excluded.row
+                        INSERT INTO sync_pending (device_id, owner_id, parent, seq, row) VALUES (?, ?, ?, ?, ?)
+                        ON CONFLICT (device_id, owner_id) DO UPDATE SET parent = excluded.parent, seq = excluded.seq,
+                            row = excluded.row
                         WHERE excluded.seq >= sync_pending.seq
-                        """,
-                    arguments: [deviceRow, e.id, e.seq, try Self.jsonText(e)]
-                )
+                        """
+                ).execute(arguments: [deviceRow, e.id, e.parent, e.seq, try Self.jsonText(e)])
             }
         }
-        // Entries that waited for a parent or a location: as many as can go now.
-        var progress = true
-        while progress {
-            progress = false
-            for row in try Row.fetchAll(
-                db,
-                sql: "SELECT row FROM sync_pending WHERE device_id = ? ORDER BY seq, owner_id",
-                arguments: [deviceRow]
-            ) {
+        // Entries that waited: all of them when a location came (rare), else those whose parent came, and then
+        // theirs, and so on.
+        func retry(_ rows: [Row]) throws -> [Int64] {
+            var applied: [Int64] = []
+            for row in rows {
                 guard let e = try? JSONDecoder().decode(OwnedEntry.self, from: Data((row[0] as String).utf8))
                 else { continue }
-                if try Self.applyOwnedEntry(db, e, deviceRow: deviceRow, pass: pass) {
-                    applied.rows += 1
-                    progress = true
-                }
+                if try Self.applyOwnedEntry(db, e, deviceRow: deviceRow, pass: pass) { applied.append(e.id) }
             }
+            return applied
+        }
+        if !batch.locations.isEmpty {
+            let came = try retry(
+                Row.fetchAll(
+                    db,
+                    sql: "SELECT row FROM sync_pending WHERE device_id = ? ORDER BY seq, owner_id",
+                    arguments: [deviceRow]
+                )
+            )
+            applied.rows += came.count
+            arrived += came
+        }
+        let waiting = try db.cachedStatement(sql: "SELECT row FROM sync_pending WHERE device_id = ? AND parent = ?")
+        while !arrived.isEmpty {
+            var next: [Int64] = []
+            for parent in arrived {
+                next += try retry(Row.fetchAll(waiting, arguments: [deviceRow, parent]))
+            }
+            applied.rows += next.count
+            arrived = next
         }
         applied.pending =
             try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_pending WHERE device_id = ?", arguments: [deviceRow])
@@ -596,8 +629,7 @@ extension Library {
     static func applyOwnedEntry(_ db: Database, _ e: OwnedEntry, deviceRow: Int64, pass: Int64?) throws -> Bool {
         guard
             let location = try Int64.fetchOne(
-                db,
-                sql: "SELECT id FROM locations WHERE uuid = ? AND device_id = ?",
+                try db.cachedStatement(sql: "SELECT id FROM locations WHERE uuid = ? AND device_id = ?"),
                 arguments: [e.location, deviceRow]
             )
         else { return false }
@@ -605,27 +637,24 @@ extension Library {
         if let p = e.parent {
             guard
                 let found = try Int64.fetchOne(
-                    db,
-                    sql: "SELECT id FROM entries WHERE device_id = ? AND owner_id = ?",
+                    try db.cachedStatement(sql: "SELECT id FROM entries WHERE device_id = ? AND owner_id = ?"),
                     arguments: [deviceRow, p]
                 )
             else { return false }
             parent = found
         }
-        try db.execute(
-            sql: "DELETE FROM sync_pending WHERE device_id = ? AND owner_id = ? AND seq <= ?",
-            arguments: [deviceRow, e.id, e.seq]
-        )
+        try db.cachedStatement(sql: "DELETE FROM sync_pending WHERE device_id = ? AND owner_id = ? AND seq <= ?")
+            .execute(arguments: [deviceRow, e.id, e.seq]
+            )
         let existing = try Row.fetchOne(
-            db,
-            sql: "SELECT id, sync_seq FROM entries WHERE device_id = ? AND owner_id = ?",
+            try db.cachedStatement(sql: "SELECT id, sync_seq FROM entries WHERE device_id = ? AND owner_id = ?"),
             arguments: [deviceRow, e.id]
         )
         if let existing, (existing[1] as Int64) > e.seq {
             if let pass {
-                try db.execute(
-                    sql: "UPDATE entries SET added_epoch = ? WHERE id = ?",
-                    arguments: [pass, existing[0] as Int64]
+                try db.cachedStatement(sql: "UPDATE entries SET added_epoch = ? WHERE id = ?").execute(arguments: [
+                    pass, existing[0] as Int64,
+                ]
                 )
             }
             return true
@@ -633,24 +662,32 @@ extension Library {
         let local: Int64? = existing?[0]
         // Rows of this device that the owner no longer has under these names or this uuid (their deletions may
         // not have arrived yet: names and uuids are unique on the owner, so these are stale).
-        try db.execute(
-            sql: """
-                DELETE FROM entries WHERE device_id = ? AND (owner_id IS NOT ? OR ? IS NULL)
-                AND (uuid = ? OR (parent_id IS ? AND location_id = ? AND name = ?))
-                """,
-            arguments: [deviceRow, e.id, local, Data(e.uuid), parent, location, Data(e.name)]
-        )
+        // (Two statements, each on its unique index: with an OR, SQLite read the whole table for every row.)
+        try db.cachedStatement(
+            sql: "DELETE FROM entries WHERE uuid = ? AND device_id = ? AND owner_id IS NOT ?"
+        ).execute(arguments: [Data(e.uuid), deviceRow, e.id])
+        if let parent {
+            try db.cachedStatement(
+                sql: "DELETE FROM entries WHERE parent_id = ? AND name = ? AND device_id = ? AND owner_id IS NOT ?"
+            ).execute(arguments: [parent, Data(e.name), deviceRow, e.id])
+        } else {
+            try db.cachedStatement(
+                sql: """
+                    DELETE FROM entries WHERE parent_id IS NULL AND location_id = ? AND name = ? AND device_id = ?
+                    AND owner_id IS NOT ?
+                    """
+            ).execute(arguments: [location, Data(e.name), deviceRow, e.id])
+        }
         if try Int.fetchOne(
-            db,
-            sql: "SELECT 1 FROM entries WHERE uuid = ? AND id IS NOT ?",
+            try db.cachedStatement(sql: "SELECT 1 FROM entries WHERE uuid = ? AND id IS NOT ?"),
             arguments: [Data(e.uuid), local]
         ) != nil {
             return true  // the uuid is another device's entry: not this owner's to write (skipped)
         }
         if let content = e.contentID {
-            try db.execute(
-                sql: "INSERT OR IGNORE INTO content_identities (id, size, first_seen_at) VALUES (?, ?, ?)",
-                arguments: [content, e.size, nowMilliseconds()]
+            try db.cachedStatement(
+                sql: "INSERT OR IGNORE INTO content_identities (id, size, first_seen_at) VALUES (?, ?, ?)"
+            ).execute(arguments: [content, e.size, nowMilliseconds()]
             )
         }
         let values: [(any DatabaseValueConvertible)?] = [
@@ -659,24 +696,26 @@ extension Library {
             e.error, e.seq,
         ]
         if let local {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     UPDATE entries SET uuid = ?, location_id = ?, parent_id = ?, name = ?, type = ?, category = ?,
                         mime = ?, size = ?, inode = ?, device_number = ?, mode = ?, link_count = ?, mtime_ns = ?,
                         ctime_ns = ?, symlink_target = ?, content_id = ?, error = ?, sync_seq = ?,
                         added_epoch = coalesce(?, added_epoch)
                     WHERE id = ?
-                    """,
+                    """
+            ).execute(
                 arguments: StatementArguments(values + [pass, local])
             )
         } else {
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO entries (uuid, location_id, parent_id, name, type, category, mime, size, inode,
                         device_number, mode, link_count, mtime_ns, ctime_ns, symlink_target, content_id, error, sync_seq,
                         added_epoch, device_id, owner_id)
                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+                    """
+            ).execute(
                 arguments: StatementArguments(values + [pass ?? 0, deviceRow, e.id])
             )
         }

@@ -361,13 +361,36 @@ extension LibraryCommand {
             defer { try? library.close() }
             try library.saveSyncPeer(SyncPeerState(device: id))
             let started = Date()
-            let applied = try waitFor {
+            let pulled = try waitFor {
                 try await SyncService.pullOnce(library: library, from: id, at: address, endpoint: endpoint)
             }
-            if global.json { return try Output.json(MessageAnswer(message: library.path)) }
+            let pullSeconds = Date().timeIntervalSince(started)
+            // Searchable at once (else searches read every new name until sdd catches up).
+            while try library.catchUpSearch() > 0 {}
+            let total = Date().timeIntervalSince(started)
+            if global.json {
+                return try Output.json(
+                    JoinAnswer(
+                        library: library.path,
+                        rows: pulled.applied,
+                        bytes: pulled.bytes,
+                        pullSeconds: pullSeconds,
+                        seconds: total
+                    )
+                )
+            }
             print(
-                "joined library '\(chosen[0].name)' (\(library.path)): \(applied) rows from \(peer.name) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s; `sd daemon start --library \(chosen[0].name)` keeps it in sync"
+                "joined library '\(chosen[0].name)' (\(library.path)): \(pulled.applied) rows (\(pulled.bytes / 1024) KiB) from \(peer.name) in \(String(format: "%.1f", pullSeconds)) s, searchable after \(String(format: "%.1f", total)) s; `sd daemon start --library \(chosen[0].name)` keeps it in sync"
             )
         }
     }
+}
+
+/// `sd library join --json`.
+struct JoinAnswer: Codable {
+    var library: String
+    var rows: Int
+    var bytes: Int
+    var pullSeconds: Double
+    var seconds: Double
 }
