@@ -32,13 +32,22 @@ public struct SyncServer: Sendable {
                 )
             }
             let n = min(limit, 20_000)
-            let changes = try library.sharedChangesForSync(after: after, limit: n)
+            var changes = try library.sharedChangesForSync(after: after, limit: n)
+            // At most about 4 MiB of values per answer (a note may be 64 KiB; a frame is at most 8 MiB).
+            var bytes = 0
+            if let cut = changes.firstIndex(where: { c in
+                bytes += 200 + (c.change.value?.utf8.count ?? 0) + c.change.key.utf8.count
+                return bytes > Library.batchBytes
+            }) {
+                changes = Array(changes.prefix(max(1, cut)))
+            }
+            let complete = changes.count < n && bytes <= Library.batchBytes
             return .shared(
                 id: id,
                 after: after,
                 changes: changes.map { SharedRecordChange(change: $0.change, prev: $0.prev) },
                 next: changes.last?.change.seq ?? after,
-                done: changes.count < n,
+                done: complete,
                 resyncNeeded: false,
                 horizon: bounds.horizon
             )

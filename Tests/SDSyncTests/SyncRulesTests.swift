@@ -9,13 +9,14 @@ import Testing
 
 @Suite struct SyncRulesTests {
     /// Syncs `r` from each of `peers` until nothing more comes.
-    func pull(_ r: Replica, from peers: [Replica]) throws {
+    func pull(_ r: Replica, from peers: [Replica], batchLimit: Int = 3) throws {
         for p in peers {
-            let follower = try SyncFollower(library: r.library, peer: p.identity.id, batchLimit: 3)
+            let follower = try SyncFollower(library: r.library, peer: p.identity.id, batchLimit: batchLimit)
             var steps = 0
             while let request = follower.request() {
                 steps += 1
                 guard steps < 1_000, let answer = try SyncServer(library: p.library).answer(request) else { break }
+                #expect(answer.frame.encoded.count <= Frame.defaultMaximumLength, "an answer fits in a frame")
                 try follower.take(try SyncMessage(answer.frame))
             }
         }
@@ -55,6 +56,23 @@ import Testing
         #expect(try b.library.tags().map(\.name) == ["final"])
         #expect(try a.library.syncConflicts().isEmpty)
         #expect(try !a.library.resolveConflict(conflicts[0].id, restore: true), "only once")
+    }
+
+    @Test func bigNotesGoInAnswersThatFitFrames() throws {
+        let a = try Replica(0)
+        let b = try Replica(1)
+        let note = String(repeating: "n", count: 60_000)
+        var paths: [String] = []
+        for i in 0..<150 {
+            _ = try Data("\(i)".utf8).write(to: URL(fileURLWithPath: "\(a.root)/f\(i).txt"))
+            paths.append("\(a.root)/f\(i).txt")
+        }
+        try a.rescan()
+        #expect(try a.library.setMetadata(MetadataChange(note: .some(note)), on: paths).changed == 150)
+        try pull(b, from: [a], batchLimit: 5_000)
+        try pull(a, from: [b], batchLimit: 5_000)
+        #expect(try a.library.syncDump() == b.library.syncDump())
+        #expect(try b.library.syncDump().components(separatedBy: note).count == 301, "150 notes, as registers and rows")
     }
 
     @Test func aPeerCannotWriteAnotherDevicesRows() throws {

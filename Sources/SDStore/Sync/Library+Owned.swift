@@ -234,6 +234,9 @@ public struct OwnedApplied: Sendable, Equatable {
 }
 
 extension Library {
+    /// About how many bytes of rows one batch carries at most.
+    public static let batchBytes = 4 << 20
+
     /// Takes the next change sequence for this device's own rows (rows written in the transaction carry it).
     /// Taking more than one in a transaction is harmless.
     @discardableResult
@@ -387,15 +390,28 @@ extension Library {
                     error: $0[18]
                 )
             }
-            batch.entries = entries.rows
+            // At most about 4 MiB of names and texts per batch, whatever the count (a frame is at most 8 MiB).
+            var kept = 0
+            var bytes = 0
+            for e in entries.rows {
+                bytes +=
+                    80 + e.name.count + (e.symlinkTarget?.count ?? 0) + (e.error?.utf8.count ?? 0)
+                    + e.location.utf8.count + (e.category?.utf8.count ?? 0) + (e.mime?.utf8.count ?? 0)
+                if kept > 0 && bytes > Self.batchBytes { break }
+                kept += 1
+            }
+            let trimmed = kept < entries.rows.count
+            batch.entries = Array(entries.rows.prefix(kept))
+            let lastKept = batch.entries.last.map { [$0.seq, $0.id] } ?? entries.last
+            if trimmed { exhausted = false }
             if let pass = next.pass {
-                next.pass = [pass[0], entries.last?[1] ?? pass[1]]
-                if room > 0 && entries.rows.count < room {
+                next.pass = [pass[0], lastKept?[1] ?? pass[1]]
+                if room > 0 && entries.rows.count < room && !trimmed {
                     next.entry = [pass[0], Int64.max]
                     next.pass = nil
                 }
             } else {
-                next.entry = entries.last ?? next.entry
+                next.entry = lastKept ?? next.entry
             }
             batch.cursor = next
             batch.done = exhausted
