@@ -86,6 +86,9 @@ extension Library {
                 groups.append(DuplicateGroup(contentID: content, size: member.size, members: [member]))
             }
         }
+        // Only this device's files are members (another device's copies, synced, are not here to act on): a
+        // content whose other copies are elsewhere is no duplicate here.
+        groups = groups.filter { Set($0.members.map { [$0.device, $0.inode] }).count > 1 }
         if let location { groups = groups.filter { $0.members.contains { $0.locationID == location.id } } }
         return groups.sorted { ($0.wastedBytes, $1.contentID) > ($1.wastedBytes, $0.contentID) }
     }
