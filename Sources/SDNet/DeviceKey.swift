@@ -68,8 +68,7 @@ public struct DeviceKey: Sendable {
 
     /// A short, typeable fingerprint of a public key (for people comparing two screens).
     public static func fingerprint(_ publicKey: [UInt8]) -> String {
-        let digest = Array(SHA256.hash(data: publicKey))
-        let hex = digest.prefix(8).map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+        let hex = Hex.encode(Array(SHA256.hash(data: publicKey)).prefix(8))
         return stride(from: 0, to: hex.count, by: 4).map { i in
             String(hex.dropFirst(i).prefix(4))
         }.joined(separator: "-")

@@ -190,7 +190,7 @@ public final class SyncFollower {
             return true
         case (
             .registers(let cursor, let logSeq),
-            .registers(let id, let start, let registers, let horizon, let seq, let done)
+            .registers(let id, let start, let registers, _, let seq, let done)
         ):
             guard id == outstanding, start == cursor else { return false }
             outstanding = nil
@@ -214,7 +214,6 @@ public final class SyncFollower {
             if done {
                 // Registers only join (last writer wins): nothing here is dropped for not being there.
                 state.sharedSeq = logStart
-                state.sharedHorizon = horizon
                 try library.saveSyncPeer(state)
                 phase = .shared
             } else if let last = registers.last {

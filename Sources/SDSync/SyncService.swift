@@ -276,19 +276,7 @@ public final class SyncService: Sendable {
         live.withLock { all in
             var s =
                 all[device]
-                ?? PeerSyncStatus(
-                    device: device,
-                    name: "",
-                    connected: false,
-                    address: nil,
-                    caughtUp: false,
-                    lastSyncAt: nil,
-                    lastError: nil,
-                    applied: 0,
-                    ownedSeq: 0,
-                    sharedSeq: 0,
-                    rttMilliseconds: nil
-                )
+                ?? .unknown(device)
             change(&s)
             all[device] = s
         }
@@ -300,19 +288,7 @@ public final class SyncService: Sendable {
         return try library.syncPeers().map { saved in
             var s =
                 current[saved.device]
-                ?? PeerSyncStatus(
-                    device: saved.device,
-                    name: (try? endpoint.peers.peer(saved.device)?.name) ?? "",
-                    connected: false,
-                    address: nil,
-                    caughtUp: false,
-                    lastSyncAt: nil,
-                    lastError: nil,
-                    applied: 0,
-                    ownedSeq: 0,
-                    sharedSeq: 0,
-                    rttMilliseconds: nil
-                )
+                ?? .unknown(saved.device)
             s.lastSyncAt = s.lastSyncAt ?? saved.lastSyncAt
             s.lastError = s.lastError ?? saved.lastError
             s.ownedSeq = saved.owned.entry.first ?? 0
@@ -369,5 +345,24 @@ public final class SyncService: Sendable {
             progress(follower.applied)
         }
         return (follower.applied, link.bytesReceived)
+    }
+}
+
+extension PeerSyncStatus {
+    /// A peer not connected, nothing known of it yet.
+    public static func unknown(_ device: DeviceID, name: String = "") -> PeerSyncStatus {
+        PeerSyncStatus(
+            device: device,
+            name: name,
+            connected: false,
+            address: nil,
+            caughtUp: false,
+            lastSyncAt: nil,
+            lastError: nil,
+            applied: 0,
+            ownedSeq: 0,
+            sharedSeq: 0,
+            rttMilliseconds: nil
+        )
     }
 }

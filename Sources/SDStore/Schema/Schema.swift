@@ -587,7 +587,6 @@ enum Schema {
                     owned_cursor TEXT,                     -- JSON: its owned rows pulled through, per table
                     full_resync INTEGER NOT NULL DEFAULT 0,-- 1: its state is being pulled whole (cursor says where)
                     resync_pass INTEGER NOT NULL DEFAULT 0,
-                    shared_horizon TEXT NOT NULL DEFAULT '', -- its compaction horizon when its whole state was last taken
                     last_sync_at INTEGER,
                     last_error TEXT,
                     added_at INTEGER NOT NULL

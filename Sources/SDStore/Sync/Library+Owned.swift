@@ -229,7 +229,6 @@ public struct OwnedBatch: Sendable, Equatable {
 public struct OwnedApplied: Sendable, Equatable {
     public var rows = 0
     public var deleted = 0
-    public var pending = 0
     public init() {}
 }
 
@@ -600,9 +599,6 @@ extension Library {
             applied.rows += next.count
             arrived = next
         }
-        applied.pending =
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM sync_pending WHERE device_id = ?", arguments: [deviceRow])
-            ?? 0
         // Each location's root: its entry without a parent.
         try db.execute(
             sql: """

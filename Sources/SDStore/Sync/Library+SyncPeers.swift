@@ -13,9 +13,6 @@ public struct SyncPeerState: Sendable, Equatable, Codable {
     public var pass: Int64 = 0
     /// A whole-state pull of its rows is under way (ends with a sweep of what it did not bring).
     public var fullResync = false
-    /// The peer's compaction horizon when its whole shared state was last taken: when it moves on, registers
-    /// older than it that the peer no longer has must go here too, so its whole state is taken again.
-    public var sharedHorizon = ""
     public var lastSyncAt: Date?
     public var lastError: String?
     public var addedAt = Date()
@@ -50,7 +47,6 @@ extension Library {
         }
         s.pass = row["resync_pass"]
         s.fullResync = (row["full_resync"] as Int64) != 0
-        s.sharedHorizon = row["shared_horizon"]
         s.lastSyncAt = (row["last_sync_at"] as Int64?).map { Date(timeIntervalSince1970: Double($0) / 1000) }
         s.lastError = row["last_error"]
         s.addedAt = Date(timeIntervalSince1970: Double(row["added_at"] as Int64) / 1000)
@@ -63,17 +59,17 @@ extension Library {
             try db.execute(
                 sql: """
                     INSERT INTO sync_peers (device, shared_seq, owned_cursor, full_resync, resync_pass, last_sync_at,
-                        last_error, added_at, shared_horizon)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        last_error, added_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                     ON CONFLICT (device) DO UPDATE SET shared_seq = excluded.shared_seq,
                         owned_cursor = excluded.owned_cursor, full_resync = excluded.full_resync,
                         resync_pass = excluded.resync_pass, last_sync_at = excluded.last_sync_at,
-                        last_error = excluded.last_error, shared_horizon = excluded.shared_horizon
+                        last_error = excluded.last_error
                     """,
                 arguments: [
                     state.device.description, state.sharedSeq, try Self.jsonText(state.owned), state.fullResync ? 1 : 0,
                     state.pass, state.lastSyncAt.map { Int64($0.timeIntervalSince1970 * 1000) }, state.lastError,
-                    Int64(state.addedAt.timeIntervalSince1970 * 1000), state.sharedHorizon,
+                    Int64(state.addedAt.timeIntervalSince1970 * 1000),
                 ]
             )
         }
