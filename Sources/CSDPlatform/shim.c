@@ -118,3 +118,15 @@ int csd_nice_this_thread(int niceness) {
     return 0;
 #endif
 }
+
+#include <pthread.h>
+int csd_set_thread_name(const char *name) {
+#if defined(__APPLE__)
+    return pthread_setname_np(name);
+#elif defined(__linux__)
+    return pthread_setname_np(pthread_self(), name);
+#else
+    (void)name;
+    return 0;
+#endif
+}

@@ -264,28 +264,32 @@ struct Watching {
             let logger = self.logger
             return Task.detached {
                 await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
-                    let thread = Thread {
-                        defer { done.resume() }
-                        // Held for as long as it watches: `sd index` elsewhere then says the location is watched.
-                        let locks: [LocationLock]
-                        do { locks = try locations.map { try library.lockLocation($0) } } catch {
-                            logger.warning("not watching: \(error)")
-                            return
-                        }
-                        defer { withExtendedLifetime(locks) {} }
-                        do {
-                            let watcher = try Watcher(library: library) { event in
-                                let (line, object) = Events.describe(event)
-                                hub.publish(object)
-                                if !line.isEmpty { logger.info("\(line)") }
+                    let started = Result { () throws(SystemError) in
+                        try Threads.start(name: "sdd-watch") {
+                            defer { done.resume() }
+                            // Held for as long as it watches: `sd index` elsewhere then says the location is watched.
+                            let locks: [LocationLock]
+                            do { locks = try locations.map { try library.lockLocation($0) } } catch {
+                                logger.warning("not watching: \(error)")
+                                return
                             }
-                            try watcher.run(control)
-                        } catch {
-                            logger.error("watching stopped", metadata: ["error": "\(error)"])
+                            defer { withExtendedLifetime(locks) {} }
+                            do {
+                                let watcher = try Watcher(library: library) { event in
+                                    let (line, object) = Events.describe(event)
+                                    hub.publish(object)
+                                    if !line.isEmpty { logger.info("\(line)") }
+                                }
+                                try watcher.run(control)
+                            } catch {
+                                logger.error("watching stopped", metadata: ["error": "\(error)"])
+                            }
                         }
                     }
-                    thread.name = "sdd-watch"
-                    thread.start()
+                    if case .failure(let error) = started {
+                        logger.error("not watching", metadata: ["error": "\(error)"])
+                        done.resume()
+                    }
                 }
             }
         }
@@ -300,19 +304,30 @@ final class ThreadExecutor: TaskExecutor, @unchecked Sendable {
     private var jobs: [UnownedJob] = []
     private var done = false
 
+    /// No thread could be started (the system is out of them): jobs run on Dispatch's threads instead.
+    private var threadless = false
+
     init(name: String, threads: Int = 1, background: Bool = false) {
+        var started = 0
         for n in 0..<max(1, threads) {
-            let thread = Thread { [self] in
-                // A job's thread, and the walkers and hashers it starts, give way to requests.
-                if background { Priority.lowerThisThread() }
-                loop()
-            }
-            thread.name = threads == 1 ? name : "\(name)-\(n)"
-            thread.start()
+            do {
+                try Threads.start(name: threads == 1 ? name : "\(name)-\(n)") { [self] in
+                    // A job's thread, and the walkers and hashers it starts, give way to requests.
+                    if background { Priority.lowerThisThread() }
+                    loop()
+                }
+                started += 1
+            } catch {}
         }
+        threadless = started == 0
     }
 
     func enqueue(_ job: UnownedJob) {
+        if threadless {
+            let executor = asUnownedTaskExecutor()
+            DispatchQueue.global().async { job.runSynchronously(on: executor) }
+            return
+        }
         lock.lock()
         jobs.append(job)
         lock.signal()

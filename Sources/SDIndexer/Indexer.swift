@@ -263,7 +263,7 @@ public final class Indexer: Sendable {
 
     private func walk(_ writer: ScanWriter, progress: (Int) throws -> Void) throws {
         let root = try Directory.stat(writer.location.path)
-        let walker = Walker(roots: [writer.location.path], rootDevice: root.device, workers: options.walkers)
+        let walker = try Walker(roots: [writer.location.path], rootDevice: root.device, workers: options.walkers)
         var entries = 0
         let trace = ProcessInfo.processInfo.environment["SD_TRACE"] != nil
         let clock = ContinuousClock()

@@ -106,7 +106,7 @@ public final class LiveIndexer: Sendable {
     ) throws -> Int {
         guard let device = try? Directory.stat(writer.location.path).device else { return 0 }
         for (key, root) in roots.enumerated() { writer.seed(key: key, folderID: root.id) }
-        let walker = Walker(
+        let walker = try Walker(
             roots: roots.map(\.path),
             rootDevice: device,
             workers: options.walkers,

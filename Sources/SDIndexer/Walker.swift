@@ -29,6 +29,9 @@ final class Walker: @unchecked Sendable {
     /// Walks from `roots` (keys 0, 1, ... in order). `statFolders` reads each folder's own metadata just before
     /// listing it (`FolderListing.selfStat`); `beforeList` is called with each folder's path before it is read
     /// (the watcher watches it there, so nothing created after the listing goes unseen).
+    ///
+    /// #### Errors
+    /// `SystemError` when not one worker thread could be started.
     init(
         roots: [[UInt8]],
         rootDevice: UInt64,
@@ -36,19 +39,30 @@ final class Walker: @unchecked Sendable {
         maxQueuedEntries: Int = 50_000,
         statFolders: Bool = false,
         beforeList: (@Sendable ([UInt8]) -> Void)? = nil
-    ) {
+    ) throws(SystemError) {
         self.maxQueuedEntries = maxQueuedEntries
         self.rootDevice = rootDevice
         self.statFolders = statFolders
         self.beforeList = beforeList
         for (key, path) in roots.enumerated().reversed() { stack.append((key, path)) }
         nextKey = roots.count
+        let workers = max(1, workers)
         threadsRunning = workers
-        for _ in 0..<workers {
-            let thread = Thread { [self] in work() }
-            thread.stackSize = 1 << 20
-            thread.start()
+        var started = 0
+        var failure: SystemError?
+        for n in 0..<workers {
+            do {
+                try Threads.start(name: "sd-walk-\(n)", stackSize: 1 << 20) { [self] in work() }
+                started += 1
+            } catch {
+                failure = error
+                condition.lock()
+                threadsRunning -= 1
+                condition.broadcast()
+                condition.unlock()
+            }
         }
+        if started == 0, let failure { throw failure }
     }
 
     private func work() {

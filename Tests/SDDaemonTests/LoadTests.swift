@@ -48,11 +48,10 @@ import Testing
         let deadline = Date().addingTimeInterval(seconds)
         let origin = ContinuousClock.now
         let queries = ["file", "kind:image", "size:>10kB", "doc", "ext:txt", "modified:2026", "a", "zz9"]
-        var threads: [Thread] = []
         let done = DispatchGroup()
         for client in 0..<32 {
             done.enter()
-            let thread = Thread {
+            try Threads.start(name: "sd-test-client") {
                 defer { done.leave() }
                 var rng = SeededRNG(seed: UInt64(client + 1))
                 while Date() < deadline {
@@ -91,8 +90,6 @@ import Testing
                     }
                 }
             }
-            thread.start()
-            threads.append(thread)
         }
         // Memory and the index job, once a second.
         var rss: [(second: Int, kib: Int)] = []

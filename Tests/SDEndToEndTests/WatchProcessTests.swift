@@ -21,7 +21,7 @@ import Testing
                 throw error
             }
             let lines = self.lines
-            Thread.detachNewThread {
+            try Threads.start(name: "sd-test-read") {
                 var buffer = [UInt8](repeating: 0, count: 65_536)
                 while true {
                     let n = buffer.withUnsafeMutableBytes { read(pipe.read, $0.baseAddress, $0.count) }

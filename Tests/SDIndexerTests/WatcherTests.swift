@@ -15,7 +15,7 @@ final class RunningWatcher: Sendable {
 
     init(_ f: IndexFixture, options: WatchOptions = WatchOptions()) throws {
         let library = f.library
-        let thread = Thread { [self] in
+        try Threads.start(name: "sd-test-watch") { [self] in
             do {
                 let watcher = try Watcher(library: library, options: options) { event in
                     self.events.withLock { $0.append(event) }
@@ -26,7 +26,6 @@ final class RunningWatcher: Sendable {
                 finished.withLock { $0 = (true, "\(error)") }
             }
         }
-        thread.start()
         // Wait until every location is watched (or the watcher failed).
         try waitFor("the watcher to start", seconds: 30) {
             self.reported.contains { if case .watching = $0 { return true } else { return false } }

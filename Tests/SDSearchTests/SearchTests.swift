@@ -356,7 +356,7 @@ struct LiveSearchTests {
         let control = WatchControl()
         let library = f.library
         let stopped = DispatchSemaphore(value: 0)
-        let thread = Thread {
+        try Threads.start(name: "sd-test-watch") {
             do {
                 let watcher = try Watcher(library: library) { events.add($0) }
                 try watcher.run(control)
@@ -365,7 +365,6 @@ struct LiveSearchTests {
             }
             stopped.signal()
         }
-        thread.start()
         // The library must outlive the watcher: stop it and wait before the fixture closes it.
         defer {
             control.stop()

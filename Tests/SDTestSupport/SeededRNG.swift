@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 
 /// A small deterministic random number generator (SplitMix64) so that property tests print a seed that
 /// reproduces a failure.
@@ -34,10 +35,12 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
 /// Swift's cooperative pool (2 on a 2-core machine) while other tests' async work waits for them.
 public func onOwnThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { continuation in
-        let thread = Thread {
-            do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+        do {
+            try Threads.start(name: "sd-test", stackSize: 8 << 20) {
+                do { continuation.resume(returning: try body()) } catch { continuation.resume(throwing: error) }
+            }
+        } catch {
+            continuation.resume(throwing: error)
         }
-        thread.stackSize = 8 << 20
-        thread.start()
     }
 }

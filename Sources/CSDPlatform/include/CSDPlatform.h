@@ -42,3 +42,6 @@ int csd_spawn_new_session(void *attributes);
 /// Lowers the calling thread's scheduling priority to `niceness` (Linux: threads it starts later inherit
 /// it). Returns 0, or -1 with errno set.
 int csd_nice_this_thread(int niceness);
+
+/// Names the calling thread (Linux keeps at most 15 bytes and refuses a longer name). Returns 0 or an errno.
+int csd_set_thread_name(const char *name);

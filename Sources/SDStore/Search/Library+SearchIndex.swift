@@ -129,7 +129,7 @@ extension Library {
         for part in 0..<parts {
             let (low, high) = (bounds[part], bounds[part + 1])
             let database = self.database
-            Thread {
+            let build: @Sendable () -> Void = {
                 do {
                     let lists = try database.read { db in
                         try Self.buildPostings(db, after: low, through: high, large: large)
@@ -139,7 +139,11 @@ extension Library {
                     results.set(part, .failure(error))
                 }
                 done.signal()
-            }.start()
+            }
+            do { try Threads.start(name: "sd-grams-\(part)", build) } catch {
+                results.set(part, .failure(error))
+                done.signal()
+            }
         }
         var failure: (any Error)?
         do { try alongside(db) } catch { failure = error }
