@@ -98,12 +98,20 @@ public struct NotInIndex: Error, Sendable, CustomStringConvertible {
 
 /// Operations shared by the daemon's handlers and the CLI's direct path.
 public enum Operations {
-    /// A folder's children from the index (or the entry itself when `path` is a file).
-    public static func list(_ library: Library, path: [UInt8]) throws -> [ListItem] {
-        guard let (_, entryID) = try library.resolveEntry(path: path) else {
+    /// A folder's children from the index (or the entry itself when `path` is a file): of this device, or of
+    /// another `device` the library is shared with (its entries as last synced).
+    public static func list(_ library: Library, path: [UInt8], device: DeviceID? = nil) throws -> [ListItem] {
+        let other = device.flatMap { $0 == library.device.id ? nil : $0 }
+        guard let (_, entryID) = try library.resolveEntry(path: path, device: other) else {
+            let shown = String(decoding: path, as: UTF8.self)
+            if let other {
+                throw NotInIndex(
+                    message: "'sd://\(other)\(shown)' is not in the index: that device has no location there, or "
+                        + "its entries have not arrived yet (see `sd sync status`)"
+                )
+            }
             throw NotInIndex(
-                message: "'\(String(decoding: path, as: UTF8.self))' is not in the index; see `sd location list`, "
-                    + "then `sd index`"
+                message: "'\(shown)' is not in the index; see `sd location list`, then `sd index`"
             )
         }
         let entry = try library.fetchEntry(id: entryID)

@@ -314,8 +314,16 @@ struct Routes {
             try JSON.response(try status.get(generation: hub.generation, maxAge: .seconds(1)) { try library.status() })
         }
         router.get("/v1/ls") { request, _ in
-            let path = try Query.path(request, sdPaths: false)
-            return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
+            let path = try Query.path(request)
+            guard path.hasPrefix("sd://") else {
+                return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
+            }
+            let parsed: SDPath
+            do { parsed = try SDPath(parsing: path) } catch { throw BadRequest("\(error)") }
+            guard case .physical(let device, let bytes) = parsed else {
+                throw BadRequest("'\(path)' is a content path; give a folder: sd://DEVICE/abs/path")
+            }
+            return try JSON.response(try Operations.list(library, path: bytes, device: device))
         }
         // Server-sent events: `: subscribed` at once, then one `data: {json}` per event (job progress, index
         // changes), until shutdown.

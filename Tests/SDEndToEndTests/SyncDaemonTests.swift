@@ -124,6 +124,11 @@ struct Device {
         }
         let remote = try b.run(["search", "only-on-a"]).stdout
         #expect(remote.contains("sd://\(aID)/"), "another device's file is shown with its device: \(remote)")
+        // Another device's folder is listed from its entries as synced here (through b's daemon).
+        let listed = try b.run(["ls", "sd://\(aID)\(a.files)"]).stdout
+        #expect(listed.contains("only-on-a.txt"), "b lists a's folder: \(listed)")
+        let missing = try b.sd.run(["ls", "sd://\(aID)/no/such/folder"])
+        #expect(missing.status == 1 && missing.stderr.contains("not in the index"), "\(missing.stderr)")
 
         // A tag made on b is seen on a and c within a second.
         try b.run(["tag", "create", "shared-tag"])

@@ -78,10 +78,11 @@ public struct IndexStatus: Sendable, Codable {
 }
 
 extension Library {
-    /// The location and entry of an absolute path, if the path is inside an indexed location.
-    public func resolveEntry(path: [UInt8]) throws -> (Location, Int64)? {
+    /// The location and entry of an absolute path, if the path is inside an indexed location: of this device,
+    /// or of `device` (another device's, as synced from it, when the library is shared with it).
+    public func resolveEntry(path: [UInt8], device: DeviceID? = nil) throws -> (Location, Int64)? {
         let trimmed = path.count > 1 && path.last == 0x2F ? Array(path.dropLast()) : path
-        for location in try fetchLocations() {
+        for location in try device.map({ try fetchLocations(of: $0) }) ?? fetchLocations() {
             guard let root = location.rootEntryID else { continue }
             if trimmed == location.path { return (location, root) }
             guard Self.isInside(trimmed, location.path) else { continue }

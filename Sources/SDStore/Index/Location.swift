@@ -234,6 +234,19 @@ extension Library {
         }
     }
 
+    /// The locations of `device`: this device's own, or another's as synced from it (the library is shared with
+    /// it), which are only browsed and searched here, never indexed or watched.
+    public func fetchLocations(of device: DeviceID) throws -> [Location] {
+        if device == self.device.id { return try fetchLocations() }
+        return try database.read { db in
+            try Row.fetchAll(
+                db,
+                sql: "SELECT l.* FROM locations l JOIN devices d ON d.id = l.device_id WHERE d.uuid = ? ORDER BY l.id",
+                arguments: [device.description]
+            ).map(Location.init(row:))
+        }
+    }
+
     /// The location named by its number, uuid, name or path.
     public func fetchLocation(_ key: String) throws -> Location? {
         try fetchLocations().first { "\($0.id)" == key || $0.uuid == key || $0.name == key || $0.pathString == key }

@@ -22,27 +22,28 @@ struct LsCommand: ParsableCommand {
 
     func run() throws {
         let target: [UInt8]
+        var device: DeviceID?
         if let path, path.hasPrefix("sd://") {
             let parsed: SDPath
             do { parsed = try SDPath(parsing: path) } catch { throw UserError(error.message) }
-            guard case .physical(let device, let bytes) = parsed else {
+            guard case .physical(let owner, let bytes) = parsed else {
                 throw UserError("`sd ls` lists folders; '\(path)' is a content path (see `sd path parse`)")
             }
-            guard device == (try libraryOptions.device()).id else {
-                throw UserError("'\(path)' is on another device; only this device's locations can be listed yet")
-            }
+            // Another device's folder is listed from its entries as synced here (`sd library share`).
+            device = owner
             target = bytes
         } else {
             target = Array(LibraryLocator.absolute(path ?? ".").utf8)
         }
         let items: [ListItem]
         if let daemon = DaemonLink.client(for: libraryOptions) {
-            let query = APIClient.query(String(decoding: target, as: UTF8.self))
+            let asked = device.map { SDPath.physical(device: $0, path: target).description }
+            let query = APIClient.query(asked ?? String(decoding: target, as: UTF8.self))
             items = try DaemonLink.call { try daemon.get("/v1/ls?path=\(query)", [ListItem].self) }
         } else {
             let library = try libraryOptions.open()
             defer { try? library.close() }
-            do { items = try Operations.list(library, path: target) } catch let error as NotInIndex {
+            do { items = try Operations.list(library, path: target, device: device) } catch let error as NotInIndex {
                 throw UserError(error.message)
             }
         }
