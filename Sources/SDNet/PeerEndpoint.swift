@@ -27,8 +27,10 @@ public final class PeerEndpoint: Sendable {
     private let outcome = Mutex<PairingState>(.none)
     /// The port this endpoint listens on, once it does (announced in hellos).
     private let listening = Mutex<UInt16>(0)
+    /// How long the other side has to send its hello or proof, unless the endpoint is made with another.
+    public static let defaultHandshakeTimeout: Duration = .seconds(10)
     /// How long the other side has to send its hello or proof.
-    public static let handshakeTimeout: Duration = .seconds(10)
+    public let handshakeTimeout: Duration
 
     struct PairingWindow {
         var code: PairingCode
@@ -50,8 +52,10 @@ public final class PeerEndpoint: Sendable {
         name: String,
         key: DeviceKey,
         peers: PeerStore,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        handshakeTimeout: Duration = PeerEndpoint.defaultHandshakeTimeout
     ) throws(NetError) {
+        self.handshakeTimeout = handshakeTimeout
         self.device = device
         self.name = name
         self.key = key
@@ -186,7 +190,7 @@ public final class PeerEndpoint: Sendable {
         }
         let hello: Hello
         do {
-            guard let frame = try await inbox.next(timeout: Self.handshakeTimeout, channel: channel) else {
+            guard let frame = try await inbox.next(timeout: handshakeTimeout, channel: channel) else {
                 try? await channel.close()
                 return
             }
@@ -303,10 +307,10 @@ public final class PeerEndpoint: Sendable {
             } catch {
                 // The connection ended before the hello went out: the reason (a failed handshake, a refusal)
                 // is what ended the inbox.
-                _ = try await inbox.next(timeout: Self.handshakeTimeout, channel: channel)
+                _ = try await inbox.next(timeout: handshakeTimeout, channel: channel)
                 throw error
             }
-            guard let frame = try await inbox.next(timeout: Self.handshakeTimeout, channel: channel) else {
+            guard let frame = try await inbox.next(timeout: handshakeTimeout, channel: channel) else {
                 throw NetError(
                     .refused,
                     "\(address) closed the connection: it does not know this device (pair them first)"
@@ -398,7 +402,7 @@ public final class PeerEndpoint: Sendable {
         let mine = Hello(device: device, name: name, purpose: .pair, nonce: Self.nonce(), listenPort: listenPort)
         do {
             try await PeerLink.write(mine.frame, on: channel)
-            guard let frame = try await inbox.next(timeout: Self.handshakeTimeout, channel: channel),
+            guard let frame = try await inbox.next(timeout: handshakeTimeout, channel: channel),
                 frame.kind == Frame.Kind.pairProof
             else { return await fail("the joining device sent no proof", tell: "expected a pairing proof") }
             let expected = PairingCode.proof(
@@ -473,7 +477,7 @@ public final class PeerEndpoint: Sendable {
         )
         do {
             try await link.send(Frame(Frame.Kind.pairProof, proof))
-            guard let frame = try await link.receive(timeout: Self.handshakeTimeout), frame.kind == Frame.Kind.pairProof
+            guard let frame = try await link.receive(timeout: handshakeTimeout), frame.kind == Frame.Kind.pairProof
             else { throw NetError(.pairing, "the other device ended the pairing without its proof") }
             let expected = PairingCode.proof(
                 secret: code.secret,
