@@ -428,6 +428,8 @@ public final class PeerEndpoint: Sendable {
                 addresses: hello.listenPort == 0 ? [] : [address]
             )
             try peers.save(peer)
+            // Paired here before the answer goes: once the joining device has it, both sides say so.
+            outcome.withLock { $0 = .paired(peer) }
             let answer = PairingCode.proof(
                 secret: open.code.secret,
                 role: "host",
@@ -439,7 +441,6 @@ public final class PeerEndpoint: Sendable {
                 joiner: hello.device
             )
             try await PeerLink.write(Frame(Frame.Kind.pairProof, answer), on: channel)
-            outcome.withLock { $0 = .paired(peer) }
             try? await channel.close()
         } catch {
             await fail("pairing with \(address) failed: \(error)", tell: "pairing failed")
