@@ -1,5 +1,6 @@
 import Foundation
 import SDStore
+import Synchronization
 
 /// What a job does: one kind of job (`index`, `copy`, ...), run from its stored input and checkpoint.
 ///
@@ -18,17 +19,27 @@ public final class JobContext: Sendable {
     public let resumed: Bool
     public let library: Library
     let progress: @Sendable (JobRecord) -> Void
+    /// The input as it was submitted, when this process submitted it (saves decoding what it just encoded).
+    let submitted: (any Sendable)?
 
-    init(record: JobRecord, resumed: Bool, library: Library, progress: @escaping @Sendable (JobRecord) -> Void) {
+    init(
+        record: JobRecord,
+        resumed: Bool,
+        library: Library,
+        submitted: (any Sendable)? = nil,
+        progress: @escaping @Sendable (JobRecord) -> Void
+    ) {
         self.record = record
         self.resumed = resumed
         self.library = library
+        self.submitted = submitted
         self.progress = progress
     }
 
     /// The job's input (JSON) decoded.
     public func input<T: Decodable>(_ type: T.Type) throws -> T {
-        try JSONDecoder().decode(T.self, from: Data((record.input ?? "null").utf8))
+        if let submitted = submitted as? T { return submitted }
+        return try JSONDecoder().decode(T.self, from: Data((record.input ?? "null").utf8))
     }
 
     /// The last checkpoint saved, decoded (nil on a first run).
@@ -63,6 +74,9 @@ public final class JobRunner: Sendable {
     public let library: Library
     let kinds: [String: any JobKind]
     public let concurrency: Int
+    /// Inputs of jobs this runner submitted and has not run yet: a first run takes its input from here
+    /// instead of decoding the stored JSON (the same value; a plan of 10,000 files takes 0.1 s to decode).
+    let submitted = Mutex<[String: any Sendable]>([:])
 
     public init(library: Library, kinds: [any JobKind], concurrency: Int = 2) {
         self.library = library
@@ -71,10 +85,12 @@ public final class JobRunner: Sendable {
     }
 
     /// Records a new job, queued.
-    public func submit<T: Encodable>(kind: String, target: String?, input: T) throws -> JobRecord {
+    public func submit<T: Encodable & Sendable>(kind: String, target: String?, input: T) throws -> JobRecord {
         guard kinds[kind] != nil else { throw JobError(.unknownKind, "no job kind '\(kind)' here") }
         let text = String(decoding: try JSONEncoder().encode(input), as: UTF8.self)
-        return try library.createJob(kind: kind, target: target, input: text, checkpoint: nil, state: "queued")
+        let job = try library.createJob(kind: kind, target: target, input: text, checkpoint: nil, state: "queued")
+        submitted.withLock { $0[job.id] = input }
+        return job
     }
 
     /// Runs a queued, paused or interrupted job to its end or until it is paused or cancelled; returns its
@@ -100,6 +116,7 @@ public final class JobRunner: Sendable {
             record: try library.fetchJob(job.id),
             resumed: job.startedAt != nil,
             library: library,
+            submitted: submitted.withLock { $0.removeValue(forKey: job.id) },
             progress: progress
         )
         do {

@@ -146,6 +146,27 @@ struct CopyTests {
         #expect(try f.tree("dst/src") == (try f.tree("src")))
         #expect(!FileSystem.exists(part))
     }
+
+    /// Many files are copied at once: one that vanished after the preview fails the job with its path, and no
+    /// temporary of the batch (the copies made alongside it) is left; every source is untouched.
+    @Test func aFailedFileFailsTheJobAndLeavesNoTemporaries() async throws {
+        var files: [String: String] = ["dst/": ""]
+        for i in 0..<64 { files["src/f\(i).txt"] = "file \(i)" }
+        let f = try CopyFixture(files)
+        let preview = f.preview(f.request(["src"], "dst"))
+        #expect(preview.canCommit && preview.files == 64)
+        try FileManager.default.removeItem(atPath: f.dir.file("src/f40.txt"))
+        let job = try f.runner.submit(kind: "copy", target: preview.destination, input: preview.plan)
+        await #expect {
+            _ = try await f.runner.run(job.id)
+        } throws: { error in
+            "\(error)".contains("src/f40.txt")
+        }
+        #expect(try f.library.fetchJob(job.id).state == "failed")
+        let left = try FileManager.default.subpathsOfDirectory(atPath: f.dir.file("dst"))
+        #expect(!left.contains { $0.contains(".sd-part") }, "\(left)")
+        #expect(try f.tree("src").count == 63)
+    }
 }
 
 extension Array where Element == UInt8 {
