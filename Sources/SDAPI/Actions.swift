@@ -53,9 +53,11 @@ public struct ActionRequest: Codable, Sendable, Equatable {
     public var minSize: String?
     public var kind: String?
     public var location: String?
+    /// tag/untag: the tag's name (the paths are the files and folders).
+    public var tag: String?
 
     public static let actions = [
-        "copy", "move", "delete", "rename", "mkdir", "undo", "restore", "empty-trash", "dedup",
+        "copy", "move", "delete", "rename", "mkdir", "undo", "restore", "empty-trash", "dedup", "tag", "untag",
     ]
 
     public init(
@@ -74,7 +76,8 @@ public struct ActionRequest: Codable, Sendable, Equatable {
         acrossDisks: Bool? = nil,
         minSize: String? = nil,
         kind: String? = nil,
-        location: String? = nil
+        location: String? = nil,
+        tag: String? = nil
     ) {
         self.action = action
         self.paths = paths
@@ -92,6 +95,7 @@ public struct ActionRequest: Codable, Sendable, Equatable {
         self.minSize = minSize
         self.kind = kind
         self.location = location
+        self.tag = tag
     }
 
     /// What the CLI asks before committing.
@@ -106,6 +110,8 @@ public struct ActionRequest: Codable, Sendable, Equatable {
         case "empty-trash": "Empty the trash for good?"
         case "dedup": "Remove these extra copies?"
         case "undo": "Undo it?"
+        case "tag": "Tag them?"
+        case "untag": "Untag them?"
         default: "Go ahead?"
         }
     }
@@ -244,6 +250,10 @@ extension Operations {
                 acrossDisks: request.acrossDisks ?? false,
                 library: library
             )
+        case "tag", "untag":
+            guard let tag = request.tag, !tag.isEmpty else { throw RequestError("give the tag's name") }
+            try needPaths("the files and folders to \(request.action)")
+            return TagPlanner.preview(tag: tag, paths: paths, present: request.action == "tag", library: library)
         default:
             throw RequestError(
                 "no action '\(request.action)'; actions: \(ActionRequest.actions.joined(separator: ", "))"
@@ -327,10 +337,16 @@ extension Operations {
     /// The action's counts in words ("3 files, 12 KB, 1 folders").
     public static func summary(_ p: ActionPreview) -> String {
         var parts: [String] = []
-        if p.files > 0 || p.bytes > 0 { parts.append("\(p.files) files, \(size(p.bytes))") }
+        if ["tag", "untag"].contains(p.action) {
+            if p.files > 0 { parts.append("\(p.files) files") }
+        } else if p.files > 0 || p.bytes > 0 {
+            parts.append("\(p.files) files, \(size(p.bytes))")
+        }
         if p.folders > 0 { parts.append("\(p.folders) folders") }
         if p.symlinks > 0 { parts.append("\(p.symlinks) links") }
-        if p.skipped > 0 { parts.append("\(p.skipped) skipped") }
+        if p.skipped > 0 {
+            parts.append("\(p.skipped) \(["tag", "untag"].contains(p.action) ? "already so" : "skipped")")
+        }
         return parts.isEmpty ? "nothing" : parts.joined(separator: ", ")
     }
 
@@ -345,6 +361,7 @@ extension Operations {
     /// Whether a job kind is a file action (audited; `sd undo` may reverse it).
     public static func isAction(_ kind: String) -> Bool {
         TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)
+            || TagJob.kinds.contains(kind)
     }
 }
 

@@ -55,7 +55,7 @@ public enum JobKinds {
     public static func actions(updater: some IndexUpdater) -> [any JobKind] {
         TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
             + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
-            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
+            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) } + TagJob.kinds.map { TagJob(kind: $0) }
     }
 
     /// Everything: actions, index jobs and scrubs.

@@ -38,6 +38,9 @@ public struct FileOperation: Codable, Sendable, Equatable {
         case clone
         /// Give `target`, a hard link to `source`, its own copy again (undoing `link`), with `mode` and `mtime`.
         case separate
+        /// Put the tag named `target` on the indexed file or folder `source` (or take it off: the plan's action
+        /// says which); no file is touched.
+        case tag
     }
 
     public var kind: Kind
@@ -118,7 +121,7 @@ public struct FileOperation: Codable, Sendable, Equatable {
         guard !skip else { return 0 }
         switch kind {
         case .file, .rename, .trash, .delete, .link, .clone, .separate: return size
-        case .folder, .symlink, .removeFolder: return 0
+        case .folder, .symlink, .removeFolder, .tag: return 0
         }
     }
 }

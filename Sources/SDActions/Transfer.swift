@@ -237,7 +237,7 @@ public enum TransferPlanner {
                 if move {
                     preview.operations.append(FileOperation(kind: .removeFolder, source: source, target: op.target))
                 }
-            case .rename, .removeFolder, .trash, .delete, .link, .clone, .separate:
+            case .rename, .removeFolder, .trash, .delete, .link, .clone, .separate, .tag:
                 break
             }
         }

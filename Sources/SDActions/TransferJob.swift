@@ -94,7 +94,7 @@ public struct TransferJob: JobKind {
                     }
                 case .removeFolder:
                     foldersToRemove.append(op.source)
-                case .trash, .delete, .link, .clone, .separate:
+                case .trash, .delete, .link, .clone, .separate, .tag:
                     throw ActionError("a \(op.kind.rawValue) step cannot run in a \(kind) job")
                 }
             }

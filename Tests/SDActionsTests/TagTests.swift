@@ -1,6 +1,8 @@
 import Foundation
+import SDActions
 import SDCore
 import SDIndexer
+import SDJobs
 import SDStore
 import SDTestSupport
 import Testing
@@ -92,5 +94,61 @@ struct MetadataTests {
         #expect(
             try f.library.setMetadata(MetadataChange(favorite: false), on: [f.dir.file("tree/x")]).notIndexed.count == 1
         )
+    }
+
+    /// Tagging as an action: the preview's counts are what the job then changes; an item not indexed or a
+    /// tag that does not exist refuses it; a job resumed from its checkpoint finishes the rest.
+    @Test func taggingIsPreviewedThenCommittedAsAJob() async throws {
+        let f = try CopyFixture([
+            "tree/a/beach.jpg": "the same photo", "tree/b/beach copy.jpg": "the same photo", "tree/c.txt": "c",
+            "tree/d.txt": "d", "tree/album/": "",
+        ])
+        let location = try f.library.addLocation(path: Array(f.dir.file("tree").utf8), name: "tree", volume: nil)
+        _ = try Indexer(library: f.library).index(location)
+        try f.library.createTag("holiday")
+        let runner = JobRunner(library: f.library, kinds: TagJob.kinds.map { TagJob(kind: $0) })
+        let paths = ["tree/a/beach.jpg", "tree/b/beach copy.jpg", "tree/c.txt", "tree/album"].map(f.dir.file)
+        _ = try f.library.setTag("holiday", on: [paths[2]], present: true)
+
+        let preview = TagPlanner.preview(tag: "holiday", paths: paths, present: true, library: f.library)
+        #expect(preview.canCommit, "\(preview.problems)")
+        // The copy shares its content with the first file; c.txt carries the tag already.
+        #expect(preview.files == 1 && preview.folders == 1 && preview.skipped == 2)
+        #expect(try f.library.tags(ofEntryAt: paths[0]) == [], "a preview changes nothing")
+        let job = try runner.submit(kind: "tag", target: nil, input: preview.plan)
+        let done = try await runner.run(job.id)
+        #expect(done.state == "completed")
+        let checkpoint = try JSONDecoder().decode(
+            TagJob.Checkpoint.self,
+            from: Data(try #require(done.checkpoint).utf8)
+        )
+        #expect(checkpoint.changed == preview.files + preview.folders && checkpoint.notIndexed.isEmpty)
+        for path in paths { #expect(try f.library.tags(ofEntryAt: path) == ["holiday"], "\(path)") }
+
+        let refused = TagPlanner.preview(
+            tag: "holiday",
+            paths: [f.dir.file("tree/d.txt"), f.dir.file("tree/nope.txt")],
+            present: true,
+            library: f.library
+        )
+        #expect(!refused.canCommit && refused.problems.map(\.path) == [f.dir.file("tree/nope.txt")])
+        let noTag = TagPlanner.preview(tag: "nope", paths: [paths[0]], present: true, library: f.library)
+        #expect(noTag.problems.first?.reason.contains("no tag named 'nope'") == true)
+
+        // Untagging, interrupted after its first item: the resumed job does the rest.
+        let untag = TagPlanner.preview(tag: "holiday", paths: paths, present: false, library: f.library)
+        #expect(untag.files == 2 && untag.folders == 1 && untag.skipped == 1)
+        let second = try runner.submit(kind: "untag", target: nil, input: untag.plan)
+        _ = try f.library.setTag("holiday", on: [paths[0]], present: false)
+        try f.library.setJobState(id: second.id, "running")
+        _ = try f.library.saveJobProgress(
+            id: second.id,
+            done: 1,
+            total: 3,
+            checkpoint: #"{"next":1,"changed":1,"notIndexed":[]}"#
+        )
+        let resumed = try await JobRunner(library: f.library, kinds: [TagJob(kind: "untag")]).run(second.id)
+        #expect(resumed.state == "completed" && resumed.progressDone == 3)
+        for path in paths { #expect(try f.library.tags(ofEntryAt: path) == [], "\(path)") }
     }
 }

@@ -120,12 +120,20 @@ struct CLITests {
         #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
         #expect(try sd.run(["index"]).status == 0)
         #expect(try sd.run(["tag", "create", "holiday"]).status == 0)
-        #expect(try sd.run(["tag", "add", "holiday", dir.file("home/a/beach.jpg")]).stdout.contains("tagged 1"))
+        // Both copies named: one content, so one change; the second is so already. A preview changes nothing.
+        let both = [dir.file("home/a/beach.jpg"), dir.file("home/b/beach copy.jpg")]
+        let previewed = try sd.run(["tag", "add", "holiday", "--preview"] + both)
+        #expect(previewed.stdout == "tag holiday: 1 files, 1 already so\n  \(both[0])\n", "\(previewed.stdout)")
+        #expect(try sd.run(["tag", "show", both[0]]).stdout == "no tags\n")
+        let tagged = try sd.run(["tag", "add", "holiday"] + both)
+        #expect(tagged.status == 0 && tagged.stdout.contains("tag completed: 1 files, 1 already so (job "))
         let found = try sd.run(["search", "tag:holiday", "--json"]).stdout
         #expect(found.contains("beach copy.jpg") && found.contains("a/beach.jpg"))
         #expect(try sd.run(["tag", "show", dir.file("home/b/beach copy.jpg")]).stdout == "holiday\n")
         let missing = try sd.run(["tag", "add", "nope", dir.file("home/a/beach.jpg")])
-        #expect(missing.status == 1 && missing.stderr.contains("no tag named 'nope'"))
+        #expect(missing.status == 1 && missing.stderr.contains("nothing was done: nope: no tag named 'nope'"))
+        let unindexed = try sd.run(["tag", "add", "holiday", dir.file("home/c.jpg")])
+        #expect(unindexed.status == 1 && unindexed.stderr.contains("home/c.jpg: not in the index"), "\(unindexed)")
         #expect(try sd.run(["dupes"]).stdout.contains("1 groups, 2 files"))
         let listing = try JSONSerialization.jsonObject(
             with: Data(try sd.run(["ls", dir.file("home/a"), "--json"]).stdout.utf8)
@@ -147,9 +155,9 @@ struct CLITests {
         #expect(tags == "holiday  2 items\n", "\(tags)")
         #expect(
             session.served([
-                "(index) completed", "POST /v1/tags/edit 200", "POST /v1/tags/apply 200", "GET /v1/tags/of 200",
+                "(index) completed", "POST /v1/tags/edit 200", "POST /v1/actions/preview 200", "GET /v1/tags/of 200",
                 "GET /v1/dupes 200", "GET /v1/resolve 200", "POST /v1/meta 200", "GET /v1/meta 200",
-                "GET /v1/meta 404", "GET /v1/redundancy 200", "GET /v1/tags 200", "POST /v1/tags/apply 400",
+                "GET /v1/meta 404", "GET /v1/redundancy 200", "GET /v1/tags 200",
             ]),
             "\(session.log)"
         )

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SDCore
+import SDSystem
 
 /// A tag: a hierarchical name (`finance/tax`), an optional color.
 public struct Tag: Sendable, Codable, Equatable {
@@ -9,6 +10,18 @@ public struct Tag: Sendable, Codable, Equatable {
     public var color: String?
     /// Files and folders carrying it (a content tag counts each indexed copy).
     public var uses: Int
+}
+
+/// What a tagging would change (see `Library.tagChanges`).
+public struct TagChanges: Sendable, Codable, Equatable {
+    public struct Item: Sendable, Codable, Equatable {
+        public var path: String
+        public var isFolder: Bool
+    }
+
+    public var changes: [Item] = []
+    public var unchanged: [String] = []
+    public var notIndexed: [String] = []
 }
 
 /// One change to shared metadata, as the change log keeps it.
@@ -216,6 +229,91 @@ extension Library {
         }
     }
 
+    /// What putting a tag on (or taking it off) these paths would change, read from the index without writing:
+    /// the paths whose tag record would change (a file's content counts once however many of its copies are
+    /// named), the paths already so, and the paths not in the index. Throws `TagError` for a tag that does
+    /// not exist.
+    public func tagChanges(_ name: String, on paths: [String], present: Bool) throws -> TagChanges {
+        var targets: [(path: String, entry: Int64)] = []
+        var result = TagChanges()
+        for path in paths {
+            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+                targets.append((path, id))
+            } else {
+                result.notIndexed.append(path)
+            }
+        }
+        try database.read { db in
+            let tag = try liveTag(db, name)
+            var seen = Set<String>()
+            for target in targets {
+                guard let state = try Self.tagState(db, entry: target.entry, tag: tag) else {
+                    result.notIndexed.append(target.path)
+                    continue
+                }
+                if !seen.insert(state.key).inserted || state.isSo(present) {
+                    result.unchanged.append(target.path)
+                } else {
+                    result.changes.append(TagChanges.Item(path: target.path, isFolder: state.isFolder))
+                }
+            }
+        }
+        return result
+    }
+
+    /// A tag's state on one entry: on its content when it has a content id, else on the entry itself.
+    struct TagState {
+        var record: String
+        var key: String
+        var content: Int64?
+        var entryUUID: Data
+        var isFolder: Bool
+        /// The stored row's `deleted` (nil: never tagged).
+        var current: Int64?
+
+        func isSo(_ present: Bool) -> Bool { present ? current == 0 : (current == nil || current == 1) }
+    }
+
+    static func tagState(_ db: Database, entry: Int64, tag: String) throws -> TagState? {
+        guard
+            let row = try Row.fetchOne(
+                db,
+                sql: "SELECT uuid, content_id, type FROM entries WHERE id = ?",
+                arguments: [entry]
+            )
+        else { return nil }
+        let entryUUID: Data = row[0]
+        let content: Int64? = row[1]
+        let type: Int64 = row[2]
+        let isFolder = type == Int64(FileType.directory.rawValue)
+        if let content {
+            return TagState(
+                record: "content_tag",
+                key: "\(ContentID(int64: content).hex)/\(tag)",
+                content: content,
+                entryUUID: entryUUID,
+                isFolder: isFolder,
+                current: try Int64.fetchOne(
+                    db,
+                    sql: "SELECT deleted FROM content_tags WHERE content_id = ? AND tag_uuid = ?",
+                    arguments: [content, tag]
+                )
+            )
+        }
+        return TagState(
+            record: "entry_tag",
+            key: "\(Hex.encode([UInt8](entryUUID)))/\(tag)",
+            content: nil,
+            entryUUID: entryUUID,
+            isFolder: isFolder,
+            current: try Int64.fetchOne(
+                db,
+                sql: "SELECT deleted FROM entry_tags WHERE entry_uuid = ? AND tag_uuid = ?",
+                arguments: [entryUUID, tag]
+            )
+        )
+    }
+
     /// Puts a tag on (or takes it off) indexed files and folders, in one transaction: on a file's content when
     /// it has a content id (every copy carries it), else on the entry. Returns how many changed, and the paths
     /// not in the index.
@@ -234,46 +332,18 @@ extension Library {
             let tag = try liveTag(db, name)
             var changed = 0
             for target in targets {
-                guard
-                    let row = try Row.fetchOne(
-                        db,
-                        sql: "SELECT uuid, content_id, type FROM entries WHERE id = ?",
-                        arguments: [target.entry]
-                    )
-                else { continue }
-                let entryUUID: Data = row[0]
-                let content: Int64? = row[1]
-                let record: String
-                let key: String
-                let current: Int64?
-                if let content {
-                    record = "content_tag"
-                    key = "\(ContentID(int64: content).hex)/\(tag)"
-                    current = try Int64.fetchOne(
-                        db,
-                        sql: "SELECT deleted FROM content_tags WHERE content_id = ? AND tag_uuid = ?",
-                        arguments: [content, tag]
-                    )
-                } else {
-                    record = "entry_tag"
-                    key = "\(Hex.encode([UInt8](entryUUID)))/\(tag)"
-                    current = try Int64.fetchOne(
-                        db,
-                        sql: "SELECT deleted FROM entry_tags WHERE entry_uuid = ? AND tag_uuid = ?",
-                        arguments: [entryUUID, tag]
-                    )
-                }
+                guard let state = try Self.tagState(db, entry: target.entry, tag: tag) else { continue }
                 // Nothing to do: already so.
-                if present ? current == 0 : (current == nil || current == 1) { continue }
+                if state.isSo(present) { continue }
                 let stamp = try Self.logChange(
                     db,
                     device: device.id,
-                    record: record,
-                    key: key,
+                    record: state.record,
+                    key: state.key,
                     field: nil,
                     value: present ? "true" : nil
                 )
-                if let content {
+                if let content = state.content {
                     try db.execute(
                         sql:
                             "INSERT OR REPLACE INTO content_tags (content_id, tag_uuid, hlc, deleted) VALUES (?, ?, ?, ?)",
@@ -283,7 +353,7 @@ extension Library {
                     try db.execute(
                         sql:
                             "INSERT OR REPLACE INTO entry_tags (entry_uuid, tag_uuid, hlc, deleted) VALUES (?, ?, ?, ?)",
-                        arguments: [entryUUID, tag, stamp.description, present ? 0 : 1]
+                        arguments: [state.entryUUID, tag, stamp.description, present ? 0 : 1]
                     )
                 }
                 changed += 1

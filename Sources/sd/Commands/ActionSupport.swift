@@ -208,6 +208,7 @@ enum Actions {
         }
         var head = "\(verb) \(summary(p))"
         if let destination = p.destination, ["copy", "move"].contains(p.action) { head += " to \(destination)" }
+        if let tag = p.operations.first(where: { $0.kind == .tag })?.target { head = "\(verb) \(tag): \(summary(p))" }
         lines.append(head)
         if p.action == "rename" || p.action == "mkdir" || p.operations.count <= 5 {
             for op in p.operations where op.kind != .removeFolder {
@@ -215,6 +216,7 @@ enum Actions {
                 case .rename: lines.append("  \(op.source) -> \(op.target)")
                 case .folder where p.action == "mkdir": lines.append("  make \(op.target)")
                 case .trash, .delete: lines.append("  \(op.source)")
+                case .tag where !op.skip: lines.append("  \(op.source)")
                 default: break
                 }
             }

@@ -77,31 +77,44 @@ struct TagCommand: ParsableCommand {
         func run() throws { try TagCommand.edit(TagEdit(action: "delete", name: name), libraryOptions) }
     }
 
-    static func set(_ tag: String, _ paths: [String], present: Bool, _ options: LibraryOptions) throws {
-        let request = TagRequest(tag: tag, paths: paths.map(Actions.argument), present: present)
-        let answer = try Via.post(options, "/v1/tags/apply", request) { try Operations.setTag(request, $0) }
-        let (changed, missing) = (answer.changed, answer.notIndexed)
-        print("\(present ? "tagged" : "untagged") \(changed) item(s) \(present ? "with" : "from") \(tag)")
-        for path in missing.prefix(10) { Output.error("not in the index (see `sd location add`, `sd index`): \(path)") }
-        if !missing.isEmpty { throw ExitCode(1) }
+    /// Tagging is an action: previewed (what changes, what is so already, what is not indexed), then a job,
+    /// audited. It touches no file and is undone by its opposite, so it does not ask (-y is accepted).
+    static func set(
+        _ tag: String,
+        _ paths: [String],
+        present: Bool,
+        _ global: GlobalOptions,
+        _ options: LibraryOptions,
+        _ action: ActionOptions
+    ) throws {
+        let request = ActionRequest(action: present ? "tag" : "untag", paths: paths, tag: tag)
+        try Actions.perform(request, global: global, libraryOptions: options, options: action, yes: true)
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Put a tag on files and folders of the index.")
+        static let configuration = CommandConfiguration(
+            abstract: "Put a tag on files and folders of the index (previewed with --preview; a job, audited)."
+        )
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
+        @OptionGroup var action: ActionOptions
         @Argument var tag: String
         @Argument(help: "Paths or SdPaths.") var paths: [String]
 
-        func run() throws { try TagCommand.set(tag, paths, present: true, libraryOptions) }
+        func run() throws { try TagCommand.set(tag, paths, present: true, global, libraryOptions, action) }
     }
 
     struct Remove: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Take a tag off files and folders.")
+        static let configuration = CommandConfiguration(
+            abstract: "Take a tag off files and folders (previewed with --preview; a job, audited)."
+        )
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
+        @OptionGroup var action: ActionOptions
         @Argument var tag: String
         @Argument(help: "Paths or SdPaths.") var paths: [String]
 
-        func run() throws { try TagCommand.set(tag, paths, present: false, libraryOptions) }
+        func run() throws { try TagCommand.set(tag, paths, present: false, global, libraryOptions, action) }
     }
 
     struct Show: ParsableCommand {
