@@ -92,7 +92,7 @@ let package = Package(
         ),
         .target(
             name: "SDSync",
-            dependencies: ["SDNet", "SDStore", "SDCore"],
+            dependencies: ["SDNet", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions"],
             swiftSettings: strictSettings
         ),
         // Layer 4

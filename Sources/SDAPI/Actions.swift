@@ -5,6 +5,7 @@ import SDIndexer
 import SDJobs
 import SDSearch
 import SDStore
+import SDSync
 import SDSystem
 
 /// A request the client got wrong, said in words: exit status 1 in the CLI, a 400 answer from the daemon.
@@ -164,11 +165,23 @@ extension Operations {
     ) throws -> ActionPreview {
         // Trash actions name items by id; the others name paths.
         let byID = ["restore", "empty-trash"].contains(request.action)
-        let paths = byID ? request.paths : try request.paths.map { try resolve($0, library) }
+        let fromPeer = try peerSources(request, library) != nil
+        let paths = byID || fromPeer ? request.paths : try request.paths.map { try resolve($0, library) }
         func needPaths(_ what: String) throws {
             if request.paths.isEmpty { throw RequestError("give \(what)") }
         }
         switch request.action {
+        case "copy" where try peerSources(request, library) != nil:
+            guard let destination = request.destination else { throw RequestError("give a destination") }
+            let (device, remote) = try peerSources(request, library)!
+            return PeerCopyPlanner.preview(
+                device: device,
+                paths: remote,
+                destination: try resolve(destination, library),
+                onConflict: request.onConflict ?? .fail,
+                verifyFull: request.verifyFull ?? false,
+                library: library
+            )
         case "copy", "move":
             guard let destination = request.destination, !request.paths.isEmpty else {
                 throw RequestError("give at least one source and a destination")
@@ -259,6 +272,30 @@ extension Operations {
                 "no action '\(request.action)'; actions: \(ActionRequest.actions.joined(separator: ", "))"
             )
         }
+    }
+
+    /// A copy's sources when they are files of another device: that device and the paths there (nil when
+    /// they are on this one). Sources on several devices, or a mix, are refused.
+    static func peerSources(_ request: ActionRequest, _ library: Library) throws -> (DeviceID, [String])? {
+        guard request.action == "copy" || request.action == "move" else { return nil }
+        var devices = Set<DeviceID>()
+        var remote: [String] = []
+        for text in request.paths where text.hasPrefix(SDPath.scheme) {
+            if case .physical(let device, let bytes) = try? SDPath(parsing: text), device != library.device.id {
+                devices.insert(device)
+                remote.append(String(decoding: bytes, as: UTF8.self))
+            }
+        }
+        guard let device = devices.first else { return nil }
+        if request.action == "move" {
+            throw RequestError(
+                "files of another device can be copied here, not moved (copy them, then delete them there)"
+            )
+        }
+        guard devices.count == 1 && remote.count == request.paths.count else {
+            throw RequestError("copy from one device at a time: the sources are on several devices")
+        }
+        return (device, remote)
     }
 
     /// Trash items by id prefix (or all of them).
@@ -361,7 +398,7 @@ extension Operations {
     /// Whether a job kind is a file action (audited; `sd undo` may reverse it).
     public static func isAction(_ kind: String) -> Bool {
         TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)
-            || TagJob.kinds.contains(kind)
+            || TagJob.kinds.contains(kind) || kind == "peer-copy"
     }
 }
 

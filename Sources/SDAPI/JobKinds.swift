@@ -1,8 +1,11 @@
 import Foundation
 import SDActions
+import SDCore
 import SDIndexer
 import SDJobs
+import SDNet
 import SDStore
+import SDSync
 
 /// Brings the index up to date after an action: the changed folders inside locations are listed again (as
 /// the watcher would), unless a watcher holds the location (it sees the changes itself).
@@ -48,14 +51,26 @@ public struct LiveIndexUpdater: IndexUpdater {
 public enum JobKinds {
     /// Every action job kind (copy, move, trash, dedup...), keeping the index up to date.
     public static func actions(_ library: Library) -> [any JobKind] {
-        actions(updater: LiveIndexUpdater(library: library))
+        actions(updater: LiveIndexUpdater(library: library), library: library)
     }
 
     /// The same, keeping the index up to date through `updater`.
-    public static func actions(updater: some IndexUpdater) -> [any JobKind] {
-        TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
-            + DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
-            + DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) } + TagJob.kinds.map { TagJob(kind: $0) }
+    public static func actions(updater: some IndexUpdater, library: Library) -> [any JobKind] {
+        var kinds: [any JobKind] = TransferJob.kinds.map { TransferJob(kind: $0, updater: updater) }
+        kinds += DeleteJob.kinds.map { DeleteJob(kind: $0, updater: updater) }
+        kinds += DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
+        kinds += TagJob.kinds.map { TagJob(kind: $0) }
+        kinds.append(PeerCopyJob(connect: peerFiles(library), updater: updater))
+        return kinds
+    }
+
+    /// Connects to a device's files for a peer copy, with this device's key and paired devices (the daemon's
+    /// and the CLI's alike: both read the same config folder).
+    static func peerFiles(_ library: Library) -> @Sendable (DeviceID) async throws -> PeerFileSession {
+        { device in
+            let endpoint = try PeerEndpoint.forThisDevice(configDirectory: DeviceIdentity.configDirectory())
+            return try await SyncService(library: library, endpoint: endpoint).fileSession(device)
+        }
     }
 
     /// Everything: actions, index jobs and scrubs.

@@ -248,30 +248,31 @@ public protocol IndexUpdater: Sendable {
     func foldersChanged(_ paths: [String], thorough: Bool) throws
 }
 
-enum Paths {
-    static func normalized(_ path: String) -> String {
+/// Path helpers the planners share (paths as absolute strings).
+public enum Paths {
+    public static func normalized(_ path: String) -> String {
         var p = URL(fileURLWithPath: path).standardizedFileURL.path
         while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
         return p
     }
 
-    static func basename(_ path: String) -> String {
+    public static func basename(_ path: String) -> String {
         path.split(separator: "/").last.map(String.init) ?? path
     }
 
-    static func isInside(_ path: String, _ folder: String) -> Bool {
+    public static func isInside(_ path: String, _ folder: String) -> Bool {
         path == folder || path.hasPrefix(folder == "/" ? "/" : folder + "/")
     }
 
     /// The nearest existing folder at or above `path`.
-    static func existingAncestor(_ path: String) -> String {
+    public static func existingAncestor(_ path: String) -> String {
         var existing = path
         while !FileSystem.exists(existing) && existing != "/" { existing = FileSystem.parent(of: existing) }
         return existing
     }
 
     /// A name a file may take: not empty, not `.` or `..`, no `/` or NUL, at most 255 bytes.
-    static func nameProblem(_ name: String) -> String? {
+    public static func nameProblem(_ name: String) -> String? {
         if name.isEmpty { return "the name is empty" }
         if name == "." || name == ".." { return "'\(name)' is not a name a file can take" }
         if name.contains("/") { return "a name cannot contain '/'" }
@@ -281,7 +282,7 @@ enum Paths {
     }
 
     /// `name (1).ext`, `name (2).ext`... the first that exists neither on disk nor in `taken`.
-    static func freeName(_ path: String, _ taken: Set<String>) -> String {
+    public static func freeName(_ path: String, _ taken: Set<String>) -> String {
         let folder = FileSystem.parent(of: path)
         let name = basename(path)
         let dot = name.lastIndex(of: ".").flatMap { $0 == name.startIndex ? nil : $0 }

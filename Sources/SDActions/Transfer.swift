@@ -19,6 +19,35 @@ public struct TransferRequest: Codable, Sendable, Equatable {
     }
 }
 
+extension ActionPreview {
+    /// What `policy` makes of an operation whose target exists (or is taken by an earlier operation): a
+    /// problem (fail; a folder and a file cannot replace each other), a skip, an overwrite, or a free name.
+    /// The operation is listed among the conflicts.
+    public mutating func resolveConflict(_ op: inout FileOperation, policy: ConflictPolicy, taken: Set<String>) {
+        switch policy {
+        case .fail:
+            op.conflict = "exists"
+            problems.append(ActionProblem(path: op.target, reason: "already exists (see --on-conflict)"))
+        case .skip:
+            op.conflict = "skip"
+            op.skip = true
+        case .overwrite:
+            if op.kind == .folder || FileSystem.isDirectory(op.target) {
+                op.conflict = "exists"
+                problems.append(
+                    ActionProblem(path: op.target, reason: "a folder and a file cannot replace each other")
+                )
+            } else {
+                op.conflict = "overwrite"
+            }
+        case .rename:
+            op.conflict = "rename"
+            op.target = Paths.freeName(op.target, taken)
+        }
+        conflicts.append(op)
+    }
+}
+
 /// Simulates copies and moves on the disk's current state (a listing and a stat per file; no file is read or
 /// written) and on the index (content already present at the target).
 ///
@@ -169,29 +198,7 @@ public enum TransferPlanner {
                     // Into an existing folder: the two merge; conflicts are per file below.
                     merge = true
                 } else {
-                    switch policy {
-                    case .fail:
-                        op.conflict = "exists"
-                        preview.problems.append(
-                            ActionProblem(path: target, reason: "already exists (see --on-conflict)")
-                        )
-                    case .skip:
-                        op.conflict = "skip"
-                        op.skip = true
-                    case .overwrite:
-                        if kind == .folder || FileSystem.isDirectory(target) {
-                            op.conflict = "exists"
-                            preview.problems.append(
-                                ActionProblem(path: target, reason: "a folder and a file cannot replace each other")
-                            )
-                        } else {
-                            op.conflict = "overwrite"
-                        }
-                    case .rename:
-                        op.conflict = "rename"
-                        op.target = Paths.freeName(target, taken)
-                    }
-                    preview.conflicts.append(op)
+                    preview.resolveConflict(&op, policy: policy, taken: taken)
                 }
             }
             taken.insert(op.target)

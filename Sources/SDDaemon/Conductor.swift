@@ -40,7 +40,7 @@ actor Conductor {
         self.link = link
         let updater = WatcherUpdater(live: LiveIndexUpdater(library: library), link: link)
         // (Index jobs run through a runner of their own, with progress events; this one lists them.)
-        let kinds = JobKinds.actions(updater: updater) + [IndexJob(), ScrubJob()]
+        let kinds = JobKinds.actions(updater: updater, library: library) + [IndexJob(), ScrubJob()]
         runner = JobRunner(library: library, kinds: kinds, concurrency: 2)
     }
 

@@ -64,6 +64,10 @@ public struct SyncServer: Sendable {
                 logSeq: bounds.newest,
                 done: registers.count < n
             )
+        case .fileInfoRequest(let id, let path, let full):
+            return .fileInfo(id: id, info: PeerFileServer(library: library).info(path, fullHash: full))
+        case .readRequest(let id, let path, let offset, let length):
+            return PeerFileServer(library: library).read(id, path, offset: offset, length: length)
         default:
             return nil
         }

@@ -42,6 +42,13 @@ public enum SyncMessage: Sendable, Equatable {
     /// Which libraries the answering device shares with the asking one.
     case listLibraries
     case libraries([SharedLibrary])
+    /// A file of the answering device (inside one of its locations): size, modification time, content id, and
+    /// the whole file's BLAKE3 when asked.
+    case fileInfoRequest(id: UInt64, path: String, fullHash: Bool)
+    case fileInfo(id: UInt64, info: RemoteFileInfo)
+    /// Bytes of such a file (at most `maxRead` per request).
+    case readRequest(id: UInt64, path: String, offset: Int64, length: Int)
+    case fileData(id: UInt64, offset: Int64, bytes: [UInt8], error: String?)
 
     public enum Kind {
         public static let open: UInt16 = 100
@@ -55,10 +62,38 @@ public enum SyncMessage: Sendable, Equatable {
         public static let changed: UInt16 = 108
         public static let listLibraries: UInt16 = 109
         public static let libraries: UInt16 = 110
+        public static let fileInfoRequest: UInt16 = 111
+        public static let fileInfo: UInt16 = 112
+        public static let readRequest: UInt16 = 113
+        public static let fileData: UInt16 = 114
     }
 
     /// Limits on what one message may hold (a larger count is malformed).
     static let maxRows = 100_000
+    /// Bytes one read may ask for.
+    public static let maxRead = 4 << 20
+}
+
+/// What a device says of one of its files when another asks (`error` set instead when it cannot or will not
+/// serve it).
+public struct RemoteFileInfo: Sendable, Equatable {
+    public var size: Int64
+    public var mtimeNanoseconds: Int64
+    public var contentID: String?
+    public var fullHash: String?
+    public var error: String?
+
+    public init(size: Int64, mtimeNanoseconds: Int64, contentID: String?, fullHash: String?, error: String?) {
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.contentID = contentID
+        self.fullHash = fullHash
+        self.error = error
+    }
+
+    public static func refused(_ reason: String) -> RemoteFileInfo {
+        RemoteFileInfo(size: 0, mtimeNanoseconds: 0, contentID: nil, fullHash: nil, error: reason)
+    }
 }
 
 /// A library one device shares with another.
@@ -163,6 +198,31 @@ extension SyncMessage {
                 w.text(l.id.description)
                 w.text(l.name)
             }
+        case .fileInfoRequest(let id, let path, let full):
+            kind = Kind.fileInfoRequest
+            w.varint(id)
+            w.text(path)
+            w.bool(full)
+        case .fileInfo(let id, let info):
+            kind = Kind.fileInfo
+            w.varint(id)
+            w.signed(info.size)
+            w.signed(info.mtimeNanoseconds)
+            w.optionalText(info.contentID)
+            w.optionalText(info.fullHash)
+            w.optionalText(info.error)
+        case .readRequest(let id, let path, let offset, let length):
+            kind = Kind.readRequest
+            w.varint(id)
+            w.text(path)
+            w.signed(offset)
+            w.int(length)
+        case .fileData(let id, let offset, let bytes, let error):
+            kind = Kind.fileData
+            w.varint(id)
+            w.signed(offset)
+            w.data(bytes)
+            w.optionalText(error)
         }
         return Frame(kind, w.bytes)
     }
@@ -254,6 +314,38 @@ extension SyncMessage {
                 list.append(SharedLibrary(id: try Self.library(&r), name: try r.text(limit: 1_024)))
             }
             self = .libraries(list)
+        case Kind.fileInfoRequest:
+            self = .fileInfoRequest(id: try r.varint(), path: try r.text(limit: 8_192), fullHash: try r.bool())
+        case Kind.fileInfo:
+            let id = try r.varint()
+            let size = try r.signed()
+            guard size >= 0 else { throw WireError("file size \(size)") }
+            self = .fileInfo(
+                id: id,
+                info: RemoteFileInfo(
+                    size: size,
+                    mtimeNanoseconds: try r.signed(),
+                    contentID: try r.optionalText(limit: 128),
+                    fullHash: try r.optionalText(limit: 128),
+                    error: try r.optionalText(limit: 8_192)
+                )
+            )
+        case Kind.readRequest:
+            let id = try r.varint()
+            let path = try r.text(limit: 8_192)
+            let offset = try r.signed()
+            guard offset >= 0 else { throw WireError("read offset \(offset)") }
+            self = .readRequest(id: id, path: path, offset: offset, length: try r.count(limit: Self.maxRead))
+        case Kind.fileData:
+            let id = try r.varint()
+            let offset = try r.signed()
+            guard offset >= 0 else { throw WireError("data offset \(offset)") }
+            self = .fileData(
+                id: id,
+                offset: offset,
+                bytes: try r.data(limit: Self.maxRead),
+                error: try r.optionalText(limit: 8_192)
+            )
         default:
             throw WireError("unknown sync message kind \(frame.kind)")
         }

@@ -188,7 +188,8 @@ public final class SyncService: Sendable {
         }
     }
 
-    private func followOnce(_ device: DeviceID) async throws {
+    /// A connection to `device` (at any of its known addresses) with this library opened on it.
+    func openLink(_ device: DeviceID) async throws -> PeerLink {
         guard let peer = try endpoint.peers.peer(device) else {
             throw NetError(.refused, "device \(device) is not paired with this one (sd pair)")
         }
@@ -210,11 +211,22 @@ public final class SyncService: Sendable {
                     : failures.joined(separator: "; ")
             )
         }
+        do {
+            try await link.send(SyncMessage.open(library: library.manifest.id).frame)
+            guard let opened = try await link.receive(timeout: .seconds(10)),
+                case .opened = try SyncMessage(opened)
+            else { throw NetError(.protocolError, "\(peer.name) did not open the library") }
+        } catch {
+            await link.close()
+            throw error
+        }
+        return link
+    }
+
+    private func followOnce(_ device: DeviceID) async throws {
+        let link = try await openLink(device)
+        let peer = link.peer
         defer { Task { await link.close() } }
-        try await link.send(SyncMessage.open(library: library.manifest.id).frame)
-        guard let opened = try await link.receive(timeout: .seconds(10)),
-            case .opened = try SyncMessage(opened)
-        else { throw NetError(.protocolError, "\(peer.name) did not open the library") }
         update(device) {
             $0.connected = true
             $0.address = link.address

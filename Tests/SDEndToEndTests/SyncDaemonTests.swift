@@ -79,6 +79,11 @@ struct Device {
             _ = try d.dir.write("files-\(d.name)/only-on-\(d.name).txt", Array("from \(d.name)".utf8))
             _ = try d.dir.write("files-\(d.name)/sub/deep-\(d.name).md", Array("# \(d.name)".utf8))
         }
+        // Larger than one read (1 MiB) and than a content id's whole-file limit: fetched in pieces, sampled id.
+        var big = [UInt8](repeating: 0, count: 3 << 20 + 12_345)
+        var rng = SeededRNG(seed: 8)
+        for i in big.indices { big[i] = UInt8(truncatingIfNeeded: rng.next()) }
+        _ = try a.dir.write("files-a/sub/big.bin", big)
         // a's library, indexed; a's daemon answers the others.
         try a.run(["location", "add", a.files])
         try a.run(["index"])
@@ -129,6 +134,21 @@ struct Device {
         #expect(listed.contains("only-on-a.txt"), "b lists a's folder: \(listed)")
         let missing = try b.sd.run(["ls", "sd://\(aID)/no/such/folder"])
         #expect(missing.status == 1 && missing.stderr.contains("not in the index"), "\(missing.stderr)")
+
+        // A copy from a peer lands verified: b fetches a's folder (its job runs in b's daemon, pulls from a's).
+        let fetched = b.dir.file("fetched")
+        let preview = try b.run(["cp", "--preview", "sd://\(aID)\(a.files)", fetched]).stdout
+        #expect(preview.contains("3 files, 3.2 MB, 2 folders"), "\(preview)")
+        let copied = try b.run(["cp", "-y", "sd://\(aID)\(a.files)", fetched])
+        #expect(copied.stdout.contains("peer-copy completed: 3 files"), "\(copied.stdout)")
+        #expect(try TemporaryDirectory.tree(fetched) == (try TemporaryDirectory.tree(a.files)))
+        #expect(try b.run(["log", "--limit", "1"]).stdout.contains("peer-copy  ok"))
+        // Again, into the same place: every file conflicts, and nothing is fetched.
+        let again = try b.sd.run(["cp", "-y", "sd://\(aID)\(a.files)/sub/big.bin", fetched + "/sub"])
+        #expect(again.status == 1 && again.stderr.contains("already exists"), "\(again.stderr)")
+        // What a does not index is not served, whatever b asks.
+        let outside = try b.sd.run(["cp", "-y", "sd://\(aID)/etc/hostname", fetched])
+        #expect(outside.status == 1 && outside.stderr.contains("not in the index of"), "\(outside.stderr)")
 
         // A tag made on b is seen on a and c within a second.
         try b.run(["tag", "create", "shared-tag"])

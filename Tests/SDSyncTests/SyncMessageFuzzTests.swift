@@ -84,6 +84,21 @@ import Testing
                 done: false
             ),
             .changed, .listLibraries, .libraries([SharedLibrary(id: .random(), name: "Default")]),
+            .fileInfoRequest(id: 4, path: "/home/ana/a.txt", fullHash: true),
+            .fileInfo(
+                id: 4,
+                info: RemoteFileInfo(
+                    size: 12,
+                    mtimeNanoseconds: 1_700_000_000_000_000_000,
+                    contentID: "9c1e5d0a1b2c3d4e",
+                    fullHash: nil,
+                    error: nil
+                )
+            ),
+            .fileInfo(id: 5, info: .refused("not inside a location")),
+            .readRequest(id: 6, path: "/home/ana/a.txt", offset: 1 << 20, length: 1 << 20),
+            .fileData(id: 6, offset: 1 << 20, bytes: rng.bytes(40), error: nil),
+            .fileData(id: 7, offset: 0, bytes: [], error: "gone"),
         ]
     }
 

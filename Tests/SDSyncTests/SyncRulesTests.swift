@@ -162,4 +162,50 @@ import Testing
         try pull(a, from: [b])
         #expect(try a.library.tags().map(\.name) == ["keep"])
     }
+
+    /// A device serves its files to a peer only inside its locations, by plain path: not a path outside them,
+    /// not one with `..`, not one through a symbolic link; what it serves is the file's bytes and content id.
+    @Test func filesAreServedOnlyFromLocationsByPlainPaths() throws {
+        let r = try Replica(0)
+        let text = Array(String(repeating: "served bytes ", count: 1_000).utf8)
+        _ = try r.dir.write("files/doc.txt", text)
+        _ = try r.dir.write("secret.txt", Array("not in a location".utf8))
+        try FileManager.default.createSymbolicLink(atPath: r.root + "/link", withDestinationPath: r.dir.path)
+        try r.rescan()
+        let server = SyncServer(library: r.library)
+        func info(_ path: String) throws -> RemoteFileInfo? {
+            guard case .fileInfo(1, let info) = try server.answer(.fileInfoRequest(id: 1, path: path, fullHash: true))
+            else { return nil }
+            return info
+        }
+        let served = try #require(try info(r.root + "/doc.txt"))
+        #expect(served.error == nil && served.size == Int64(text.count))
+        #expect(
+            served.contentID == (try ContentHasher().contentID(of: LocalFileReader(path: r.root + "/doc.txt")))?.hex
+        )
+        #expect(served.fullHash == BLAKE3.hash(text).hex)
+        guard
+            case .fileData(2, 5, let bytes, nil) = try server.answer(
+                .readRequest(id: 2, path: r.root + "/doc.txt", offset: 5, length: 7)
+            )
+        else {
+            Issue.record("no data")
+            return
+        }
+        #expect(bytes == Array(text[5..<12]))
+        for refused in [
+            r.dir.file("secret.txt"), r.root + "/../secret.txt", r.root + "/link/secret.txt", "relative/doc.txt",
+        ] {
+            #expect(try info(refused)?.error != nil, "\(refused)")
+            guard
+                case .fileData(3, 0, let none, let error?) = try server.answer(
+                    .readRequest(id: 3, path: refused, offset: 0, length: 10)
+                )
+            else {
+                Issue.record("\(refused) was read")
+                continue
+            }
+            #expect(none.isEmpty && !error.isEmpty)
+        }
+    }
 }

@@ -68,3 +68,23 @@ public enum Run {
         return nil
     }
 }
+
+extension TemporaryDirectory {
+    /// Every file below `root`: relative path -> contents.
+    public static func tree(_ root: String) throws -> [String: String] {
+        var result: [String: String] = [:]
+        for relative in try FileManager.default.subpathsOfDirectory(atPath: root) {
+            let full = "\(root)/\(relative)"
+            var isDir: ObjCBool = false
+            _ = FileManager.default.fileExists(atPath: full, isDirectory: &isDir)
+            guard !isDir.boolValue else { continue }
+            // A file's text, or (not UTF-8) its bytes in base64; a link that points nowhere reads as "<link>".
+            guard let data = FileManager.default.contents(atPath: full) else {
+                result[relative] = "<link>"
+                continue
+            }
+            result[relative] = String(data: data, encoding: .utf8) ?? "<bytes> " + data.base64EncodedString()
+        }
+        return result
+    }
+}

@@ -204,10 +204,13 @@ enum Actions {
         case "dedup-link": verb = "replace by hard links to the kept copies:"
         case "dedup-reflink": verb = "replace by reflinks of the kept copies:"
         case "dedup-separate": verb = "give their own copies again:"
+        case "peer-copy": verb = "copy from another device"
         default: verb = p.action
         }
         var head = "\(verb) \(summary(p))"
-        if let destination = p.destination, ["copy", "move"].contains(p.action) { head += " to \(destination)" }
+        if let destination = p.destination, ["copy", "move", "peer-copy"].contains(p.action) {
+            head += " to \(destination)"
+        }
         if let tag = p.operations.first(where: { $0.kind == .tag })?.target { head = "\(verb) \(tag): \(summary(p))" }
         lines.append(head)
         if p.action == "rename" || p.action == "mkdir" || p.operations.count <= 5 {
