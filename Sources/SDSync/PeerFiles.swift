@@ -6,7 +6,8 @@ import SDSystem
 import Synchronization
 
 /// Serves this device's files to a device the library is shared with: only regular files inside one of this
-/// device's locations, named by their plain absolute path (no `..`, no symbolic link on the way).
+/// device's locations, named by their plain absolute path (no `..`), and really there (a symbolic link that
+/// leads out of every location is refused).
 struct PeerFileServer: Sendable {
     let library: Library
 
@@ -15,13 +16,16 @@ struct PeerFileServer: Sendable {
         guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
             !path.contains("//"), path.count == 1 || !path.hasSuffix("/")
         else { return "'\(path)' is not a plain absolute path" }
-        let bytes = Array(path.utf8)
-        let roots = ((try? library.fetchLocations()) ?? []).map(\.path)
-        guard roots.contains(where: { Library.isInside(bytes, $0) }) else {
+        let roots = ((try? library.fetchLocations()) ?? []).map { String(decoding: $0.path, as: UTF8.self) }
+        guard roots.contains(where: { Library.isInside(Array(path.utf8), Array($0.utf8)) }) else {
             return "\(path) is not inside a location of \(library.device.name)"
         }
-        guard URL(fileURLWithPath: path).resolvingSymlinksInPath().path == path else {
-            return "\(path) is reached through a symbolic link; \(library.device.name) serves plain paths only"
+        // Where it really is must be inside a location too (as its root really is): a symbolic link inside a
+        // location must not lead out of it.
+        func real(_ p: String) -> String { URL(fileURLWithPath: p).resolvingSymlinksInPath().path }
+        let resolved = Array(real(path).utf8)
+        guard roots.contains(where: { Library.isInside(resolved, Array(real($0).utf8)) }) else {
+            return "\(path) leads out of \(library.device.name)'s locations through a symbolic link"
         }
         return nil
     }

@@ -30,7 +30,7 @@ final class TestDevice: Sendable {
             // The test process's two cooperative threads can be held for minutes by synchronous tests running
             // alongside (a kill test, say), and then a 10 s handshake times out though nothing is wrong: these
             // tests check refusals and pairing, not the timer.
-            handshakeTimeout: .seconds(900)
+            handshakeTimeout: TestDevice.patience
         )
         if listen {
             listener = try await endpoint.listen(host: "127.0.0.1", port: 0) { link in
@@ -43,6 +43,10 @@ final class TestDevice: Sendable {
             listener = nil
         }
     }
+
+    /// How long a test waits for an answer: as long as the synchronous tests running alongside may hold the
+    /// cooperative threads (the answer comes at once when they do not).
+    static let patience: Duration = .seconds(900)
 
     var address: String { "127.0.0.1:\(listener?.port ?? 0)" }
     var id: DeviceID { endpoint.device }
@@ -108,13 +112,13 @@ final class TestDevice: Sendable {
         let link = try await b.endpoint.connect(to: a.address, expecting: a.id)
         #expect(link.peer.id == a.id)
         try await link.send(Frame(200, Array("ping".utf8)))
-        #expect(try await link.receive(timeout: .seconds(10)) == Frame(200, Array("ping".utf8)))
+        #expect(try await link.receive(timeout: TestDevice.patience) == Frame(200, Array("ping".utf8)))
         await link.close()
         let back = try await a.endpoint.connect(to: b.address)
         #expect(back.peer.id == b.id)
         let big = Array(repeating: UInt8(7), count: 3 << 20)
         try await back.send(Frame(201, big))
-        #expect(try await back.receive(timeout: .seconds(20))?.payload == big)
+        #expect(try await back.receive(timeout: TestDevice.patience)?.payload == big)
         await back.close()
     }
 
@@ -187,7 +191,7 @@ final class TestDevice: Sendable {
         do { ended = try await bad.receive(timeout: .seconds(20)) == nil } catch { ended = true }
         #expect(ended)
         try await good.send(Frame(301, [1, 2, 3]))
-        #expect(try await good.receive(timeout: .seconds(10)) == Frame(301, [1, 2, 3]))
+        #expect(try await good.receive(timeout: TestDevice.patience) == Frame(301, [1, 2, 3]))
         await good.close()
     }
 

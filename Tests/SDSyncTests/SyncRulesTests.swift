@@ -164,7 +164,8 @@ import Testing
     }
 
     /// A device serves its files to a peer only inside its locations, by plain path: not a path outside them,
-    /// not one with `..`, not one through a symbolic link; what it serves is the file's bytes and content id.
+    /// not one with `..`, not one through a symbolic link leading out; what it serves is the file's bytes and
+    /// content id (a link that stays inside a location is followed).
     @Test func filesAreServedOnlyFromLocationsByPlainPaths() throws {
         let r = try Replica(0)
         let text = Array(String(repeating: "served bytes ", count: 1_000).utf8)
@@ -193,6 +194,8 @@ import Testing
             return
         }
         #expect(bytes == Array(text[5..<12]))
+        try FileManager.default.createSymbolicLink(atPath: r.root + "/inner", withDestinationPath: r.root)
+        #expect(try info(r.root + "/inner/doc.txt")?.contentID == served.contentID)
         for refused in [
             r.dir.file("secret.txt"), r.root + "/../secret.txt", r.root + "/link/secret.txt", "relative/doc.txt",
         ] {
@@ -207,5 +210,20 @@ import Testing
             }
             #expect(none.isEmpty && !error.isEmpty)
         }
+    }
+
+    /// A change made after a compaction emptied the log gets a seq after every seq used before, so a peer
+    /// that had pulled past them still pulls it (found by the convergence test, seed 737993: SQLite handed the
+    /// first seq out again and the rename was never pulled).
+    @Test func changesAfterACompactionAreStillPulled() throws {
+        let a = try Replica(0), b = try Replica(1)
+        try a.library.createTag("red")
+        try a.library.createTag("green")
+        try pull(b, from: [a])
+        #expect(try b.library.tags().map(\.name) == ["green", "red"])
+        _ = try a.library.compactSync(before: Int64(Date().timeIntervalSince1970 * 1000) + 1)
+        try a.library.renameTag("red", to: "blue")
+        try pull(b, from: [a])
+        #expect(try b.library.tags().map(\.name) == ["blue", "green"], "the rename after the compaction reached b")
     }
 }

@@ -88,7 +88,7 @@ extension Library {
         }
         try db.cachedStatement(
             sql:
-                "INSERT INTO shared_changes (hlc, record, key, field, value, device, prev) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO shared_changes (seq, hlc, record, key, field, value, device, prev) VALUES (\(Self.nextSharedSeq), ?, ?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [stamp.description, record, key, field, value, device.description, logPrev])
         return stamp
     }

@@ -77,6 +77,14 @@ extension Library {
         ).execute(arguments: [r.record, r.key, r.field, r.value, r.hlc, r.prev])
     }
 
+    /// The next change's seq, as SQL: after every seq ever used, compacted ones included. (Left to SQLite, an
+    /// `INTEGER PRIMARY KEY` takes max + 1, so after a compaction that emptied the log it would hand out seqs
+    /// again that peers have passed already, and they would never pull those changes.)
+    static let nextSharedSeq = """
+        (SELECT max((SELECT coalesce(max(seq), 0) FROM shared_changes), \
+        coalesce((SELECT shared_compacted FROM sync_state WHERE id = 1), 0)) + 1)
+        """
+
     /// Merges one change from another device (last writer wins per register, ties cannot happen: HLCs carry
     /// their device). A change that did not see the value it overwrites, or that loses to one that did not
     /// see it, is a concurrent edit: the losing value goes to `sync_conflicts`. The change is appended to this
@@ -99,7 +107,7 @@ extension Library {
         )
         try db.cachedStatement(
             sql:
-                "INSERT INTO shared_changes (hlc, record, key, field, value, device, prev) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                "INSERT INTO shared_changes (seq, hlc, record, key, field, value, device, prev) VALUES (\(Self.nextSharedSeq), ?, ?, ?, ?, ?, ?, ?)"
         ).execute(arguments: [change.hlc, change.record, change.key, change.field, change.value, change.device, prev])
         var changed = false
         let now = nowMilliseconds()
