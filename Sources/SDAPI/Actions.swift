@@ -160,20 +160,21 @@ extension Operations {
     public static func preview(
         _ request: ActionRequest,
         library: Library,
+        peers: [String: PeerReach]? = nil,
         notes: (String) -> Void,
         progress: @Sendable (Int, Int) -> Void = { _, _ in }
     ) throws -> ActionPreview {
         // Trash actions name items by id; the others name paths.
         let byID = ["restore", "empty-trash"].contains(request.action)
-        let fromPeer = try peerSources(request, library) != nil
+        let fromPeer = try peerSources(request, library, peers) != nil
         let paths = byID || fromPeer ? request.paths : try request.paths.map { try resolve($0, library) }
         func needPaths(_ what: String) throws {
             if request.paths.isEmpty { throw RequestError("give \(what)") }
         }
         switch request.action {
-        case "copy" where try peerSources(request, library) != nil:
+        case "copy" where fromPeer:
             guard let destination = request.destination else { throw RequestError("give a destination") }
-            let (device, remote) = try peerSources(request, library)!
+            let (device, remote) = try peerSources(request, library, peers)!
             return PeerCopyPlanner.preview(
                 device: device,
                 paths: remote,
@@ -276,14 +277,28 @@ extension Operations {
 
     /// A copy's sources when they are files of another device: that device and the paths there (nil when
     /// they are on this one). Sources on several devices, or a mix, are refused.
-    static func peerSources(_ request: ActionRequest, _ library: Library) throws -> (DeviceID, [String])? {
+    ///
+    /// A content path with no reachable copy here names the best reachable copy on another device (ranked by
+    /// `peers`: connected, then the shortest round trip).
+    static func peerSources(_ request: ActionRequest, _ library: Library, _ peers: [String: PeerReach]?) throws
+        -> (DeviceID, [String])?
+    {
         guard request.action == "copy" || request.action == "move" else { return nil }
         var devices = Set<DeviceID>()
         var remote: [String] = []
         for text in request.paths where text.hasPrefix(SDPath.scheme) {
-            if case .physical(let device, let bytes) = try? SDPath(parsing: text), device != library.device.id {
+            switch try? SDPath(parsing: text) {
+            case .physical(let device, let bytes) where device != library.device.id:
                 devices.insert(device)
                 remote.append(String(decoding: bytes, as: UTF8.self))
+            case .content(let id):
+                let copies = try ContentResolver.copies(of: id, library: library, peers: peers)
+                guard let best = copies.first(where: \.reachable), !best.local, let device = DeviceID(best.device)
+                else { continue }
+                devices.insert(device)
+                remote.append(best.path)
+            default:
+                continue
             }
         }
         guard let device = devices.first else { return nil }
@@ -328,7 +343,11 @@ extension Operations {
             }
             return String(decoding: bytes, as: UTF8.self)
         case .content(let id):
-            guard let copy = try ContentResolver.copies(of: id, library: library).first(where: \.reachable) else {
+            guard
+                let copy = try ContentResolver.copies(of: id, library: library).first(where: {
+                    $0.reachable && $0.local
+                })
+            else {
                 throw RequestError("no copy of content \(id) is reachable on this device (see `sd resolve \(text)`)")
             }
             return copy.path

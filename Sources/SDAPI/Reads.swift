@@ -27,6 +27,7 @@ public struct LossReport: Codable, Sendable {
 public struct ResolveAnswer: Codable, Sendable {
     public struct Content: Codable, Sendable {
         public var contentID: String
+        /// The copy to read: a path on this device, or the SdPath of another device's copy.
         public var chosen: String?
         public var copies: [CopyCandidate]
     }
@@ -161,12 +162,22 @@ extension Operations {
     }
 
     /// A content path's copies, ranked; or what a physical path (absolute, or an SdPath) is in the index.
-    public static func resolveAnswer(_ text: String, _ library: Library) throws -> ResolveAnswer {
+    /// `peers`: how other devices can be reached now (their copies are ranked by it, after this device's).
+    public static func resolveAnswer(_ text: String, _ library: Library, peers: [String: PeerReach]? = nil) throws
+        -> ResolveAnswer
+    {
         if text.hasPrefix(SDPath.scheme), case .content(let id)? = try? SDPath(parsing: text) {
-            let copies = try ContentResolver.copies(of: id, library: library)
+            let copies = try ContentResolver.copies(of: id, library: library, peers: peers)
             let content = ResolveAnswer.Content(
                 contentID: id.hex,
-                chosen: copies.first { $0.reachable }?.path,
+                chosen: copies.first { $0.reachable }.map { copy in
+                    copy.local
+                        ? copy.path
+                        : DeviceID(copy.device).map {
+                            SDPath.physical(device: $0, path: Array(copy.path.utf8)).description
+                        }
+                            ?? copy.path
+                },
                 copies: copies
             )
             return ResolveAnswer(content: content, physical: nil)

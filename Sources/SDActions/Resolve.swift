@@ -36,6 +36,19 @@ public struct CopyCandidate: Sendable, Codable, Equatable {
     }
 }
 
+/// How another device can be reached now, as measured (by sdd's sync connections, or by connecting once).
+public struct PeerReach: Sendable, Codable, Equatable {
+    public var connected: Bool
+    public var roundTripMilliseconds: Double?
+    public var error: String?
+
+    public init(connected: Bool, roundTripMilliseconds: Double?, error: String? = nil) {
+        self.connected = connected
+        self.roundTripMilliseconds = roundTripMilliseconds
+        self.error = error
+    }
+}
+
 /// How fast a filesystem is likely to serve a read, from its type: memory, local disk, removable or foreign
 /// filesystems, network.
 public enum SpeedClass: String, Sendable, Codable, Comparable, CaseIterable {
@@ -76,10 +89,15 @@ public struct CopyRanking: Sendable {
 }
 
 public enum ContentResolver {
-    /// Every indexed copy of `content`, ranked; the first is the one to read when it is reachable.
-    public static func copies(of content: ContentID, library: Library, ranking: CopyRanking = CopyRanking()) throws
-        -> [CopyCandidate]
-    {
+    /// Every indexed copy of `content`, ranked; the first is the one to read when it is reachable. `peers`:
+    /// how each other device (by id text) can be reached now; without it, other devices' copies count as
+    /// unreachable (not measured).
+    public static func copies(
+        of content: ContentID,
+        library: Library,
+        peers: [String: PeerReach]? = nil,
+        ranking: CopyRanking = CopyRanking()
+    ) throws -> [CopyCandidate] {
         let mounts = Mounts.list()
         let here = library.device.id.description
         let candidates = try library.copyDetails(of: content).map { copy -> CopyCandidate in
@@ -91,7 +109,19 @@ public enum ContentResolver {
                 speed: .unknown
             )
             if !candidate.local {
-                candidate.why = "on another device (peers come with sync)"
+                candidate.speed = .network
+                if let reach = peers?[copy.device] {
+                    candidate.reachable = reach.connected
+                    candidate.roundTripMilliseconds = reach.roundTripMilliseconds
+                    if !reach.connected {
+                        candidate.why = "its device cannot be reached now" + (reach.error.map { ": \($0)" } ?? "")
+                    }
+                } else {
+                    candidate.why =
+                        peers == nil
+                        ? "on another device, not measured (sdd measures its peers: sd daemon start)"
+                        : "on a device this library does not sync with"
+                }
             } else if !copy.online {
                 candidate.why = "its location is offline"
             } else if let now = try? Directory.stat(Array(copy.path.utf8)), now.type == .regular {

@@ -8,6 +8,7 @@ import SDIndexer
 import SDJobs
 import SDNet
 import SDStore
+import SDSync
 import SDSystem
 import ServiceLifecycle
 import Synchronization
@@ -66,7 +67,7 @@ public struct Daemon: Sendable {
         if let peerPort { peering = try Peering(library: library, host: peerHost, port: peerPort, logger: self.logger) }
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
-        let routes = Routes(daemon: self, conductor: conductor)
+        let routes = Routes(daemon: self, conductor: conductor, peering: peering)
         let table = RouteTable(router)
         routes.add(to: table)
         routes.addPeers(to: table, peering: peering)
@@ -112,7 +113,7 @@ public struct Daemon: Sendable {
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
         router.middlewares.add(BearerMiddleware(token: token))
-        let routes = Routes(daemon: self, conductor: conductor)
+        let routes = Routes(daemon: self, conductor: conductor, peering: peering)
         let table = RouteTable(router)
         routes.add(to: table)
         routes.addPeers(to: table, peering: peering)
@@ -291,7 +292,8 @@ extension Daemon {
         let table = RouteTable(Router())
         let routes = Routes(
             daemon: self,
-            conductor: Conductor(library: library, hub: hub, logger: logger, watch: false)
+            conductor: Conductor(library: library, hub: hub, logger: logger, watch: false),
+            peering: nil
         )
         routes.add(to: table)
         routes.addPeers(to: table, peering: nil)
@@ -303,6 +305,8 @@ extension Daemon {
 struct Routes {
     let daemon: Daemon
     let conductor: Conductor
+    /// The daemon on the network (nil with --peer-port off): how other devices can be reached now.
+    let peering: Peering?
 
     func add(to router: RouteTable) {
         let daemon = self.daemon
@@ -449,6 +453,7 @@ extension Routes {
 
     /// Actions: a preview (kept for 15 minutes), then its commit by id; the job runs here.
     func addActions(to router: RouteTable) {
+        let peering = self.peering
         let library = daemon.library
         let conductor = self.conductor
         router.post("/v1/actions/preview") { request, context in
@@ -457,6 +462,7 @@ extension Routes {
             let preview = try Operations.preview(
                 asked,
                 library: library,
+                peers: try peering.map { Operations.reach(from: try $0.sync.status()) },
                 notes: { n in notes.withLock { $0.append(n) } }
             )
             return try JSON.response(
@@ -563,9 +569,6 @@ extension Routes {
             return try JSON.response(
                 try Operations.redundancy(library, minCopies: try Query.int(request, "minCopies"), kind: kind)
             )
-        }
-        router.get("/v1/resolve") { request, _ in
-            try JSON.response(try Operations.resolveAnswer(try Query.path(request), library))
         }
         router.get("/v1/log") { request, _ in
             try JSON.response(try library.auditLog(limit: max(1, try Query.int(request, "limit") ?? 50)))

@@ -132,5 +132,10 @@ extension Routes {
             return try JSON.response(try Operations.share(library, with: peer))
         }
         router.get("/v1/sync/conflicts") { _, _ in try JSON.response(try library.syncConflicts()) }
+        // Content paths: other devices' copies ranked by how the sync connections reach them now.
+        router.get("/v1/resolve") { request, _ in
+            let reach = try peering.map { Operations.reach(from: try $0.sync.status()) }
+            return try JSON.response(try Operations.resolveAnswer(try Query.path(request), library, peers: reach))
+        }
     }
 }

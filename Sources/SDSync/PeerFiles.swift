@@ -167,3 +167,22 @@ extension SyncService {
         PeerFileSession(link: try await openLink(device))
     }
 }
+
+extension SyncService {
+    /// Connects to `device` and measures one request's round trip on the opened connection (milliseconds).
+    public func measureRoundTrip(_ device: DeviceID) async throws -> Double {
+        let link = try await openLink(device)
+        defer { Task { await link.close() } }
+        let start = ContinuousClock.now
+        // A request for changes after the newest possible: answered at once, with nothing.
+        try await link.send(SyncMessage.sharedRequest(id: 1, after: Int64.max, limit: 1).frame)
+        while true {
+            guard let frame = try await link.receive(timeout: .seconds(10)) else {
+                throw NetError(.closed, "\(link.peer.name) closed the connection")
+            }
+            if try SyncMessage(frame) != .changed { break }
+        }
+        let elapsed = ContinuousClock.now - start
+        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+    }
+}

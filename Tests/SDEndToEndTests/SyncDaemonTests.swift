@@ -146,6 +146,18 @@ struct Device {
         // Again, into the same place: every file conflicts, and nothing is fetched.
         let again = try b.sd.run(["cp", "-y", "sd://\(aID)\(a.files)/sub/big.bin", fetched + "/sub"])
         #expect(again.status == 1 && again.stderr.contains("already exists"), "\(again.stderr)")
+        // A content path resolves to a's copy (this device has none indexed), ranked by the measured round trip;
+        // copying it fetches from there.
+        let listing = try a.json(["ls", a.files + "/sub"]) as? [[String: Any]]
+        let bigID = try #require(listing?.first { ($0["name"] as? String) == "big.bin" }?["contentID"] as? String)
+        let resolved = try b.run(["resolve", "sd://content/\(bigID)"]).stdout
+        #expect(resolved.hasPrefix("* 1. \(a.files)/sub/big.bin  (\(aID), network, "), "\(resolved)")
+        #expect(resolved.contains(" ms away)"), "\(resolved)")
+        let byContent = try b.run(["cp", "-y", "sd://content/\(bigID)", fetched + "/by-content.bin"])
+        #expect(byContent.stdout.contains("peer-copy completed: 1 files"), "\(byContent.stdout)")
+        #expect(
+            FileManager.default.contentsEqual(atPath: fetched + "/by-content.bin", andPath: a.files + "/sub/big.bin")
+        )
         // What a does not index is not served, whatever b asks.
         let outside = try b.sd.run(["cp", "-y", "sd://\(aID)/etc/hostname", fetched])
         #expect(outside.status == 1 && outside.stderr.contains("not in the index of"), "\(outside.stderr)")

@@ -47,9 +47,14 @@ enum Actions {
         let library = try libraryOptions.open()
         defer { try? library.close() }
         let line = CountLine(enabled: !global.json, label: "verifying")
+        // Content paths whose copies are on other devices: those devices are measured now (3 s at most each).
+        let holding = Set(request.paths.flatMap { Operations.devicesHolding($0, library) })
+        let peers =
+            holding.isEmpty ? nil : try waitFor { await Operations.measureReach(Array(holding), library: library) }
         let preview = try Operations.preview(
             request,
             library: library,
+            peers: peers,
             notes: { if !global.json { line.clear(); print($0) } },
             progress: { line.show($0, $1) }
         )

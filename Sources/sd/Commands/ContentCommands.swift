@@ -258,16 +258,21 @@ struct ResolveCommand: ParsableCommand {
 
     func run() throws {
         let path = Actions.argument(self.path)
-        let answer = try Via.get(libraryOptions, Via.target("/v1/resolve", [("path", path)])) {
-            try Operations.resolveAnswer(path, $0)
+        let answer = try Via.get(libraryOptions, Via.target("/v1/resolve", [("path", path)])) { library in
+            // Without sdd, other devices holding copies are measured now (a connection each, 3 s at most).
+            let devices = Operations.devicesHolding(path, library)
+            let reach = devices.isEmpty ? nil : try waitFor { await Operations.measureReach(devices, library: library) }
+            return try Operations.resolveAnswer(path, library, peers: reach)
         }
         if let result = answer.content {
             if global.json { return try Output.json(result) }
             if result.copies.isEmpty { throw UserError("the library knows no file with content \(result.contentID)") }
+            let chosen = result.chosen == nil ? nil : result.copies.firstIndex(where: \.reachable)
             for (i, copy) in result.copies.enumerated() {
-                let mark = copy.path == result.chosen ? "*" : " "
+                let mark = i == chosen ? "*" : " "
+                let rtt = copy.roundTripMilliseconds.map { String(format: ", %.1f ms away", $0) } ?? ""
                 print(
-                    "\(mark) \(i + 1). \(copy.path)  (\(copy.local ? "this device" : copy.device), \(copy.speed))"
+                    "\(mark) \(i + 1). \(copy.path)  (\(copy.local ? "this device" : copy.device), \(copy.speed)\(rtt))"
                         + (copy.why.map { ": \($0)" } ?? "")
                 )
             }
