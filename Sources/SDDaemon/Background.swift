@@ -74,7 +74,29 @@ struct BackgroundWork: Service {
                 trimmed = now
             }
         }
+        // Sync history older than the retention is compacted a minute after start, then every six hours.
+        let logger = conductor.logger
+        let compactor = Task {
+            var pause: Duration = .seconds(60)
+            while !Task.isCancelled {
+                try? await Task.sleep(for: pause)
+                pause = .seconds(6 * 3600)
+                guard !Task.isCancelled else { return }
+                do {
+                    let days = try library.syncRetentionDays()
+                    let done = try library.compactSyncHistory()
+                    if done.changes + done.tombstones > 0 {
+                        logger.info(
+                            "sync: compacted \(done.changes) changes and \(done.tombstones) tombstones older than \(days) days"
+                        )
+                    }
+                } catch {
+                    logger.error("sync: compaction failed: \(error)")
+                }
+            }
+        }
         try? await gracefulShutdown()
+        compactor.cancel()
         trimmer.cancel()
         hub.finish()
         await conductor.shutdown()

@@ -226,4 +226,20 @@ import Testing
         try pull(b, from: [a])
         #expect(try b.library.tags().map(\.name) == ["blue", "green"], "the rename after the compaction reached b")
     }
+
+    /// The history kept is the library's `sync-retention-days` (default 90): what is older is compacted.
+    @Test func historyOlderThanTheRetentionIsCompacted() throws {
+        let a = try Replica(0)
+        try a.library.createTag("kept")
+        let now = Int64(Date().timeIntervalSince1970 * 1000)
+        #expect(try a.library.syncRetentionDays() == 90)
+        // 30 days on: nothing is older than 90 days.
+        #expect(try a.library.compactSyncHistory(nowMilliseconds: now + 30 * 86_400_000).changes == 0)
+        try a.library.setSetting("sync-retention-days", "7")
+        let done = try a.library.compactSyncHistory(nowMilliseconds: now + 30 * 86_400_000)
+        #expect(done.changes > 0)
+        #expect(try a.library.sharedChanges().isEmpty)
+        #expect(try a.library.sharedLogBounds().compacted > 0)
+        #expect(try a.library.tags().map(\.name) == ["kept"], "compaction forgets history, not the tag")
+    }
 }

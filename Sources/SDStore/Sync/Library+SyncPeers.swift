@@ -100,6 +100,20 @@ extension Library {
         }
     }
 
+    /// Days of sync history kept (the `sync-retention-days` setting, default 90): a device away longer pulls
+    /// whole states instead of the changes it missed.
+    public func syncRetentionDays() throws -> Int {
+        Int(try setting("sync-retention-days") ?? "").flatMap { $0 >= 1 ? $0 : nil } ?? 90
+    }
+
+    /// Compacts the sync history older than the retention (`nowMilliseconds`: the time to count back from).
+    @discardableResult
+    public func compactSyncHistory(nowMilliseconds: Int64 = Int64(Date().timeIntervalSince1970 * 1000)) throws
+        -> (changes: Int, tombstones: Int)
+    {
+        try compactSync(before: nowMilliseconds - Int64(try syncRetentionDays()) * 86_400_000)
+    }
+
     /// Forgets sync history older than `cutoff` (ms since 1970): shared changes and deleted shared records
     /// (their registers and live rows), own rows' tombstones, resolved conflicts. A peer that last synced
     /// before it then pulls a whole state instead of changes. What went: (changes, tombstones).

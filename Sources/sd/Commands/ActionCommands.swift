@@ -205,21 +205,26 @@ struct TrashCommand: ParsableCommand {
     }
 }
 
-/// `sd config get | set | list`: library settings (now: min-copies, library-wide or per tag).
+/// `sd config get | set | list`: library settings (min-copies, library-wide or per tag; sync-retention-days).
 struct ConfigCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "config",
-        abstract: "Library settings: min-copies (the copies of any content a permanent delete must leave).",
+        abstract:
+            "Library settings: min-copies (the copies of any content a permanent delete must leave), sync-retention-days.",
         discussion: """
+            sync-retention-days (default 90): how long sync history (changes, deletion marks) is kept; sdd
+            compacts what is older. A device away longer pulls whole states instead of the changes it missed.
+
             Examples:
               sd config set min-copies 2
               sd config set min-copies 3 --tag photos
+              sd config set sync-retention-days 30
               sd config list
             """,
         subcommands: [Set.self, Get.self, List.self]
     )
 
-    static let keys = ["min-copies"]
+    static let keys = ["min-copies", "sync-retention-days"]
 
     static func scope(_ tag: String?, _ library: Library) throws -> String {
         guard let tag else { return "" }
@@ -230,17 +235,21 @@ struct ConfigCommand: ParsableCommand {
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a setting (library-wide, or for a tag).")
         @OptionGroup var libraryOptions: LibraryOptions
-        @Argument(help: "min-copies") var key: String
-        @Argument(help: "The value (min-copies: a whole number, 0 to 100).") var value: String
+        @Argument(help: "min-copies or sync-retention-days") var key: String
+        @Argument(help: "The value (min-copies: 0 to 100; sync-retention-days: 1 to 3650).") var value: String
         @Option(help: "Only for files with this tag.") var tag: String?
 
         func run() throws {
             guard ConfigCommand.keys.contains(key) else {
                 throw UserError("unknown setting '\(key)'; known: \(ConfigCommand.keys.joined(separator: ", "))")
             }
-            guard let number = Int(value), (0...100).contains(number) else {
-                throw UserError("min-copies is a whole number from 0 to 100, not '\(value)'")
+            let range = key == "min-copies" ? 0...100 : 1...3650
+            guard let number = Int(value), range.contains(number) else {
+                throw UserError(
+                    "\(key) is a whole number from \(range.lowerBound) to \(range.upperBound), not '\(value)'"
+                )
             }
+            if key != "min-copies" && tag != nil { throw UserError("\(key) is library-wide: no --tag") }
             let library = try libraryOptions.open()
             defer { try? library.close() }
             try library.setSetting(key, String(number), scope: try ConfigCommand.scope(tag, library))
@@ -251,14 +260,15 @@ struct ConfigCommand: ParsableCommand {
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a setting.")
         @OptionGroup var libraryOptions: LibraryOptions
-        @Argument(help: "min-copies") var key: String
+        @Argument(help: "min-copies or sync-retention-days") var key: String
         @Option(help: "For this tag.") var tag: String?
 
         func run() throws {
             let library = try libraryOptions.open()
             defer { try? library.close() }
             let value = try library.setting(key, scope: try ConfigCommand.scope(tag, library))
-            print(value ?? (key == "min-copies" && tag == nil ? "1 (default)" : "not set"))
+            let defaults = ["min-copies": "1 (default)", "sync-retention-days": "90 (default)"]
+            print(value ?? (tag == nil ? defaults[key] : nil) ?? "not set")
         }
     }
 
