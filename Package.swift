@@ -127,7 +127,7 @@ let package = Package(
         .executableTarget(
             name: "sdd",
             dependencies: [
-                "SDDaemon", "SDAPI", "SDStore", "SDCore",
+                "SDDaemon", "SDAPI", "SDStore", "SDCore", "SDNet",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSettings

@@ -30,6 +30,8 @@ public struct Daemon: Sendable {
     /// Accept paired devices on this port (0: any free port; nil: no peers, no sync), on `peerHost`.
     public var peerPort: Int?
     public var peerHost = "0.0.0.0"
+    /// LAN discovery's UDP port (nil: no announcements, nothing heard).
+    public var discoveryPort: Int? = LANDiscovery.defaultPort
     let logger: Logger
     let hub = EventHub()
     let listening = TCPListening()
@@ -64,7 +66,15 @@ public struct Daemon: Sendable {
         try prepareSocket()
         let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
         var peering: Peering?
-        if let peerPort { peering = try Peering(library: library, host: peerHost, port: peerPort, logger: self.logger) }
+        if let peerPort {
+            peering = try Peering(
+                library: library,
+                host: peerHost,
+                port: peerPort,
+                discoveryPort: discoveryPort,
+                logger: self.logger
+            )
+        }
         let router = Router()
         router.middlewares.add(ErrorMiddleware(logger: logger, activity: activity))
         let routes = Routes(daemon: self, conductor: conductor, peering: peering)

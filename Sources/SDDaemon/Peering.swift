@@ -18,8 +18,12 @@ final class Peering: Sendable {
     let port: Int
     let logger: Logger
     private let listener = Mutex<PeerEndpoint.Listener?>(nil)
+    /// The UDP port of LAN discovery (nil: off), and the running discovery.
+    let discoveryPort: Int?
+    private let discovery = Mutex<LANDiscovery?>(nil)
 
-    init(library: Library, host: String, port: Int, logger: Logger) throws {
+    init(library: Library, host: String, port: Int, discoveryPort: Int?, logger: Logger) throws {
+        self.discoveryPort = discoveryPort
         let dir = DeviceIdentity.configDirectory()
         endpoint = try PeerEndpoint(
             device: library.device.id,
@@ -43,9 +47,33 @@ final class Peering: Sendable {
             let opened = try await endpoint.listen(host: host, port: port) { link in await sync.serve(link) }
             listener.withLock { $0 = opened }
             logger.info("accepting peers", metadata: ["port": "\(opened.port)"])
+            if let discoveryPort { await discover(on: discoveryPort, listening: opened.port) }
         } catch {
             // Serving the API matters more: go on without peers, and say why.
             logger.error("not accepting peers: \(error)")
+        }
+    }
+
+    /// Announces this device on the LAN, and notes where paired devices announce themselves (an address to
+    /// try; the TLS handshake still decides who is there).
+    private func discover(on udpPort: Int, listening: Int) async {
+        let peers = endpoint.peers
+        let logger = self.logger
+        do {
+            let started = try await LANDiscovery.start(
+                device: endpoint.device,
+                listenPort: listening,
+                port: udpPort
+            ) { announcement, host in
+                let address = host.contains(":") ? "[\(host)]:\(announcement.port)" : "\(host):\(announcement.port)"
+                if (try? peers.noteAnnounced(address, of: announcement.device)) == true {
+                    logger.info("heard paired device \(announcement.device) at \(address) (LAN discovery)")
+                }
+            }
+            discovery.withLock { $0 = started }
+            logger.info("announcing on the LAN", metadata: ["udp": "\(udpPort)"])
+        } catch {
+            logger.warning("no LAN discovery: \(error)")
         }
     }
 
@@ -55,6 +83,11 @@ final class Peering: Sendable {
             return value
         }
         await open?.close()
+        let announcing = discovery.withLock { value -> LANDiscovery? in
+            defer { value = nil }
+            return value
+        }
+        await announcing?.close()
     }
 }
 

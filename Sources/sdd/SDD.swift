@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import SDAPI
 import SDDaemon
+import SDNet
 import SDStore
 import SDSystem
 
@@ -28,6 +29,8 @@ struct SDD: AsyncParsableCommand {
     @Option(help: "Accept paired devices (sync, pairing) on this TCP port, or 'off'. 0: any free port.")
     var peerPort: String = "7373"
     @Option(help: "The address to accept peers on.") var peerHost: String = "0.0.0.0"
+    @Option(help: "LAN discovery: announce this device and hear paired ones on this UDP port, or 'off'.")
+    var discovery: String = "\(LANDiscovery.defaultPort)"
 
     func run() async throws {
         let device = try DeviceIdentity.loadOrCreate(configDirectory: DeviceIdentity.configDirectory())
@@ -61,6 +64,15 @@ struct SDD: AsyncParsableCommand {
             }
             daemon.peerPort = port
             daemon.peerHost = peerHost
+        }
+        if discovery == "off" {
+            daemon.discoveryPort = nil
+        } else {
+            guard let port = Int(discovery), (1...65535).contains(port) else {
+                FileHandle.standardError.write(Data("sdd: error: --discovery is 1 to 65535, or off\n".utf8))
+                throw ExitCode(1)
+            }
+            daemon.discoveryPort = port
         }
         do {
             try await daemon.run()

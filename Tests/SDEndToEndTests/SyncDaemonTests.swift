@@ -34,8 +34,13 @@ struct Device {
 
     var id: String { get throws { (try json(["peer", "list"]) as? [String: Any])?["device"] as? String ?? "" } }
 
+    /// LAN discovery's UDP port for this test run's daemons (not sdd's default, which a real one may hold).
+    static let discoveryPort = Int.random(in: 40_000..<60_000)
+
     func startDaemon() throws {
-        try run(["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1"])
+        try run([
+            "daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "\(Self.discoveryPort)",
+        ])
     }
 
     func stopDaemon() { _ = try? sd.run(["daemon", "stop"]) }
@@ -108,6 +113,17 @@ struct Device {
             (try a.json(["library", "info"]) as? [String: Any])?["id"] as? String
                 == (try b.json(["library", "info"]) as? [String: Any])?["id"] as? String
         )
+
+        // LAN discovery: a hears b announce its peer port (from this machine's network address) and notes it.
+        let bPort = try peerPort(b)
+        func announced() throws -> [String] {
+            let peers = (try a.json(["peer", "list"]) as? [String: Any])?["peers"] as? [[String: Any]]
+            let addresses = peers?.first { ($0["id"] as? String) == bID }?["addresses"] as? [String] ?? []
+            return addresses.filter { $0.hasSuffix(":\(bPort)") && !$0.hasPrefix("127.0.0.1:") }
+        }
+        let listening = Date()
+        while Date().timeIntervalSince(listening) < 20, try announced().isEmpty { Thread.sleep(forTimeInterval: 0.1) }
+        #expect(try !announced().isEmpty, "a noted the address b announced")
 
         // Every device finds every device's files (others' as sd://DEVICE/path).
         func finds(_ d: Device, _ name: String, within seconds: Double) throws -> Double? {

@@ -32,6 +32,7 @@ struct DaemonCommand: ParsableCommand {
         var tcpPort: Int?
         @Option(help: "Accept paired devices on this port (default 7373), or 'off'.") var peerPort: String?
         @Option(help: "The address to accept peers on (default 0.0.0.0).") var peerHost: String?
+        @Option(help: "LAN discovery's UDP port (default 7374), or 'off'.") var discovery: String?
 
         func run() throws {
             if let running = APIClient().info() {
@@ -49,11 +50,14 @@ struct DaemonCommand: ParsableCommand {
             let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
             guard out >= 0 else { throw UserError("cannot write \(outPath)") }
             defer { close(out) }
+            var arguments: [String] = libraryOptions.library.map { ["--library", $0] } ?? []
+            if let tcpPort { arguments += ["--tcp-port", "\(tcpPort)"] }
+            if let peerPort { arguments += ["--peer-port", peerPort] }
+            if let peerHost { arguments += ["--peer-host", peerHost] }
+            if let discovery { arguments += ["--discovery", discovery] }
             let child = try ChildProcess.start(
                 binary,
-                (libraryOptions.library.map { ["--library", $0] } ?? [])
-                    + (tcpPort.map { ["--tcp-port", "\($0)"] } ?? [])
-                    + (peerPort.map { ["--peer-port", $0] } ?? []) + (peerHost.map { ["--peer-host", $0] } ?? []),
+                arguments,
                 standardOutput: .descriptor(out),
                 standardError: .descriptor(out),
                 newSession: true
