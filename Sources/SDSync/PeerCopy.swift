@@ -244,7 +244,7 @@ public struct PeerCopyJob: JobKind {
         }
         let start = resumeAt.flatMap { FileSystem.exists(part) ? min($0, info.size) : nil }
         if start == nil { FileSystem.remove(part) }
-        let file = try PartFile(path: part, resumeAt: start)
+        let file = try PartFile(path: part, mode: 0o600, resumeAt: start)
         var flushed = start ?? 0
         do {
             try await session.read(path, from: flushed, to: info.size) { offset, bytes in
@@ -257,6 +257,7 @@ public struct PeerCopyJob: JobKind {
                 }
             }
             try file.setModificationTime(info.mtimeNanoseconds)
+            try file.setMode(info.mode)
             try file.sync()
         } catch {
             // Broken connection: keep what is flushed for the next attempt; anything else: no temporary left.

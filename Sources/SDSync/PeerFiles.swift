@@ -43,7 +43,8 @@ struct PeerFileServer: Sendable {
                 mtimeNanoseconds: stat.mtimeNanoseconds,
                 contentID: id?.hex,
                 fullHash: full,
-                error: nil
+                error: nil,
+                mode: stat.mode & 0o7777
             )
         } catch {
             return .refused("\(error)")

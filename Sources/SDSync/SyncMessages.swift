@@ -82,13 +82,23 @@ public struct RemoteFileInfo: Sendable, Equatable {
     public var contentID: String?
     public var fullHash: String?
     public var error: String?
+    /// Its permission bits (a copy gets them too).
+    public var mode: UInt32
 
-    public init(size: Int64, mtimeNanoseconds: Int64, contentID: String?, fullHash: String?, error: String?) {
+    public init(
+        size: Int64,
+        mtimeNanoseconds: Int64,
+        contentID: String?,
+        fullHash: String?,
+        error: String?,
+        mode: UInt32 = 0o644
+    ) {
         self.size = size
         self.mtimeNanoseconds = mtimeNanoseconds
         self.contentID = contentID
         self.fullHash = fullHash
         self.error = error
+        self.mode = mode
     }
 
     public static func refused(_ reason: String) -> RemoteFileInfo {
@@ -211,6 +221,7 @@ extension SyncMessage {
             w.optionalText(info.contentID)
             w.optionalText(info.fullHash)
             w.optionalText(info.error)
+            w.varint(UInt64(info.mode))
         case .readRequest(let id, let path, let offset, let length):
             kind = Kind.readRequest
             w.varint(id)
@@ -327,7 +338,8 @@ extension SyncMessage {
                     mtimeNanoseconds: try r.signed(),
                     contentID: try r.optionalText(limit: 128),
                     fullHash: try r.optionalText(limit: 128),
-                    error: try r.optionalText(limit: 8_192)
+                    error: try r.optionalText(limit: 8_192),
+                    mode: UInt32(try r.count(limit: 0o7777))
                 )
             )
         case Kind.readRequest:

@@ -12,9 +12,9 @@ public struct PartFile: ~Copyable, Sendable {
 
     /// Opens `path` for writing: created new (`resume` false: it must not exist), or opened as it is and
     /// cut to `resumeAt` bytes (`resume` true: the bytes before it were flushed by an earlier run).
-    public init(path: String, mode: mode_t = 0o644, resumeAt: Int64? = nil) throws(SystemError) {
+    public init(path: String, mode: UInt32 = 0o644, resumeAt: Int64? = nil) throws(SystemError) {
         let flags = resumeAt == nil ? O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC : O_WRONLY | O_CLOEXEC
-        let fd = retryingEINTR { open(path, flags, mode) }
+        let fd = retryingEINTR { open(path, flags, mode_t(mode)) }
         guard fd >= 0 else { throw SystemError.current(resumeAt == nil ? "create" : "open", path: path) }
         if let resumeAt, ftruncate(fd, off_t(resumeAt)) != 0 {
             let error = SystemError.current("truncate", path: path)
@@ -49,6 +49,11 @@ public struct PartFile: ~Copyable, Sendable {
         let mtime = timespec(tv_sec: Int(nanoseconds / 1_000_000_000), tv_nsec: Int(nanoseconds % 1_000_000_000))
         var times = [mtime, mtime]
         guard futimens(descriptor, &times) == 0 else { throw SystemError.current("set times", path: path) }
+    }
+
+    /// Sets its permission bits (once written: a read-only original's copy is made writable until then).
+    public func setMode(_ mode: UInt32) throws(SystemError) {
+        guard fchmod(descriptor, mode_t(mode & 0o7777)) == 0 else { throw SystemError.current("chmod", path: path) }
     }
 
     /// The file's length now.

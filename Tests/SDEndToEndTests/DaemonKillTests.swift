@@ -62,10 +62,12 @@ import Testing
     /// sdd for a test's library, reached on its socket.
     struct Daemon {
         let sd: SDBinary
+        /// How it is started (and started again after each kill).
+        var startArguments = ["daemon", "start"]
         var socket: String { sd.environment["SD_RUNTIME_DIR"]! + "/sdd.sock" }
 
         func start() throws {
-            let started = try sd.run(["daemon", "start"])
+            let started = try sd.run(startArguments)
             try #require(started.status == 0, "\(started.stderr)")
         }
 

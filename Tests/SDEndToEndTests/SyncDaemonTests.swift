@@ -37,11 +37,11 @@ struct Device {
     /// LAN discovery's UDP port for this test run's daemons (not sdd's default, which a real one may hold).
     static let discoveryPort = Int.random(in: 40_000..<60_000)
 
-    func startDaemon() throws {
-        try run([
-            "daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "\(Self.discoveryPort)",
-        ])
+    var daemonArguments: [String] {
+        ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "\(Self.discoveryPort)"]
     }
+
+    func startDaemon() throws { try run(daemonArguments) }
 
     func stopDaemon() { _ = try? sd.run(["daemon", "stop"]) }
 
@@ -89,6 +89,7 @@ struct Device {
         var rng = SeededRNG(seed: 8)
         for i in big.indices { big[i] = UInt8(truncatingIfNeeded: rng.next()) }
         _ = try a.dir.write("files-a/sub/big.bin", big)
+        chmod(a.files + "/sub/deep-a.md", 0o600)
         // a's library, indexed; a's daemon answers the others.
         try a.run(["location", "add", a.files])
         try a.run(["index"])
@@ -158,6 +159,8 @@ struct Device {
         let copied = try b.run(["cp", "-y", "sd://\(aID)\(a.files)", fetched])
         #expect(copied.stdout.contains("peer-copy completed: 3 files"), "\(copied.stdout)")
         #expect(try TemporaryDirectory.tree(fetched) == (try TemporaryDirectory.tree(a.files)))
+        let mode = try FileManager.default.attributesOfItem(atPath: fetched + "/sub/deep-a.md")[.posixPermissions]
+        #expect(mode as? Int == 0o600, "the copy has the original's permissions")
         #expect(try b.run(["log", "--limit", "1"]).stdout.contains("peer-copy  ok"))
         // Again, into the same place: every file conflicts, and nothing is fetched.
         let again = try b.sd.run(["cp", "-y", "sd://\(aID)\(a.files)/sub/big.bin", fetched + "/sub"])
@@ -237,6 +240,41 @@ struct Device {
         let stranger = try Device("stranger")
         let refused = try stranger.sd.run(["peer", "add", "127.0.0.1:\(try peerPort(a))"])
         #expect(refused.status == 1 && refused.stderr.contains("TLS handshake failed"), "\(refused.stderr)")
+    }
+
+    /// A copy from a peer, its daemon killed (SIGKILL) while it fetches, started again: the job resumes from
+    /// its last flushed bytes and lands the file whole and verified, with no temporary left.
+    @Test(.timeLimit(.minutes(10))) func killedPeerCopyResumesAndLandsVerified() throws {
+        let a = try Device("a"), b = try Device("b")
+        defer { [a, b].forEach { $0.stopDaemon() } }
+        let source = FileHandle(forReadingAtPath: "/dev/urandom")!
+        _ = try a.dir.write("files-a/big.bin", [UInt8](source.readData(ofLength: 192 << 20)))
+        try source.close()
+        try a.run(["location", "add", a.files])
+        try a.run(["index"])
+        try a.startDaemon()
+        try a.pair(with: b)
+        try a.run(["library", "share", try b.id])
+        try b.run(["library", "join", try a.id])
+        let daemon = DaemonKillTests.Daemon(sd: b.sd, startArguments: b.daemonArguments)
+        try daemon.start()
+        let target = b.dir.file("fetched.bin")
+        let preview = try daemon.post(
+            "/v1/actions/preview",
+            #"{"action": "copy", "paths": ["sd://\#(try a.id)\#(a.files)/big.bin"], "destination": "\#(target)"}"#
+        )
+        let previewID = try #require((preview as? [String: Any])?["id"] as? String)
+        let committed = try daemon.post("/v1/actions/\(previewID)/commit", "{}") as? [String: Any]
+        let job = try #require(committed?["id"] as? String)
+        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
+        let kills = try daemon.killWhileRunning(job, times: 2, &rng)
+        #expect(kills >= 1, "no kill landed while the peer copy ran")
+        let finished = try daemon.waitUntilFinished(job)
+        #expect(finished["state"] as? String == "completed", "\(finished)")
+        #expect(FileManager.default.contentsEqual(atPath: target, andPath: a.files + "/big.bin"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: b.dir.path).filter { $0.contains(".sd-part") }
+        #expect(left.isEmpty, "temporaries left: \(left)")
+        print("peer copy: \(kills) kills landed while it ran")
     }
 
     func peerPort(_ d: Device) throws -> Int {
