@@ -200,12 +200,11 @@ public struct PeerCopyJob: JobKind {
                             try context.save(done: done + flushed, total: total, checkpoint: state)
                         }
                         break
-                    } catch let error as NetError where attempt < Self.attempts {
+                    } catch is NetError where attempt < Self.attempts {
                         // The connection broke: connect again and go on from the flushed bytes.
                         if let s = sessions.removeValue(forKey: device) { await s.close() }
                         try await Task.sleep(for: .seconds(Double(1 << (attempt - 1))))
                         attempt += 1
-                        _ = error
                     }
                 }
                 done += op.size
