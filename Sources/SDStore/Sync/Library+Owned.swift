@@ -359,35 +359,55 @@ extension Library {
                 FROM entries e JOIN locations l ON l.id = e.location_id
                 """
             let room = budget
-            let entries = try page(
-                next.pass == nil
-                    ? columns
-                        + " WHERE e.device_id = ? AND (e.sync_seq, e.id) > (?, ?) ORDER BY e.sync_seq, e.id LIMIT ?"
-                    : columns + " WHERE e.device_id = ? AND ? IS NOT NULL AND e.id > ? ORDER BY e.id LIMIT ?",
-                me,
-                next.pass ?? next.entry
-            ) {
+            func entryRow(_ row: Row) -> OwnedEntry {
                 OwnedEntry(
-                    id: $0[0],
-                    seq: $0[1],
-                    uuid: [UInt8]($0[2] as Data),
-                    location: $0[3],
-                    parent: $0[4],
-                    name: [UInt8]($0[5] as Data),
-                    type: $0[6],
-                    category: $0[7],
-                    mime: $0[8],
-                    size: $0[9],
-                    inode: $0[10],
-                    deviceNumber: $0[11],
-                    mode: $0[12],
-                    linkCount: $0[13],
-                    mtime: $0[14],
-                    ctime: $0[15],
-                    symlinkTarget: ($0[16] as Data?).map { [UInt8]($0) },
-                    contentID: $0[17],
-                    error: $0[18]
+                    id: row[0],
+                    seq: row[1],
+                    uuid: [UInt8](row[2] as Data),
+                    location: row[3],
+                    parent: row[4],
+                    name: [UInt8](row[5] as Data),
+                    type: row[6],
+                    category: row[7],
+                    mime: row[8],
+                    size: row[9],
+                    inode: row[10],
+                    deviceNumber: row[11],
+                    mode: row[12],
+                    linkCount: row[13],
+                    mtime: row[14],
+                    ctime: row[15],
+                    symlinkTarget: (row[16] as Data?).map { [UInt8]($0) },
+                    contentID: row[17],
+                    error: row[18]
                 )
+            }
+            let entries: (rows: [OwnedEntry], last: [Int64]?)
+            if let pass = next.pass {
+                entries = try page(
+                    columns + " WHERE e.device_id = ? AND ? IS NOT NULL AND e.id > ? ORDER BY e.id LIMIT ?",
+                    me,
+                    pass,
+                    entryRow
+                )
+            } else {
+                // Two index ranges rather than one row-value comparison: SQLite's plan for `(sync_seq, id) > (?, ?)`
+                // scans every row of the cursor's seq from its start, so a million rows of one seq (a library
+                // indexed before sync) made each page read all of them (measured: backfill dominated by it).
+                let sameSeq = try page(
+                    columns + " WHERE e.device_id = ? AND e.sync_seq = ? AND e.id > ? ORDER BY e.id LIMIT ?",
+                    me,
+                    next.entry,
+                    entryRow
+                )
+                let later = try page(
+                    columns
+                        + " WHERE e.device_id = ? AND e.sync_seq > ? AND ? IS NOT NULL ORDER BY e.sync_seq, e.id LIMIT ?",
+                    me,
+                    next.entry,
+                    entryRow
+                )
+                entries = (sameSeq.rows + later.rows, later.last ?? sameSeq.last)
             }
             // At most about 4 MiB of names and texts per batch, whatever the count (a frame is at most 8 MiB).
             var kept = 0
