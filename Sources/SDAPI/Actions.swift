@@ -166,15 +166,16 @@ extension Operations {
     ) throws -> ActionPreview {
         // Trash actions name items by id; the others name paths.
         let byID = ["restore", "empty-trash"].contains(request.action)
-        let fromPeer = try peerSources(request, library, peers) != nil
-        let paths = byID || fromPeer ? request.paths : try request.paths.map { try resolve($0, library) }
+        let fromPeer = try peerSources(request, library, peers)
+        let paths = byID || fromPeer != nil ? request.paths : try request.paths.map { try resolve($0, library) }
         func needPaths(_ what: String) throws {
             if request.paths.isEmpty { throw RequestError("give \(what)") }
         }
         switch request.action {
-        case "copy" where fromPeer:
-            guard let destination = request.destination else { throw RequestError("give a destination") }
-            let (device, remote) = try peerSources(request, library, peers)!
+        case "copy" where fromPeer != nil:
+            guard let destination = request.destination, let (device, remote) = fromPeer else {
+                throw RequestError("give a destination")
+            }
             return PeerCopyPlanner.preview(
                 device: device,
                 paths: remote,

@@ -7,12 +7,17 @@ import SDSync
 import Synchronization
 
 extension Operations {
-    /// The other devices holding copies of what a content path names (none for any other text).
-    public static func devicesHolding(_ text: String, _ library: Library) -> [DeviceID] {
+    /// The other devices holding copies of what a content path names (none for any other text). With
+    /// `unlessHere`, none either when this device has a reachable copy (a copy reads that one: no need to
+    /// reach the others).
+    public static func devicesHolding(_ text: String, _ library: Library, unlessHere: Bool = false) -> [DeviceID] {
         guard text.hasPrefix(SDPath.scheme), case .content(let id)? = try? SDPath(parsing: text) else { return [] }
+        if unlessHere, (try? ContentResolver.copies(of: id, library: library))?.contains(where: \.reachable) == true {
+            return []
+        }
         let here = library.device.id.description
         let devices = ((try? library.copyDetails(of: id)) ?? []).map(\.device).filter { $0 != here }
-        return Set(devices).compactMap { DeviceID($0) }.sorted { $0.description < $1.description }
+        return Set(devices).compactMap { DeviceID($0) }
     }
 
     /// How each device can be reached, measured now by connecting to it (for commands run without sdd), each

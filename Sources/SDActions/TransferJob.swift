@@ -9,12 +9,13 @@ import Synchronization
 /// operations in batches.
 ///
 /// Each file is copied to a hidden temporary name in its target folder (files up to 1 MiB through memory, read
-/// back and compared byte for byte; larger ones by the kernel), several files at once; a batch is flushed to disk (`syncfs`), each
-/// larger copy verified against its source (content id, or the whole-file BLAKE3 with `verifyFull`), renamed
-/// into place, flushed again; only then are a move's sources removed (and their filesystem flushed), and the
-/// batch's end saved as the checkpoint. Renames on one filesystem are single steps. A crash leaves at most
-/// hidden temporaries (removed on resume), and steps already done (recognised on resume: a copy by its content,
-/// compared in full before a move removes its source; a rename by its source gone and its target there).
+/// back and compared byte for byte; larger ones by the kernel), several files at once; a batch is flushed to
+/// disk (`syncfs`), each larger copy verified against its source (content id, or the whole-file BLAKE3 with
+/// `verifyFull`), renamed into place, flushed again; only then are a move's sources removed (and their
+/// filesystem flushed), and the batch's end saved as the checkpoint. Renames on one filesystem are single
+/// steps. A crash leaves at most hidden temporaries (removed on resume), and steps already done (recognised on
+/// resume: a copy by its content, compared in full before a move removes its source; a rename by its source
+/// gone and its target there).
 ///
 /// When the plan is done: the index is brought up to date (`IndexUpdater`), and a move, rename or restore
 /// records how to undo it.
@@ -225,7 +226,9 @@ public struct TransferJob: JobKind {
             let hasher = ContentHasher()
             return try (0..<count).map { try body($0, hasher) }
         }
-        let state = Mutex<(next: Int, results: [Int: T], error: (any Error)?)>((0, [:], nil))
+        let state = Mutex<(next: Int, results: [T?], error: (any Error)?)>(
+            (0, Array(repeating: nil, count: count), nil)
+        )
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             let hasher = ContentHasher()
             while true {
@@ -245,7 +248,7 @@ public struct TransferJob: JobKind {
         }
         return try state.withLock { s in
             if let error = s.error { throw error }
-            return (0..<count).map { s.results[$0]! }
+            return s.results.map { $0! }
         }
     }
 

@@ -75,7 +75,8 @@ public final class JobRunner: Sendable {
     let kinds: [String: any JobKind]
     public let concurrency: Int
     /// Inputs of jobs this runner submitted and has not run yet: a first run takes its input from here
-    /// instead of decoding the stored JSON (the same value; a plan of 10,000 files takes 0.1 s to decode).
+    /// instead of decoding the stored JSON (the same value; decoding a 10,000-file plan was 8% of that copy's
+    /// CPU samples in perf).
     let submitted = Mutex<[String: any Sendable]>([:])
 
     public init(library: Library, kinds: [any JobKind], concurrency: Int = 2) {

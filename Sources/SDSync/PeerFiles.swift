@@ -7,7 +7,8 @@ import Synchronization
 
 /// Serves this device's files to a device the library is shared with: only regular files inside one of this
 /// device's locations, named by their plain absolute path (no `..`), and really there (a symbolic link that
-/// leads out of every location is refused).
+/// leads out of every location is refused). Checked again at every request: a path may be replaced by a link
+/// between two reads of one file.
 struct PeerFileServer: Sendable {
     let library: Library
 
@@ -132,16 +133,7 @@ public final class PeerFileSession: Sendable {
         }
     }
 
-    /// The next answer, past any announcement of changes.
-    private func answer() async throws -> SyncMessage {
-        while true {
-            guard let frame = try await link.receive(timeout: .seconds(120)) else {
-                throw NetError(.closed, "\(link.peer.name) closed the connection")
-            }
-            let message = try SyncMessage(frame)
-            if message != .changed { return message }
-        }
-    }
+    private func answer() async throws -> SyncMessage { try await link.syncAnswer(timeout: .seconds(120)) }
 
     public func close() async { await link.close() }
 }
@@ -177,13 +169,21 @@ extension SyncService {
         let start = ContinuousClock.now
         // A request for changes after the newest possible: answered at once, with nothing.
         try await link.send(SyncMessage.sharedRequest(id: 1, after: Int64.max, limit: 1).frame)
+        _ = try await link.syncAnswer(timeout: .seconds(10))
+        return (ContinuousClock.now - start).milliseconds
+    }
+}
+
+extension PeerLink {
+    /// The next sync message from the other side, past any announcement of changes (which may come at any time
+    /// on a sync connection); a closed connection is an error.
+    func syncAnswer(timeout: Duration) async throws -> SyncMessage {
         while true {
-            guard let frame = try await link.receive(timeout: .seconds(10)) else {
-                throw NetError(.closed, "\(link.peer.name) closed the connection")
+            guard let frame = try await receive(timeout: timeout) else {
+                throw NetError(.closed, "\(peer.name) closed the connection")
             }
-            if try SyncMessage(frame) != .changed { break }
+            let message = try SyncMessage(frame)
+            if message != .changed { return message }
         }
-        let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
     }
 }

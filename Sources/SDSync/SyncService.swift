@@ -252,10 +252,7 @@ public final class SyncService: Sendable {
                     }
                     let rtt = ContinuousClock.now - sent
                     try follower.take(message)
-                    update(device) {
-                        $0.rttMilliseconds =
-                            Double(rtt.components.attoseconds) / 1e15 + Double(rtt.components.seconds) * 1e3
-                    }
+                    update(device) { $0.rttMilliseconds = rtt.milliseconds }
                     break
                 }
                 update(device) { [state = follower.state, applied = follower.applied, idle = follower.isIdle] in

@@ -55,11 +55,4 @@ public struct PartFile: ~Copyable, Sendable {
     public func setMode(_ mode: UInt32) throws(SystemError) {
         guard fchmod(descriptor, mode_t(mode & 0o7777)) == 0 else { throw SystemError.current("chmod", path: path) }
     }
-
-    /// The file's length now.
-    public func length() throws(SystemError) -> Int64 {
-        var st = stat()
-        guard fstat(descriptor, &st) == 0 else { throw SystemError.current("stat", path: path) }
-        return Int64(st.st_size)
-    }
 }

@@ -234,15 +234,9 @@ extension Library {
     /// named), the paths already so, and the paths not in the index. Throws `TagError` for a tag that does
     /// not exist.
     public func tagChanges(_ name: String, on paths: [String], present: Bool) throws -> TagChanges {
-        var targets: [(path: String, entry: Int64)] = []
+        let (targets, missing) = try indexedEntries(paths)
         var result = TagChanges()
-        for path in paths {
-            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
-                targets.append((path, id))
-            } else {
-                result.notIndexed.append(path)
-            }
-        }
+        result.notIndexed = missing
         try database.read { db in
             let tag = try liveTag(db, name)
             var seen = Set<String>()
@@ -259,6 +253,20 @@ extension Library {
             }
         }
         return result
+    }
+
+    /// The entries of these paths in the index, and the paths not in it.
+    func indexedEntries(_ paths: [String]) throws -> (found: [(path: String, entry: Int64)], missing: [String]) {
+        var found: [(path: String, entry: Int64)] = []
+        var missing: [String] = []
+        for path in paths {
+            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+                found.append((path, id))
+            } else {
+                missing.append(path)
+            }
+        }
+        return (found, missing)
     }
 
     /// A tag's state on one entry: on its content when it has a content id, else on the entry itself.
@@ -319,15 +327,7 @@ extension Library {
     /// not in the index.
     public func setTag(_ name: String, on paths: [String], present: Bool) throws -> (changed: Int, notIndexed: [String])
     {
-        var targets: [(path: String, entry: Int64)] = []
-        var missing: [String] = []
-        for path in paths {
-            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
-                targets.append((path, id))
-            } else {
-                missing.append(path)
-            }
-        }
+        let (targets, missing) = try indexedEntries(paths)
         let changed = try database.write { db -> Int in
             let tag = try liveTag(db, name)
             var changed = 0

@@ -393,7 +393,7 @@ extension Library {
             } else {
                 // Two index ranges rather than one row-value comparison: SQLite's plan for `(sync_seq, id) > (?, ?)`
                 // scans every row of the cursor's seq from its start, so a million rows of one seq (a library
-                // indexed before sync) made each page read all of them (measured: backfill dominated by it).
+                // indexed before sync) made each page read all of them again.
                 let sameSeq = try page(
                     columns + " WHERE e.device_id = ? AND e.sync_seq = ? AND e.id > ? ORDER BY e.id LIMIT ?",
                     me,

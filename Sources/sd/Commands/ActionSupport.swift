@@ -47,8 +47,8 @@ enum Actions {
         let library = try libraryOptions.open()
         defer { try? library.close() }
         let line = CountLine(enabled: !global.json, label: "verifying")
-        // Content paths whose copies are on other devices: those devices are measured now (3 s at most each).
-        let holding = Set(request.paths.flatMap { Operations.devicesHolding($0, library) })
+        // Content paths with no copy here: the devices holding one are measured now (3 s at most each).
+        let holding = Set(request.paths.flatMap { Operations.devicesHolding($0, library, unlessHere: true) })
         let peers =
             holding.isEmpty ? nil : try waitFor { await Operations.measureReach(Array(holding), library: library) }
         let preview = try Operations.preview(

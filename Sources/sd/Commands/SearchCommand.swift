@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SDAPI
+import SDCore
 import SDSearch
 import SDStore
 
@@ -169,7 +170,7 @@ struct SearchBench: ParsableCommand {
                 let start = ContinuousClock.now
                 let page = try SearchCommand.wait { try await engine.search(frozen) }
                 let elapsed = ContinuousClock.now - start
-                times.append(Double(elapsed.components.attoseconds) / 1e15 + Double(elapsed.components.seconds) * 1e3)
+                times.append(elapsed.milliseconds)
                 hits = page.hits.count
             }
             times = Array(times.dropFirst(5)).sorted()
