@@ -55,24 +55,26 @@ extension Library {
 
     /// Records how far `state.device` is followed (adds the peer if new).
     public func saveSyncPeer(_ state: SyncPeerState) throws {
-        try database.write { db in
-            try db.execute(
-                sql: """
-                    INSERT INTO sync_peers (device, shared_seq, owned_cursor, full_resync, resync_pass, last_sync_at,
-                        last_error, added_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (device) DO UPDATE SET shared_seq = excluded.shared_seq,
-                        owned_cursor = excluded.owned_cursor, full_resync = excluded.full_resync,
-                        resync_pass = excluded.resync_pass, last_sync_at = excluded.last_sync_at,
-                        last_error = excluded.last_error
-                    """,
-                arguments: [
-                    state.device.description, state.sharedSeq, try Self.jsonText(state.owned), state.fullResync ? 1 : 0,
-                    state.pass, state.lastSyncAt.map { Int64($0.timeIntervalSince1970 * 1000) }, state.lastError,
-                    Int64(state.addedAt.timeIntervalSince1970 * 1000),
-                ]
-            )
-        }
+        try database.write { db in try Self.saveSyncPeer(db, state) }
+    }
+
+    static func saveSyncPeer(_ db: Database, _ state: SyncPeerState) throws {
+        try db.execute(
+            sql: """
+                INSERT INTO sync_peers (device, shared_seq, owned_cursor, full_resync, resync_pass, last_sync_at,
+                    last_error, added_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT (device) DO UPDATE SET shared_seq = excluded.shared_seq,
+                    owned_cursor = excluded.owned_cursor, full_resync = excluded.full_resync,
+                    resync_pass = excluded.resync_pass, last_sync_at = excluded.last_sync_at,
+                    last_error = excluded.last_error
+                """,
+            arguments: [
+                state.device.description, state.sharedSeq, try Self.jsonText(state.owned), state.fullResync ? 1 : 0,
+                state.pass, state.lastSyncAt.map { Int64($0.timeIntervalSince1970 * 1000) }, state.lastError,
+                Int64(state.addedAt.timeIntervalSince1970 * 1000),
+            ]
+        )
     }
 
     /// Stops syncing with a device (its rows stay until removed otherwise). Whether it was a peer.
