@@ -51,13 +51,15 @@ struct TagTests {
         let log = try f.library.sharedChanges()
         #expect(
             log.map(\.record) == [
-                "tag", "tag", "content_tag", "entry_tag", "entry_tag", "tag", "tag", "entry_tag", "tag", "tag",
+                "tag", "tag", "content_tag", "entry_tag", "entry_tag", "setting", "tag", "tag", "entry_tag", "tag",
+                "tag",
             ]
         )
+        #expect(log[5].value == "3", "a library setting is shared metadata too")
         let stamps = log.map { HLCTimestamp($0.hlc) }
         #expect(stamps.allSatisfy { $0?.device == f.library.device.id })
         #expect(zip(stamps, stamps.dropFirst()).allSatisfy { $0! < $1! }, "strictly increasing")
-        #expect(log[7].value == nil && log[9].value == nil, "removals and deletions are tombstones")
+        #expect(log[8].value == nil && log[10].value == nil, "removals and deletions are tombstones")
     }
 }
 

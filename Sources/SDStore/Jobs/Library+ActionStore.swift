@@ -158,8 +158,18 @@ extension Library {
         }
     }
 
+    /// Sets (nil: removes) a library setting. Settings are shared metadata: the change is logged with this
+    /// device's clock and reaches every device the library is shared with (the last edit wins).
     public func setSetting(_ key: String, _ value: String?, scope: String = "") throws {
         try database.write { db in
+            try Self.logChange(
+                db,
+                device: device.id,
+                record: "setting",
+                key: Self.settingRecordKey(key, scope),
+                field: "value",
+                value: value
+            )
             if let value {
                 try db.execute(
                     sql: "INSERT OR REPLACE INTO library_settings (key, scope, value) VALUES (?, ?, ?)",
@@ -172,6 +182,14 @@ extension Library {
                 )
             }
         }
+    }
+
+    /// A setting's key in the shared log: `KEY` or `KEY@SCOPE` (keys have no '@').
+    static func settingRecordKey(_ key: String, _ scope: String) -> String { scope.isEmpty ? key : key + "@" + scope }
+
+    static func settingFromRecordKey(_ recordKey: String) -> (key: String, scope: String) {
+        guard let at = recordKey.firstIndex(of: "@") else { return (recordKey, "") }
+        return (String(recordKey[..<at]), String(recordKey[recordKey.index(after: at)...]))
     }
 
     /// Every setting: (key, scope, value), with tag scopes shown as `tag:NAME`.

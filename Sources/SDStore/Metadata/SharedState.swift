@@ -157,6 +157,12 @@ extension Library {
                 if let uuid = Hex.decode(key) {
                     try db.execute(sql: "DELETE FROM user_metadata WHERE entry_uuid = ?", arguments: [Data(uuid)])
                 }
+            case "setting":
+                let (name, scope) = settingFromRecordKey(key)
+                try db.execute(
+                    sql: "DELETE FROM library_settings WHERE key = ? AND scope = ?",
+                    arguments: [name, scope]
+                )
             case "entry_tag", "content_tag":
                 let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
                 if parts.count == 2, record == "entry_tag", let uuid = Hex.decode(parts[0]) {
@@ -224,6 +230,19 @@ extension Library {
                     """,
                 arguments: [Data(uuid), rating, favorite ? 1 : 0, decoded("note"), top]
             )
+        case "setting":
+            let (name, scope) = settingFromRecordKey(key)
+            if let value = values["value"] ?? nil {
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO library_settings (key, scope, value) VALUES (?, ?, ?)",
+                    arguments: [name, scope, value]
+                )
+            } else {
+                try db.execute(
+                    sql: "DELETE FROM library_settings WHERE key = ? AND scope = ?",
+                    arguments: [name, scope]
+                )
+            }
         default:
             break  // kept in shared_state only
         }
