@@ -167,6 +167,10 @@ extension Operations {
         // Trash actions name items by id; the others name paths.
         let byID = ["restore", "empty-trash"].contains(request.action)
         let fromPeer = try peerSources(request, library, peers)
+        let toPeer = try peerDestination(request, library)
+        if fromPeer != nil && toPeer != nil {
+            throw RequestError("copy between two other devices one step at a time: to this one, then from it")
+        }
         let paths = byID || fromPeer != nil ? request.paths : try request.paths.map { try resolve($0, library) }
         func needPaths(_ what: String) throws {
             if request.paths.isEmpty { throw RequestError("give \(what)") }
@@ -180,6 +184,16 @@ extension Operations {
                 device: device,
                 paths: remote,
                 destination: try resolve(destination, library),
+                onConflict: request.onConflict ?? .fail,
+                verifyFull: request.verifyFull ?? false,
+                library: library
+            )
+        case "copy" where toPeer != nil:
+            guard let (device, remote) = toPeer else { throw RequestError("give a destination") }
+            return PeerPushPlanner.preview(
+                sources: paths,
+                device: device,
+                destination: remote,
                 onConflict: request.onConflict ?? .fail,
                 verifyFull: request.verifyFull ?? false,
                 library: library
@@ -314,6 +328,22 @@ extension Operations {
         return (device, remote)
     }
 
+    /// A copy's destination when it is on another device: that device and the path there (nil when here).
+    static func peerDestination(_ request: ActionRequest, _ library: Library) throws -> (DeviceID, String)? {
+        guard request.action == "copy" || request.action == "move", let text = request.destination,
+            text.hasPrefix(SDPath.scheme)
+        else { return nil }
+        guard case .physical(let device, let bytes) = try? SDPath(parsing: text), device != library.device.id else {
+            return nil
+        }
+        if request.action == "move" {
+            throw RequestError(
+                "files can be copied to another device, not moved there (copy them, then delete them here)"
+            )
+        }
+        return (device, String(decoding: bytes, as: UTF8.self))
+    }
+
     /// Trash items by id prefix (or all of them).
     public static func trashItems(_ ids: [String], all: Bool, _ library: Library) throws -> [TrashItem] {
         let items = try library.trashItems()
@@ -418,7 +448,7 @@ extension Operations {
     /// Whether a job kind is a file action (audited; `sd undo` may reverse it).
     public static func isAction(_ kind: String) -> Bool {
         TransferJob.kinds.contains(kind) || DeleteJob.kinds.contains(kind) || DedupJob.kinds.contains(kind)
-            || TagJob.kinds.contains(kind) || kind == "peer-copy"
+            || TagJob.kinds.contains(kind) || kind == "peer-copy" || kind == "peer-push"
     }
 }
 

@@ -61,6 +61,7 @@ public enum JobKinds {
         kinds += DedupJob.kinds.map { DedupJob(kind: $0, updater: updater) }
         kinds += TagJob.kinds.map { TagJob(kind: $0) }
         kinds.append(PeerCopyJob(connect: peerFiles(library), updater: updater))
+        kinds.append(PeerPushJob(connect: peerFiles(library)))
         return kinds
     }
 

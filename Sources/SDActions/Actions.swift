@@ -282,7 +282,11 @@ public enum Paths {
     }
 
     /// `name (1).ext`, `name (2).ext`... the first that exists neither on disk nor in `taken`.
-    public static func freeName(_ path: String, _ taken: Set<String>) -> String {
+    public static func freeName(
+        _ path: String,
+        _ taken: Set<String>,
+        exists: (String) -> Bool = FileSystem.exists
+    ) -> String {
         let folder = FileSystem.parent(of: path)
         let name = basename(path)
         let dot = name.lastIndex(of: ".").flatMap { $0 == name.startIndex ? nil : $0 }
@@ -291,7 +295,7 @@ public enum Paths {
         var n = 1
         while true {
             let candidate = "\(folder)/\(stem) (\(n))\(ext)"
-            if !FileSystem.exists(candidate) && !taken.contains(candidate) { return candidate }
+            if !exists(candidate) && !taken.contains(candidate) { return candidate }
             n += 1
         }
     }

@@ -23,7 +23,14 @@ extension ActionPreview {
     /// What `policy` makes of an operation whose target exists (or is taken by an earlier operation): a
     /// problem (fail; a folder and a file cannot replace each other), a skip, an overwrite, or a free name.
     /// The operation is listed among the conflicts.
-    public mutating func resolveConflict(_ op: inout FileOperation, policy: ConflictPolicy, taken: Set<String>) {
+    /// `exists` and `isFolder` tell what is at a path where the files go (this disk unless given).
+    public mutating func resolveConflict(
+        _ op: inout FileOperation,
+        policy: ConflictPolicy,
+        taken: Set<String>,
+        exists: (String) -> Bool = FileSystem.exists,
+        isFolder: (String) -> Bool = FileSystem.isDirectory
+    ) {
         switch policy {
         case .fail:
             op.conflict = "exists"
@@ -32,7 +39,7 @@ extension ActionPreview {
             op.conflict = "skip"
             op.skip = true
         case .overwrite:
-            if op.kind == .folder || FileSystem.isDirectory(op.target) {
+            if op.kind == .folder || isFolder(op.target) {
                 op.conflict = "exists"
                 problems.append(
                     ActionProblem(path: op.target, reason: "a folder and a file cannot replace each other")
@@ -42,7 +49,7 @@ extension ActionPreview {
             }
         case .rename:
             op.conflict = "rename"
-            op.target = Paths.freeName(op.target, taken)
+            op.target = Paths.freeName(op.target, taken, exists: exists)
         }
         conflicts.append(op)
     }

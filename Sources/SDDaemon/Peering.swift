@@ -35,7 +35,9 @@ final class Peering: Sendable {
         self.port = port
         self.logger = logger
         let log = logger
-        sync = SyncService(library: library, endpoint: endpoint) { log.info("\($0)") }
+        sync = SyncService(library: library, endpoint: endpoint, updater: LiveIndexUpdater(library: library)) {
+            log.info("\($0)")
+        }
     }
 
     /// The port peers reach this daemon on, once it listens.

@@ -159,11 +159,8 @@ public struct PeerCopyJob: JobKind {
         let resumed = context.resumed
         var done = ops.prefix(state.next).reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
         let tag = String(context.record.id.prefix(8))
-        var sessions: [DeviceID: PeerFileSession] = [:]
-        defer {
-            let open = Array(sessions.values)
-            Task { for s in open { await s.close() } }
-        }
+        let sessions = PeerSessions(connect)
+        defer { sessions.closeAll() }
         while state.next < ops.count {
             try Task.checkCancellation()
             let op = ops[state.next]
@@ -178,33 +175,17 @@ public struct PeerCopyJob: JobKind {
                 let part =
                     FileSystem.parent(of: op.target)
                     + "/\(String(decoding: FolderListing.partPrefix, as: UTF8.self))\(tag)-\(state.next)"
-                var attempt = 1
-                while true {
-                    do {
-                        let session: PeerFileSession
-                        if let open = sessions[device] {
-                            session = open
-                        } else {
-                            session = try await connect(device)
-                            sessions[device] = session
-                        }
-                        try await fetch(
-                            op,
-                            path,
-                            part,
-                            session,
-                            plan.verifyFull,
-                            resumeAt: resumed || attempt > 1 ? state.flushed : nil
-                        ) { flushed in
-                            state.flushed = flushed
-                            try context.save(done: done + flushed, total: total, checkpoint: state)
-                        }
-                        break
-                    } catch is NetError where attempt < Self.attempts {
-                        // The connection broke: connect again and go on from the flushed bytes.
-                        if let s = sessions.removeValue(forKey: device) { await s.close() }
-                        try await Task.sleep(for: .seconds(Double(1 << (attempt - 1))))
-                        attempt += 1
+                try await sessions.run(device, attempts: Self.attempts) { session, retry in
+                    try await fetch(
+                        op,
+                        path,
+                        part,
+                        session,
+                        plan.verifyFull,
+                        resumeAt: resumed || retry ? state.flushed : nil
+                    ) { flushed in
+                        state.flushed = flushed
+                        try context.save(done: done + flushed, total: total, checkpoint: state)
                     }
                 }
                 done += op.size

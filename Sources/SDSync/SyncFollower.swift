@@ -6,8 +6,18 @@ import SDStore
 /// Answers a peer's sync requests from this library: its own rows and its shared change log.
 public struct SyncServer: Sendable {
     public let library: Library
+    /// Where folders that received files are noted (nil: nobody brings the index up to date for them).
+    let written: WrittenFolders?
 
-    public init(library: Library) { self.library = library }
+    public init(library: Library) {
+        self.library = library
+        written = nil
+    }
+
+    init(library: Library, written: WrittenFolders?) {
+        self.library = library
+        self.written = written
+    }
 
     /// The answer to a request, or nil for a message that is not a request.
     public func answer(_ message: SyncMessage) throws -> SyncMessage? {
@@ -68,6 +78,8 @@ public struct SyncServer: Sendable {
             return .fileInfo(id: id, info: PeerFileServer(library: library).info(path, fullHash: full))
         case .readRequest(let id, let path, let offset, let length):
             return PeerFileServer(library: library).read(id, path, offset: offset, length: length)
+        case .pushFolder, .pushOpen, .pushData, .pushCommit, .pushAbort:
+            return PeerFileReceiver(library: library, written: written).answer(message)
         default:
             return nil
         }
@@ -93,6 +105,9 @@ public final class SyncFollower {
 
     private(set) var phase: Phase = .owned
     private var outstanding: UInt64?
+    /// A request sent ahead of taking the answer it follows (`requestAhead`): the one outstanding once that
+    /// answer is taken.
+    private var ahead: UInt64?
     private var nextID: UInt64 = 1
     /// What was applied since the last round started (rows, changes).
     public private(set) var applied = 0
@@ -107,12 +122,30 @@ public final class SyncFollower {
     /// Caught up with everything asked for in this round.
     public var isIdle: Bool { phase == .idle }
 
+    /// A request was sent whose answer has not been taken yet (so `request()` would only ask it again).
+    public var isAwaiting: Bool { outstanding != nil }
+
     /// Starts a new round (the peer said something changed, or it is time to look).
     public func startRound() {
         if phase == .idle {
             phase = .owned
             outstanding = nil
+            ahead = nil
         }
+    }
+
+    /// Pipelining: for an answer that `take` would accept and that is not the last of its phase, the request
+    /// for what follows it, to send before taking it, so the peer reads the next batch while this one is
+    /// applied. Nil otherwise (then ask with `request()` after taking it, as usual). Only device-owned
+    /// batches are asked ahead: they are what a backfill is made of.
+    public func requestAhead(of message: SyncMessage) -> SyncMessage? {
+        guard ahead == nil, phase == .owned, case .owned(let id, let start, let batch) = message,
+            id == outstanding, start == state.owned, !batch.done, !batch.resyncNeeded
+        else { return nil }
+        let next = nextID
+        nextID += 1
+        ahead = next
+        return .ownedRequest(id: next, cursor: batch.cursor, limit: batchLimit)
     }
 
     /// The request to send now (again if its answer was lost), or nil when idle.
@@ -120,6 +153,7 @@ public final class SyncFollower {
         let id = nextID
         nextID += 1
         outstanding = id
+        ahead = nil
         switch phase {
         case .owned: return .ownedRequest(id: id, cursor: state.owned, limit: batchLimit)
         case .shared: return .sharedRequest(id: id, after: state.sharedSeq, limit: batchLimit)
@@ -152,6 +186,7 @@ public final class SyncFollower {
         case (.owned, .owned(let id, let start, let batch)):
             guard id == outstanding, start == state.owned else { return false }
             outstanding = nil
+            defer { ahead = nil }
             if batch.resyncNeeded {
                 // Our cursor is older than the tombstones it keeps: take its whole state again.
                 state.owned = OwnedCursor()
@@ -163,18 +198,28 @@ public final class SyncFollower {
                 state.pass += 1
                 state.fullResync = true
             }
-            let result = try library.applyOwned(batch, from: peer, pass: state.fullResync ? state.pass : nil)
+            var next = state
+            next.owned = batch.cursor
+            next.lastError = nil
+            let sweep = batch.done && next.fullResync
+            // The rows and how far they go, in one transaction (but a pass's last batch: after its sweep).
+            let result = try library.applyOwned(
+                batch,
+                from: peer,
+                pass: state.fullResync ? state.pass : nil,
+                saving: sweep ? nil : next
+            )
             applied += result.rows + result.deleted
-            state.owned = batch.cursor
+            state = next
+            outstanding = ahead
             if batch.done {
-                if state.fullResync {
+                if sweep {
                     applied += try library.sweepOwned(of: peer, pass: state.pass)
                     state.fullResync = false
+                    try library.saveSyncPeer(state)
                 }
                 phase = .shared
             }
-            state.lastError = nil
-            try library.saveSyncPeer(state)
             return true
         case (.shared, .shared(let id, let after, let changes, let next, let done, let resync, _)):
             guard id == outstanding, after == state.sharedSeq else { return false }

@@ -49,6 +49,17 @@ public enum SyncMessage: Sendable, Equatable {
     /// Bytes of such a file (at most `maxRead` per request).
     case readRequest(id: UInt64, path: String, offset: Int64, length: Int)
     case fileData(id: UInt64, offset: Int64, bytes: [UInt8], error: String?)
+    /// Files sent to the answering device (into one of its locations): a folder made there; a file received
+    /// into a hidden temporary (`tag` names it) beside `path`: opened (cut back to `resumeAt` bytes, which an
+    /// earlier attempt flushed), written by offset (flushed when `sync`), then committed (checked against the
+    /// sender's content id or whole-file hash, renamed to `path`) or abandoned. Each is answered by `pushDone`:
+    /// the temporary's length (open, data) or 0, or why not.
+    case pushFolder(id: UInt64, path: String)
+    case pushOpen(id: UInt64, path: String, tag: String, resumeAt: Int64)
+    case pushData(id: UInt64, path: String, tag: String, offset: Int64, bytes: [UInt8], sync: Bool)
+    case pushCommit(id: UInt64, path: String, tag: String, commit: PushCommit)
+    case pushAbort(id: UInt64, path: String, tag: String)
+    case pushDone(id: UInt64, value: Int64, error: String?)
 
     public enum Kind {
         public static let open: UInt16 = 100
@@ -66,6 +77,12 @@ public enum SyncMessage: Sendable, Equatable {
         public static let fileInfo: UInt16 = 112
         public static let readRequest: UInt16 = 113
         public static let fileData: UInt16 = 114
+        public static let pushFolder: UInt16 = 115
+        public static let pushOpen: UInt16 = 116
+        public static let pushData: UInt16 = 117
+        public static let pushCommit: UInt16 = 118
+        public static let pushAbort: UInt16 = 119
+        public static let pushDone: UInt16 = 120
     }
 
     /// Limits on what one message may hold (a larger count is malformed).
@@ -103,6 +120,34 @@ public struct RemoteFileInfo: Sendable, Equatable {
 
     public static func refused(_ reason: String) -> RemoteFileInfo {
         RemoteFileInfo(size: 0, mtimeNanoseconds: 0, contentID: nil, fullHash: nil, error: reason)
+    }
+}
+
+/// What a sent file must be once received: its size and either its content id or (`fullHash`) its whole-file
+/// BLAKE3, as the sender computed them from its file; the modification time and permission bits to give
+/// it; whether it replaces what is at its path (else it must not exist).
+public struct PushCommit: Sendable, Equatable {
+    public var size: Int64
+    public var contentID: String?
+    public var fullHash: String?
+    public var mtimeNanoseconds: Int64
+    public var mode: UInt32
+    public var replace: Bool
+
+    public init(
+        size: Int64,
+        contentID: String?,
+        fullHash: String?,
+        mtimeNanoseconds: Int64,
+        mode: UInt32,
+        replace: Bool
+    ) {
+        self.size = size
+        self.contentID = contentID
+        self.fullHash = fullHash
+        self.mtimeNanoseconds = mtimeNanoseconds
+        self.mode = mode
+        self.replace = replace
     }
 }
 
@@ -234,6 +279,45 @@ extension SyncMessage {
             w.signed(offset)
             w.data(bytes)
             w.optionalText(error)
+        case .pushFolder(let id, let path):
+            kind = Kind.pushFolder
+            w.varint(id)
+            w.text(path)
+        case .pushOpen(let id, let path, let tag, let resumeAt):
+            kind = Kind.pushOpen
+            w.varint(id)
+            w.text(path)
+            w.text(tag)
+            w.signed(resumeAt)
+        case .pushData(let id, let path, let tag, let offset, let bytes, let sync):
+            kind = Kind.pushData
+            w.varint(id)
+            w.text(path)
+            w.text(tag)
+            w.signed(offset)
+            w.data(bytes)
+            w.bool(sync)
+        case .pushCommit(let id, let path, let tag, let c):
+            kind = Kind.pushCommit
+            w.varint(id)
+            w.text(path)
+            w.text(tag)
+            w.signed(c.size)
+            w.optionalText(c.contentID)
+            w.optionalText(c.fullHash)
+            w.signed(c.mtimeNanoseconds)
+            w.varint(UInt64(c.mode))
+            w.bool(c.replace)
+        case .pushAbort(let id, let path, let tag):
+            kind = Kind.pushAbort
+            w.varint(id)
+            w.text(path)
+            w.text(tag)
+        case .pushDone(let id, let value, let error):
+            kind = Kind.pushDone
+            w.varint(id)
+            w.signed(value)
+            w.optionalText(error)
         }
         return Frame(kind, w.bytes)
     }
@@ -358,6 +442,52 @@ extension SyncMessage {
                 bytes: try r.data(limit: Self.maxRead),
                 error: try r.optionalText(limit: 8_192)
             )
+        case Kind.pushFolder:
+            self = .pushFolder(id: try r.varint(), path: try r.text(limit: 8_192))
+        case Kind.pushOpen:
+            let id = try r.varint()
+            let path = try r.text(limit: 8_192)
+            let tag = try r.text(limit: 64)
+            let resumeAt = try r.signed()
+            guard resumeAt >= 0 else { throw WireError("resume offset \(resumeAt)") }
+            self = .pushOpen(id: id, path: path, tag: tag, resumeAt: resumeAt)
+        case Kind.pushData:
+            let id = try r.varint()
+            let path = try r.text(limit: 8_192)
+            let tag = try r.text(limit: 64)
+            let offset = try r.signed()
+            guard offset >= 0 else { throw WireError("data offset \(offset)") }
+            self = .pushData(
+                id: id,
+                path: path,
+                tag: tag,
+                offset: offset,
+                bytes: try r.data(limit: Self.maxRead),
+                sync: try r.bool()
+            )
+        case Kind.pushCommit:
+            let id = try r.varint()
+            let path = try r.text(limit: 8_192)
+            let tag = try r.text(limit: 64)
+            let size = try r.signed()
+            guard size >= 0 else { throw WireError("file size \(size)") }
+            self = .pushCommit(
+                id: id,
+                path: path,
+                tag: tag,
+                commit: PushCommit(
+                    size: size,
+                    contentID: try r.optionalText(limit: 128),
+                    fullHash: try r.optionalText(limit: 128),
+                    mtimeNanoseconds: try r.signed(),
+                    mode: UInt32(try r.count(limit: 0o7777)),
+                    replace: try r.bool()
+                )
+            )
+        case Kind.pushAbort:
+            self = .pushAbort(id: try r.varint(), path: try r.text(limit: 8_192), tag: try r.text(limit: 64))
+        case Kind.pushDone:
+            self = .pushDone(id: try r.varint(), value: try r.signed(), error: try r.optionalText(limit: 8_192))
         default:
             throw WireError("unknown sync message kind \(frame.kind)")
         }

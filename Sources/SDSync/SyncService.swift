@@ -1,4 +1,5 @@
 import Foundation
+import SDActions
 import SDCore
 import SDNet
 import SDStore
@@ -62,18 +63,22 @@ public final class SyncService: Sendable {
     public let interval: Duration
     /// How often served connections check for changes to announce.
     public let announceEvery: Duration
+    /// Brings the index up to date for folders other devices sent files into (nil: not done here).
+    let updater: (any IndexUpdater)?
 
     public init(
         library: Library,
         endpoint: PeerEndpoint,
         interval: Duration = .seconds(30),
         announceEvery: Duration = .milliseconds(250),
+        updater: (any IndexUpdater)? = nil,
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
         self.library = library
         self.endpoint = endpoint
         self.interval = interval
         self.announceEvery = announceEvery
+        self.updater = updater
         self.log = log
     }
 
@@ -119,12 +124,25 @@ public final class SyncService: Sendable {
 
     /// Answers requests until the connection ends; announces changes here meanwhile.
     private func answer(_ link: PeerLink) async throws {
-        let server = SyncServer(library: library)
+        let written = WrittenFolders()
+        let server = SyncServer(library: library, written: written)
+        /// Folders that received files since the last look, brought up to date in the index.
+        @Sendable func reindex() {
+            let folders = written.take()
+            guard let updater, !folders.isEmpty else { return }
+            do { try updater.foldersChanged(folders, thorough: false) } catch {
+                log("sync: indexing what \(link.peer.name) sent: \(error)")
+            }
+        }
+        defer { reindex() }
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { [self] in
                 var last = try library.syncMarker()
+                var ticks = 0
                 while !Task.isCancelled && link.isActive {
                     try await Task.sleep(for: announceEvery)
+                    ticks += 1
+                    if ticks % 4 == 0 { reindex() }
                     let now = try library.syncMarker()
                     if now != last {
                         last = now
@@ -237,31 +255,18 @@ public final class SyncService: Sendable {
         let follower = try SyncFollower(library: library, peer: device)
         var told = false
         while !Task.isCancelled {
-            if let request = follower.request() {
-                let sent = ContinuousClock.now
-                try await link.send(request.frame)
-                // Read until the answer comes (announcements may come first).
-                while true {
-                    guard let frame = try await link.receive(timeout: .seconds(60)) else {
-                        throw NetError(.closed, "\(peer.name) closed the connection")
+            if !follower.isIdle {
+                let heard = try await Self.round(follower, over: link, timeout: .seconds(60)) { rtt in
+                    update(device) { [state = follower.state, applied = follower.applied, idle = follower.isIdle] in
+                        $0.caughtUp = idle
+                        $0.lastSyncAt = state.lastSyncAt
+                        $0.ownedSeq = state.owned.entry.first ?? 0
+                        $0.sharedSeq = state.sharedSeq
+                        $0.applied = applied
+                        if let rtt { $0.rttMilliseconds = rtt.milliseconds }
                     }
-                    let message = try SyncMessage(frame)
-                    if message == .changed {
-                        told = true
-                        continue
-                    }
-                    let rtt = ContinuousClock.now - sent
-                    try follower.take(message)
-                    update(device) { $0.rttMilliseconds = rtt.milliseconds }
-                    break
                 }
-                update(device) { [state = follower.state, applied = follower.applied, idle = follower.isIdle] in
-                    $0.caughtUp = idle
-                    $0.lastSyncAt = state.lastSyncAt
-                    $0.ownedSeq = state.owned.entry.first ?? 0
-                    $0.sharedSeq = state.sharedSeq
-                    $0.applied = applied
-                }
+                told = told || heard
                 continue
             }
             if told {
@@ -278,6 +283,58 @@ public final class SyncService: Sendable {
             } catch let error as NetError where error.kind == .timeout {
                 told = true
             }
+        }
+    }
+
+    /// Runs `follower` over `link` until it is idle: sends its requests and takes their answers, asking for
+    /// the next device-owned batch before applying one, so that the peer reads it meanwhile (the two sides
+    /// otherwise wait for each other in turn). `taken` after each answer taken, with the round trip of a request
+    /// that was not asked ahead. Whether the peer announced a change meanwhile.
+    static func round(
+        _ follower: SyncFollower,
+        over link: PeerLink,
+        timeout: Duration,
+        taken: (Duration?) -> Void
+    ) async throws -> Bool {
+        var told = false
+        var askAgain = true
+        var sent: ContinuousClock.Instant?
+        /// The next message, received and decoded while the last one is applied.
+        var prefetched: Task<SyncMessage?, any Error>?
+        @Sendable func next() async throws -> SyncMessage? {
+            try await link.receive(timeout: timeout).map { try SyncMessage($0) }
+        }
+        while true {
+            try Task.checkCancellation()
+            if askAgain || !follower.isAwaiting {
+                guard let request = follower.request() else { return told }
+                sent = .now
+                try await link.send(request.frame)
+                askAgain = false
+            }
+            let received: SyncMessage?
+            if let early = prefetched {
+                prefetched = nil
+                received = try await early.value
+            } else {
+                received = try await next()
+            }
+            guard let message = received else {
+                throw NetError(.closed, "\(link.peer.name) closed the connection")
+            }
+            if message == .changed {
+                told = true
+                continue
+            }
+            let rtt = sent.map { ContinuousClock.now - $0 }
+            sent = nil
+            if let ahead = follower.requestAhead(of: message) {
+                try await link.send(ahead.frame)
+                prefetched = Task { try await next() }
+            }
+            // An answer not taken (not to the last request: none should come on one connection) is asked again.
+            askAgain = try !follower.take(message)
+            taken(rtt)
         }
     }
 
@@ -340,19 +397,7 @@ public final class SyncService: Sendable {
             throw NetError(.protocolError, "\(address) did not open the library")
         }
         let follower = try SyncFollower(library: library, peer: device)
-        while let request = follower.request() {
-            try await link.send(request.frame)
-            while true {
-                guard let frame = try await link.receive(timeout: .seconds(120)) else {
-                    throw NetError(.closed, "\(address) closed the connection")
-                }
-                let message = try SyncMessage(frame)
-                if message == .changed { continue }
-                try follower.take(message)
-                break
-            }
-            progress(follower.applied)
-        }
+        _ = try await round(follower, over: link, timeout: .seconds(120)) { _ in progress(follower.applied) }
         return (follower.applied, link.bytesReceived)
     }
 }

@@ -13,7 +13,8 @@ public struct PartFile: ~Copyable, Sendable {
     /// Opens `path` for writing: created new (`resume` false: it must not exist), or opened as it is and
     /// cut to `resumeAt` bytes (`resume` true: the bytes before it were flushed by an earlier run).
     public init(path: String, mode: UInt32 = 0o644, resumeAt: Int64? = nil) throws(SystemError) {
-        let flags = resumeAt == nil ? O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC : O_WRONLY | O_CLOEXEC
+        // (A temporary is never a symbolic link: one put in its place is not followed.)
+        let flags = resumeAt == nil ? O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC : O_WRONLY | O_NOFOLLOW | O_CLOEXEC
         let fd = retryingEINTR { open(path, flags, mode_t(mode)) }
         guard fd >= 0 else { throw SystemError.current(resumeAt == nil ? "create" : "open", path: path) }
         if let resumeAt, ftruncate(fd, off_t(resumeAt)) != 0 {
@@ -21,6 +22,14 @@ public struct PartFile: ~Copyable, Sendable {
             close(fd)
             throw error
         }
+        descriptor = fd
+        self.path = path
+    }
+
+    /// Opens an existing temporary for more writes, as it is.
+    public init(existing path: String) throws(SystemError) {
+        let fd = retryingEINTR { open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
+        guard fd >= 0 else { throw SystemError.current("open", path: path) }
         descriptor = fd
         self.path = path
     }

@@ -181,6 +181,32 @@ struct Device {
         let outside = try b.sd.run(["cp", "-y", "sd://\(aID)/etc/hostname", fetched])
         #expect(outside.status == 1 && outside.stderr.contains("not in the index of"), "\(outside.stderr)")
 
+        // A copy to a peer: b sends a folder of its own into a's location (the job runs in b's daemon and sends
+        // to a's, which checks each file against b's content id, renames it into place and indexes it).
+        let outgoing = b.dir.file("outgoing")
+        _ = try b.dir.write("outgoing/pushed-note.txt", Array("from b to a".utf8))
+        _ = try b.dir.write("outgoing/inner/pushed-big.bin", big)
+        chmod(outgoing + "/pushed-note.txt", 0o640)
+        let pushPreview = try b.run(["cp", "--preview", outgoing, "sd://\(aID)\(a.files)"]).stdout
+        #expect(pushPreview.contains("copy to another device 2 files, 3.2 MB, 2 folders"), "\(pushPreview)")
+        #expect(pushPreview.contains(" free"), "the free space of a's volume, as synced: \(pushPreview)")
+        let pushed = try b.run(["cp", "-y", outgoing, "sd://\(aID)\(a.files)"])
+        #expect(pushed.stdout.contains("peer-push completed: 2 files"), "\(pushed.stdout)")
+        #expect(try TemporaryDirectory.tree(a.files + "/outgoing") == (try TemporaryDirectory.tree(outgoing)))
+        let pushedMode = try FileManager.default.attributesOfItem(atPath: a.files + "/outgoing/pushed-note.txt")
+        #expect(pushedMode[.posixPermissions] as? Int == 0o640, "the copy has the original's permissions")
+        #expect(try b.run(["log", "--limit", "1"]).stdout.contains("peer-push  ok"))
+        // a indexed what it received, and b sees it there by sync (b's own folder is not one of its locations).
+        #expect(try finds(a, "pushed-note", within: 10) != nil, "a indexed the file it received")
+        #expect(try finds(b, "pushed-note", within: 10) != nil, "and b sees a's new entry")
+        let pushAgain = try b.sd.run(["cp", "-y", outgoing + "/pushed-note.txt", "sd://\(aID)\(a.files)/outgoing"])
+        #expect(pushAgain.status == 1 && pushAgain.stderr.contains("already exists"), "\(pushAgain.stderr)")
+        let pushOutside = try b.sd.run(["cp", "-y", outgoing + "/pushed-note.txt", "sd://\(aID)/tmp"])
+        #expect(
+            pushOutside.status == 1 && pushOutside.stderr.contains("not inside a location"),
+            "\(pushOutside.stderr)"
+        )
+
         // A tag made on b is seen on a and c within a second.
         try b.run(["tag", "create", "shared-tag"])
         try b.run(["tag", "add", "shared-tag", b.files + "/only-on-b.txt"])
@@ -275,6 +301,41 @@ struct Device {
         let left = try FileManager.default.contentsOfDirectory(atPath: b.dir.path).filter { $0.contains(".sd-part") }
         #expect(left.isEmpty, "temporaries left: \(left)")
         print("peer copy: \(kills) kills landed while it ran")
+    }
+
+    /// A copy to a peer, the sending daemon killed (SIGKILL) while it sends, started again: the job resumes from
+    /// the bytes the receiver last flushed, and the file lands there whole and verified, no temporary left.
+    @Test(.timeLimit(.minutes(10))) func killedPeerPushResumesAndLandsVerified() throws {
+        let a = try Device("a"), b = try Device("b")
+        defer { [a, b].forEach { $0.stopDaemon() } }
+        _ = try a.dir.write("files-a/here.txt", Array("a's".utf8))
+        let source = FileHandle(forReadingAtPath: "/dev/urandom")!
+        let sent = try b.dir.write("outgoing/big.bin", [UInt8](source.readData(ofLength: 192 << 20)))
+        try source.close()
+        try a.run(["location", "add", a.files])
+        try a.run(["index"])
+        try a.startDaemon()
+        try a.pair(with: b)
+        try a.run(["library", "share", try b.id])
+        try b.run(["library", "join", try a.id])
+        let daemon = DaemonKillTests.Daemon(sd: b.sd, startArguments: b.daemonArguments)
+        try daemon.start()
+        let preview = try daemon.post(
+            "/v1/actions/preview",
+            #"{"action": "copy", "paths": ["\#(sent)"], "destination": "sd://\#(try a.id)\#(a.files)"}"#
+        )
+        let previewID = try #require((preview as? [String: Any])?["id"] as? String, "\(preview)")
+        let committed = try daemon.post("/v1/actions/\(previewID)/commit", "{}") as? [String: Any]
+        let job = try #require(committed?["id"] as? String)
+        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
+        let kills = try daemon.killWhileRunning(job, times: 2, &rng)
+        #expect(kills >= 1, "no kill landed while the push ran")
+        let finished = try daemon.waitUntilFinished(job)
+        #expect(finished["state"] as? String == "completed", "\(finished)")
+        #expect(FileManager.default.contentsEqual(atPath: a.files + "/big.bin", andPath: sent))
+        let left = try FileManager.default.contentsOfDirectory(atPath: a.files).filter { $0.contains(".sd-part") }
+        #expect(left.isEmpty, "temporaries left: \(left)")
+        print("peer push: \(kills) kills landed while it ran")
     }
 
     func peerPort(_ d: Device) throws -> Int {

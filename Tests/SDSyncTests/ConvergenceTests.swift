@@ -168,7 +168,13 @@ struct InFlight {
         func sharedChange(_ r: Replica) throws {
             let files = localFiles(r).map { "\(r.root)/\($0)" }
             let tags = try r.library.tags().map(\.name)
-            switch pick(6) {
+            switch pick(7) {
+            case 6:
+                // Library settings are shared metadata too.
+                try r.library.setSetting(
+                    ["min-copies", "sync-retention-days"][pick(2)],
+                    chance(20) ? nil : "\(1 + pick(30))"
+                )
             case 0: _ = try? r.library.createTag(tagNames[pick(tagNames.count)])
             case 1 where !tags.isEmpty:
                 try? r.library.renameTag(tags[pick(tags.count)], to: tagNames[pick(tagNames.count)] + "\(pick(2))")
@@ -212,6 +218,10 @@ struct InFlight {
                     )
                 }
             } else if let follower = target.followers[m.from] {
+                // Half the time, pipelined as over a connection: the next batch asked before this one is taken.
+                if chance(50), let next = follower.requestAhead(of: message) {
+                    send(InFlight(from: m.to, to: m.from, frame: next.frame, isRequest: true, due: 0), faults: faults)
+                }
                 _ = try follower.take(message)
             }
         }

@@ -99,6 +99,32 @@ import Testing
             .readRequest(id: 6, path: "/home/ana/a.txt", offset: 1 << 20, length: 1 << 20),
             .fileData(id: 6, offset: 1 << 20, bytes: rng.bytes(40), error: nil),
             .fileData(id: 7, offset: 0, bytes: [], error: "gone"),
+            .pushFolder(id: 8, path: "/srv/media/new"),
+            .pushOpen(id: 9, path: "/srv/media/new/a.bin", tag: "ab12cd34-0", resumeAt: 64 << 20),
+            .pushData(
+                id: 10,
+                path: "/srv/media/new/a.bin",
+                tag: "ab12cd34-0",
+                offset: 5,
+                bytes: rng.bytes(30),
+                sync: true
+            ),
+            .pushCommit(
+                id: 11,
+                path: "/srv/media/new/a.bin",
+                tag: "ab12cd34-0",
+                commit: PushCommit(
+                    size: 35,
+                    contentID: "0123456789abcdef",
+                    fullHash: nil,
+                    mtimeNanoseconds: -5,
+                    mode: 0o640,
+                    replace: false
+                )
+            ),
+            .pushAbort(id: 12, path: "/srv/media/new/a.bin", tag: "ab12cd34-0"),
+            .pushDone(id: 12, value: 35, error: nil),
+            .pushDone(id: 13, value: 0, error: "refused"),
         ]
     }
 

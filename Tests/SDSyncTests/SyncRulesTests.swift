@@ -212,6 +212,111 @@ import Testing
         }
     }
 
+    /// Files another device sends are received only into folders inside this device's locations, by plain
+    /// path (a link leading out, `..`, a temporary's name or a malformed tag: refused), and land only whole,
+    /// flushed, and equal to what the sender described; nothing is replaced unless asked.
+    @Test func filesAreReceivedOnlyIntoLocationsAndOnlyWhole() throws {
+        let r = try Replica(0)
+        try FileManager.default.createSymbolicLink(atPath: r.root + "/link", withDestinationPath: r.dir.path)
+        try FileManager.default.createDirectory(atPath: r.root + "/in", withIntermediateDirectories: true)
+        try r.rescan()
+        let server = SyncServer(library: r.library)
+        var next: UInt64 = 0
+        /// The answer's value, or its refusal.
+        func ask(_ make: (UInt64) -> SyncMessage) throws -> Result<Int64, PeerFileError> {
+            next += 1
+            guard case .pushDone(let id, let value, let error) = try server.answer(make(next)), id == next else {
+                throw PeerFileError("no answer")
+            }
+            return error.map { .failure(PeerFileError($0)) } ?? .success(value)
+        }
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        let id = try #require(try ContentHasher().contentID(of: MemoryReader(bytes)))
+        func commit(_ content: String?, replace: Bool = false) -> PushCommit {
+            PushCommit(
+                size: Int64(bytes.count),
+                contentID: content,
+                fullHash: nil,
+                mtimeNanoseconds: 1_600_000_000_123_456_789,
+                mode: 0o640,
+                replace: replace
+            )
+        }
+        /// Sends `bytes` to `path` in two pieces (the first flushed), then commits.
+        func send(_ path: String, tag: String, _ c: PushCommit) throws -> Result<Int64, PeerFileError> {
+            if case .failure(let refused) = try ask({ .pushOpen(id: $0, path: path, tag: tag, resumeAt: 0) }) {
+                return .failure(refused)
+            }
+            _ = try ask {
+                .pushData(id: $0, path: path, tag: tag, offset: 0, bytes: Array(bytes[..<100_000]), sync: true)
+            }
+            _ = try ask {
+                .pushData(id: $0, path: path, tag: tag, offset: 100_000, bytes: Array(bytes[100_000...]), sync: false)
+            }
+            return try ask { .pushCommit(id: $0, path: path, tag: tag, commit: c) }
+        }
+        func leftovers(_ folder: String) -> [String] {
+            ((try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []).filter { $0.hasPrefix(".sd-part-") }
+        }
+
+        // Received whole: in place with the sender's time and permissions.
+        #expect(try send(r.root + "/in/a.bin", tag: "ab12-0", commit(id.hex)).get() == 0)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: r.root + "/in/a.bin"))) == bytes)
+        let landed = try Directory.stat(Array((r.root + "/in/a.bin").utf8))
+        #expect(landed.mtimeNanoseconds == 1_600_000_000_123_456_789 && landed.mode & 0o777 == 0o640)
+        // Not equal to what the sender described: nothing lands, nothing is left.
+        guard case .failure(let mismatch) = try send(r.root + "/in/b.bin", tag: "ab12-1", commit("0123456789abcdef"))
+        else { throw PeerFileError("a file unlike its description landed") }
+        #expect(mismatch.message.contains("does not match"))
+        #expect(!FileSystem.exists(r.root + "/in/b.bin") && leftovers(r.root + "/in").isEmpty)
+        // Onto an existing file: refused unless replacing was asked.
+        try Data("mine".utf8).write(to: URL(fileURLWithPath: r.root + "/in/c.txt"))
+        guard case .failure = try send(r.root + "/in/c.txt", tag: "ab12-2", commit(id.hex)) else {
+            throw PeerFileError("an existing file was replaced")
+        }
+        #expect(try String(contentsOfFile: r.root + "/in/c.txt", encoding: .utf8) == "mine")
+        #expect(try send(r.root + "/in/c.txt", tag: "ab12-3", commit(id.hex, replace: true)).get() == 0)
+        #expect(try [UInt8](Data(contentsOf: URL(fileURLWithPath: r.root + "/in/c.txt"))) == bytes)
+        // A resumed file goes on from what was flushed (never beyond what is there).
+        _ = try ask { .pushOpen(id: $0, path: r.root + "/in/d.bin", tag: "ab12-4", resumeAt: 0) }
+        _ = try ask {
+            .pushData(
+                id: $0,
+                path: r.root + "/in/d.bin",
+                tag: "ab12-4",
+                offset: 0,
+                bytes: Array(bytes[..<1_000]),
+                sync: true
+            )
+        }
+        #expect(try ask { .pushOpen(id: $0, path: r.root + "/in/d.bin", tag: "ab12-4", resumeAt: 600) }.get() == 600)
+        #expect(try ask { .pushOpen(id: $0, path: r.root + "/in/d.bin", tag: "ab12-4", resumeAt: 5_000) }.get() == 600)
+        #expect(try ask { .pushAbort(id: $0, path: r.root + "/in/d.bin", tag: "ab12-4") }.get() == 0)
+        #expect(leftovers(r.root + "/in").isEmpty)
+        // Folders: made inside locations only.
+        #expect(try ask { .pushFolder(id: $0, path: r.root + "/in/new") }.get() == 0)
+        #expect(FileSystem.isDirectory(r.root + "/in/new"))
+
+        for path in [
+            r.dir.file("outside.bin"), r.root + "/../outside.bin", r.root + "/link/outside.bin", "relative.bin",
+            r.root + "/no/such/x", r.root + "/in/.sd-part-in-x",
+        ] {
+            if case .success = try ask({ .pushOpen(id: $0, path: path, tag: "ab12-5", resumeAt: 0) }) {
+                Issue.record("\(path) was opened for writing")
+            }
+            if case .success = try ask({ .pushFolder(id: $0, path: path) }) {
+                Issue.record("\(path): a folder was made")
+            }
+        }
+        for tag in ["../../x", "", "AB", String(repeating: "a", count: 65)] {
+            if case .success = try ask({ .pushOpen(id: $0, path: r.root + "/in/e.bin", tag: tag, resumeAt: 0) }) {
+                Issue.record("tag '\(tag)' was taken")
+            }
+        }
+        #expect(!FileSystem.exists(r.dir.file("outside.bin")))
+        #expect(leftovers(r.dir.path).isEmpty && leftovers(r.root).isEmpty && leftovers(r.root + "/in").isEmpty)
+    }
+
     /// A change made after a compaction emptied the log gets a seq after every seq used before, so a peer
     /// that had pulled past them still pulls it (found by the convergence test, seed 737993: SQLite handed the
     /// first seq out again and the rename was never pulled).
@@ -225,6 +330,24 @@ import Testing
         try a.library.renameTag("red", to: "blue")
         try pull(b, from: [a])
         #expect(try b.library.tags().map(\.name) == ["blue", "green"], "the rename after the compaction reached b")
+    }
+
+    /// Library settings are shared metadata: set on one device, they hold on the others; the last edit wins,
+    /// and a removal too.
+    @Test func librarySettingsAreShared() throws {
+        let a = try Replica(0), b = try Replica(1)
+        try a.library.setSetting("min-copies", "2")
+        try a.library.setSetting("sync-retention-days", "30")
+        try pull(b, from: [a])
+        #expect(try b.library.setting("min-copies") == "2")
+        #expect(try b.library.syncRetentionDays() == 30)
+        try b.library.setSetting("min-copies", "3")
+        try pull(a, from: [b])
+        #expect(try a.library.setting("min-copies") == "3", "the later edit won")
+        try a.library.setSetting("sync-retention-days", nil)
+        try pull(b, from: [a])
+        #expect(try b.library.setting("sync-retention-days") == nil, "the removal reached b")
+        #expect(try a.library.syncDump() == (try b.library.syncDump()))
     }
 
     /// The history kept is the library's `sync-retention-days` (default 90): what is older is compacted.

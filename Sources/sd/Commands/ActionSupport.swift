@@ -210,10 +210,11 @@ enum Actions {
         case "dedup-reflink": verb = "replace by reflinks of the kept copies:"
         case "dedup-separate": verb = "give their own copies again:"
         case "peer-copy": verb = "copy from another device"
+        case "peer-push": verb = "copy to another device"
         default: verb = p.action
         }
         var head = "\(verb) \(summary(p))"
-        if let destination = p.destination, ["copy", "move", "peer-copy"].contains(p.action) {
+        if let destination = p.destination, ["copy", "move", "peer-copy", "peer-push"].contains(p.action) {
             head += " to \(destination)"
         }
         if let tag = p.operations.first(where: { $0.kind == .tag })?.target { head = "\(verb) \(tag): \(summary(p))" }
