@@ -268,6 +268,64 @@ struct Device {
         #expect(refused.status == 1 && refused.stderr.contains("TLS handshake failed"), "\(refused.stderr)")
     }
 
+    /// A "cloud" is one more device running sdd headless, as a service manager would run it (the sdd binary in
+    /// the foreground, its options only): it holds the library and a laptop's index, and passes shared metadata
+    /// on between devices that never meet (a laptop and a phone, each paired with the cloud only).
+    @Test(.timeLimit(.minutes(10))) func aCloudIsOneMoreDeviceRunningSddHeadless() throws {
+        let laptop = try Device("laptop"), cloud = try Device("cloud"), phone = try Device("phone")
+        var service: ChildProcess?
+        defer {
+            service?.send(SIGTERM)
+            _ = service?.wait(seconds: 20)
+            [laptop, phone].forEach { $0.stopDaemon() }
+        }
+        _ = try laptop.dir.write("files-laptop/quarterly-report.txt", Array("figures".utf8))
+        try laptop.run(["location", "add", laptop.files])
+        try laptop.run(["index"])
+        try laptop.startDaemon()
+        try laptop.pair(with: cloud)
+        try laptop.run(["library", "share", try cloud.id])
+        try cloud.run(["library", "join", try laptop.id])
+        // From here the cloud is its service alone.
+        service = try ChildProcess.start(
+            URL(fileURLWithPath: cloud.sd.path).deletingLastPathComponent().appendingPathComponent("sdd").path,
+            ["--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "off"],
+            environment: cloud.sd.environment,
+            standardOutput: .null,
+            standardError: .null
+        )
+        let up = Date()
+        while Date().timeIntervalSince(up) < 20, (try? cloud.json(["daemon", "status"])) == nil {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        try cloud.pair(with: phone)
+        try cloud.run(["library", "share", try phone.id])
+        try phone.run(["library", "join", try cloud.id])
+        try phone.startDaemon()
+
+        // The cloud keeps the laptop's index (searchable there).
+        let indexed = Date()
+        while Date().timeIntervalSince(indexed) < 20,
+            try !cloud.sd.run(["search", "quarterly-report"]).stdout.contains("quarterly-report")
+        {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(try cloud.sd.run(["search", "quarterly-report"]).stdout.contains("sd://\(try laptop.id)/"))
+        // A tag made on the laptop reaches the phone through the cloud.
+        try laptop.run(["tag", "create", "via-cloud"])
+        let tagged = Date()
+        while Date().timeIntervalSince(tagged) < 20, try !phone.sd.run(["tag", "list"]).stdout.contains("via-cloud") {
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        #expect(
+            try phone.sd.run(["tag", "list"]).stdout.contains("via-cloud"),
+            "the tag went laptop -> cloud -> phone"
+        )
+        print(
+            "cloud: a tag made on the laptop reached the phone after \(String(format: "%.2f", Date().timeIntervalSince(tagged))) s"
+        )
+    }
+
     /// A copy from a peer, its daemon killed (SIGKILL) while it fetches, started again: the job resumes from
     /// its last flushed bytes and lands the file whole and verified, with no temporary left.
     @Test(.timeLimit(.minutes(10))) func killedPeerCopyResumesAndLandsVerified() throws {
