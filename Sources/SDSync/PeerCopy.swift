@@ -236,8 +236,6 @@ public struct PeerCopyJob: JobKind {
                     try saved(flushed)
                 }
             }
-            try file.setModificationTime(info.mtimeNanoseconds)
-            try file.setMode(info.mode)
             try file.sync()
         } catch {
             // Broken connection: keep what is flushed for the next attempt; anything else: no temporary left.
@@ -250,6 +248,10 @@ public struct PeerCopyJob: JobKind {
                 "the copy of \(op.source) does not match the file on its device (read back from the disk); nothing was replaced"
             )
         }
+        // Times and permissions once it was read back (a mode without read permission would stop that).
+        try file.setModificationTime(info.mtimeNanoseconds)
+        try file.setMode(info.mode)
+        try file.sync()
         if op.conflict == "overwrite" {
             try FileSystem.renameReplacing(part, to: op.target)
         } else {

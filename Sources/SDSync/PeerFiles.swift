@@ -158,8 +158,6 @@ struct PeerFileReceiver: Sendable {
             guard FileSystem.exists(part) else { throw PeerFileError("no file is being received for \(path)") }
             do {
                 let file = try PartFile(existing: part)
-                try file.setModificationTime(commit.mtimeNanoseconds)
-                try file.setMode(commit.mode)
                 try file.sync()
                 let reader = try LocalFileReader(path: part)
                 let size = Int64(try reader.size())
@@ -175,6 +173,10 @@ struct PeerFileReceiver: Sendable {
                         "\(path): what arrived does not match the sender's file (read back from the disk); nothing was replaced"
                     )
                 }
+                // Times and permissions once it was read back (a mode without read permission would stop that).
+                try file.setModificationTime(commit.mtimeNanoseconds)
+                try file.setMode(commit.mode)
+                try file.sync()
             } catch {
                 FileSystem.remove(part)
                 throw error
