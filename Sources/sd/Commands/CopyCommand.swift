@@ -21,9 +21,15 @@ struct CopyCommand: ParsableCommand {
             source (content id; `--verify-full`: BLAKE3 of every byte), then renamed into place. An interrupted
             copy resumes with `sd jobs resume ID`. Without -y, sd asks before copying. Paths may be SdPaths.
 
+            Another device's files (a device the library is shared with): sources `sd://DEVICE/path` (or
+            `sd://content/ID` with no copy here) are fetched from it; a destination `sd://DEVICE/path` sends
+            files there, into one of its locations (previewed against its index and volume as synced here; it
+            verifies each file before renaming it into place).
+
             Examples:
               sd cp ~/Pictures/2024 /mnt/backup/ --preview
               sd cp -y report.pdf notes.txt ~/Documents/
+              sd cp -y ~/Pictures/2024 sd://DEVICE/srv/photos/
             """
     )
 
