@@ -117,7 +117,7 @@ public struct FileOperation: Codable, Sendable, Equatable {
     }
 
     /// Bytes this step accounts for in the job's progress.
-    var progressBytes: Int64 {
+    public var progressBytes: Int64 {
         guard !skip else { return 0 }
         switch kind {
         case .file, .rename, .trash, .delete, .link, .clone, .separate: return size

@@ -100,24 +100,51 @@ public enum PeerCopyPlanner {
                 plan(device, path + "/" + name, child, target + "/" + name, policy, library, &taken, &preview)
             }
         case .regular:
-            var op = FileOperation(kind: .file, source: source, target: target, size: entry.size, files: 1)
-            if taken.contains(target) || FileSystem.exists(target) {
-                preview.resolveConflict(&op, policy: policy, taken: taken)
-            }
-            taken.insert(op.target)
-            preview.operations.append(op)
-            if op.skip {
-                preview.skipped += 1
-            } else {
-                preview.files += 1
-                preview.bytes += op.size
-                preview.bytesToWrite += op.size
-            }
+            preview.planFile(
+                FileOperation(kind: .file, source: source, target: target, size: entry.size, files: 1),
+                inTheWay: FileSystem.exists(target),
+                policy: policy,
+                taken: &taken
+            )
         default:
             // Links and special files stay where they are: only files and folders are fetched.
             preview.skipped += 1
         }
     }
+}
+
+extension ActionPreview {
+    /// Adds a file to copy, counted: a conflict when its target is `inTheWay` or taken by an earlier operation,
+    /// resolved by `policy` (`exists` and `isFolder` tell what is where the files go).
+    mutating func planFile(
+        _ file: FileOperation,
+        inTheWay: Bool,
+        policy: ConflictPolicy,
+        taken: inout Set<String>,
+        exists: (String) -> Bool = FileSystem.exists,
+        isFolder: (String) -> Bool = FileSystem.isDirectory
+    ) {
+        var op = file
+        if inTheWay || taken.contains(op.target) {
+            resolveConflict(&op, policy: policy, taken: taken, exists: exists, isFolder: isFolder)
+        }
+        taken.insert(op.target)
+        operations.append(op)
+        if op.skip {
+            skipped += 1
+        } else {
+            files += 1
+            bytes += op.size
+            bytesToWrite += op.size
+        }
+    }
+}
+
+/// Where a copy between devices stands: the operation under way, and the bytes of its temporary that are
+/// on disk (where the file is received).
+public struct PeerTransferCheckpoint: Codable, Sendable {
+    public var next: Int
+    public var flushed: Int64
 }
 
 /// The job that fetches files of another device (kind 'peer-copy'): an `ActionPlan` of folders to make and
@@ -145,19 +172,15 @@ public struct PeerCopyJob: JobKind {
         self.updater = updater
     }
 
-    public struct Checkpoint: Codable, Sendable {
-        /// The operation under way, and the bytes of its temporary that are on disk.
-        public var next: Int
-        public var flushed: Int64
-    }
+    public typealias Checkpoint = PeerTransferCheckpoint
 
     public func run(_ context: JobContext) async throws {
         let plan = try context.input(ActionPlan.self)
         let ops = plan.operations
-        let total = ops.reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
+        let total = ops.reduce(Int64(0)) { $0 + $1.progressBytes }
         var state = try context.checkpoint(Checkpoint.self) ?? Checkpoint(next: 0, flushed: 0)
         let resumed = context.resumed
-        var done = ops.prefix(state.next).reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
+        var done = ops.prefix(state.next).reduce(Int64(0)) { $0 + $1.progressBytes }
         let tag = String(context.record.id.prefix(8))
         let sessions = PeerSessions(connect)
         defer { sessions.closeAll() }

@@ -122,8 +122,6 @@ public enum PeerPushPlanner {
                 preview.problems.append(ActionProblem(path: source, reason: "cannot be read"))
                 return
             }
-            let exists = { [remote] (path: String) in remote.exists(path) }
-            let isFolder = { [remote] (path: String) in remote.isFolder(path) }
             switch entry.type {
             case .directory:
                 var op = FileOperation(kind: .folder, source: source, target: target)
@@ -146,19 +144,14 @@ public enum PeerPushPlanner {
                     plan(source + "/" + name, target + "/" + name, &preview, listed: child, newFolder: !merge)
                 }
             case .regular:
-                var op = FileOperation(kind: .file, source: source, target: target, size: Int64(entry.size), files: 1)
-                if taken.contains(target) || (!newFolder && remote.exists(target)) {
-                    preview.resolveConflict(&op, policy: policy, taken: taken, exists: exists, isFolder: isFolder)
-                }
-                taken.insert(op.target)
-                preview.operations.append(op)
-                if op.skip {
-                    preview.skipped += 1
-                } else {
-                    preview.files += 1
-                    preview.bytes += op.size
-                    preview.bytesToWrite += op.size
-                }
+                preview.planFile(
+                    FileOperation(kind: .file, source: source, target: target, size: Int64(entry.size), files: 1),
+                    inTheWay: !newFolder && remote.exists(target),
+                    policy: policy,
+                    taken: &taken,
+                    exists: { [remote] in remote.exists($0) },
+                    isFolder: { [remote] in remote.isFolder($0) }
+                )
             default:
                 // Links and special files stay here: only files and folders are sent.
                 preview.skipped += 1
@@ -187,18 +180,15 @@ public struct PeerPushJob: JobKind {
         self.connect = connect
     }
 
-    public struct Checkpoint: Codable, Sendable {
-        public var next: Int
-        public var flushed: Int64
-    }
+    public typealias Checkpoint = PeerTransferCheckpoint
 
     public func run(_ context: JobContext) async throws {
         let plan = try context.input(ActionPlan.self)
         let ops = plan.operations
-        let total = ops.reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
+        let total = ops.reduce(Int64(0)) { $0 + $1.progressBytes }
         var state = try context.checkpoint(Checkpoint.self) ?? Checkpoint(next: 0, flushed: 0)
         let resumed = context.resumed
-        var done = ops.prefix(state.next).reduce(Int64(0)) { $0 + ($1.kind == .file && !$1.skip ? $1.size : 0) }
+        var done = ops.prefix(state.next).reduce(Int64(0)) { $0 + $1.progressBytes }
         let tag = String(context.record.id.prefix(8)).lowercased()
         let sessions = PeerSessions(connect)
         defer { sessions.closeAll() }

@@ -331,29 +331,14 @@ struct Device {
     @Test(.timeLimit(.minutes(10))) func killedPeerCopyResumesAndLandsVerified() throws {
         let a = try Device("a"), b = try Device("b")
         defer { [a, b].forEach { $0.stopDaemon() } }
-        let source = FileHandle(forReadingAtPath: "/dev/urandom")!
-        _ = try a.dir.write("files-a/big.bin", [UInt8](source.readData(ofLength: 192 << 20)))
-        try source.close()
-        try a.run(["location", "add", a.files])
-        try a.run(["index"])
-        try a.startDaemon()
-        try a.pair(with: b)
-        try a.run(["library", "share", try b.id])
-        try b.run(["library", "join", try a.id])
-        let daemon = DaemonKillTests.Daemon(sd: b.sd, startArguments: b.daemonArguments)
-        try daemon.start()
+        _ = try a.dir.write("files-a/big.bin", try Self.randomBytes(192 << 20))
+        let daemon = try sharedPair(a, b)
         let target = b.dir.file("fetched.bin")
-        let preview = try daemon.post(
-            "/v1/actions/preview",
+        let (kills, finished) = try commitKilledTwice(
+            daemon,
             #"{"action": "copy", "paths": ["sd://\#(try a.id)\#(a.files)/big.bin"], "destination": "\#(target)"}"#
         )
-        let previewID = try #require((preview as? [String: Any])?["id"] as? String)
-        let committed = try daemon.post("/v1/actions/\(previewID)/commit", "{}") as? [String: Any]
-        let job = try #require(committed?["id"] as? String)
-        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
-        let kills = try daemon.killWhileRunning(job, times: 2, &rng)
         #expect(kills >= 1, "no kill landed while the peer copy ran")
-        let finished = try daemon.waitUntilFinished(job)
         #expect(finished["state"] as? String == "completed", "\(finished)")
         #expect(FileManager.default.contentsEqual(atPath: target, andPath: a.files + "/big.bin"))
         let left = try FileManager.default.contentsOfDirectory(atPath: b.dir.path).filter { $0.contains(".sd-part") }
@@ -367,9 +352,29 @@ struct Device {
         let a = try Device("a"), b = try Device("b")
         defer { [a, b].forEach { $0.stopDaemon() } }
         _ = try a.dir.write("files-a/here.txt", Array("a's".utf8))
+        let sent = try b.dir.write("outgoing/big.bin", try Self.randomBytes(192 << 20))
+        let daemon = try sharedPair(a, b)
+        let (kills, finished) = try commitKilledTwice(
+            daemon,
+            #"{"action": "copy", "paths": ["\#(sent)"], "destination": "sd://\#(try a.id)\#(a.files)"}"#
+        )
+        #expect(kills >= 1, "no kill landed while the push ran")
+        #expect(finished["state"] as? String == "completed", "\(finished)")
+        #expect(FileManager.default.contentsEqual(atPath: a.files + "/big.bin", andPath: sent))
+        let left = try FileManager.default.contentsOfDirectory(atPath: a.files).filter { $0.contains(".sd-part") }
+        #expect(left.isEmpty, "temporaries left: \(left)")
+        print("peer push: \(kills) kills landed while it ran")
+    }
+
+    static func randomBytes(_ count: Int) throws -> [UInt8] {
         let source = FileHandle(forReadingAtPath: "/dev/urandom")!
-        let sent = try b.dir.write("outgoing/big.bin", [UInt8](source.readData(ofLength: 192 << 20)))
-        try source.close()
+        defer { try? source.close() }
+        return [UInt8](source.readData(ofLength: count))
+    }
+
+    /// a indexes its folder and serves it; b is paired with a, holds the library, and runs its daemon (which
+    /// the kill tests start again after each kill).
+    func sharedPair(_ a: Device, _ b: Device) throws -> DaemonKillTests.Daemon {
         try a.run(["location", "add", a.files])
         try a.run(["index"])
         try a.startDaemon()
@@ -378,22 +383,19 @@ struct Device {
         try b.run(["library", "join", try a.id])
         let daemon = DaemonKillTests.Daemon(sd: b.sd, startArguments: b.daemonArguments)
         try daemon.start()
-        let preview = try daemon.post(
-            "/v1/actions/preview",
-            #"{"action": "copy", "paths": ["\#(sent)"], "destination": "sd://\#(try a.id)\#(a.files)"}"#
-        )
+        return daemon
+    }
+
+    /// Previews and commits an action on `daemon`, SIGKILLs it twice while the job runs (starting it again each
+    /// time), and waits for the job: how many kills landed, and the job as it ended.
+    func commitKilledTwice(_ daemon: DaemonKillTests.Daemon, _ request: String) throws -> (Int, [String: Any]) {
+        let preview = try daemon.post("/v1/actions/preview", request)
         let previewID = try #require((preview as? [String: Any])?["id"] as? String, "\(preview)")
         let committed = try daemon.post("/v1/actions/\(previewID)/commit", "{}") as? [String: Any]
         let job = try #require(committed?["id"] as? String)
         var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
         let kills = try daemon.killWhileRunning(job, times: 2, &rng)
-        #expect(kills >= 1, "no kill landed while the push ran")
-        let finished = try daemon.waitUntilFinished(job)
-        #expect(finished["state"] as? String == "completed", "\(finished)")
-        #expect(FileManager.default.contentsEqual(atPath: a.files + "/big.bin", andPath: sent))
-        let left = try FileManager.default.contentsOfDirectory(atPath: a.files).filter { $0.contains(".sd-part") }
-        #expect(left.isEmpty, "temporaries left: \(left)")
-        print("peer push: \(kills) kills landed while it ran")
+        return (kills, try daemon.waitUntilFinished(job))
     }
 
     func peerPort(_ d: Device) throws -> Int {

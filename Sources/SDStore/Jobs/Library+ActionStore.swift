@@ -162,25 +162,10 @@ extension Library {
     /// device's clock and reaches every device the library is shared with (the last edit wins).
     public func setSetting(_ key: String, _ value: String?, scope: String = "") throws {
         try database.write { db in
-            try Self.logChange(
-                db,
-                device: device.id,
-                record: "setting",
-                key: Self.settingRecordKey(key, scope),
-                field: "value",
-                value: value
-            )
-            if let value {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO library_settings (key, scope, value) VALUES (?, ?, ?)",
-                    arguments: [key, scope, value]
-                )
-            } else {
-                try db.execute(
-                    sql: "DELETE FROM library_settings WHERE key = ? AND scope = ?",
-                    arguments: [key, scope]
-                )
-            }
+            let record = Self.settingRecordKey(key, scope)
+            try Self.logChange(db, device: device.id, record: "setting", key: record, field: "value", value: value)
+            // The live row, made from the register as a merged change makes it.
+            try Self.materialize(db, record: "setting", key: record)
         }
     }
 

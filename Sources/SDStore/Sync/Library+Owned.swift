@@ -385,8 +385,8 @@ extension Library {
             let entries: (rows: [OwnedEntry], last: [Int64]?)
             if let pass = next.pass {
                 // `+e.device_id`: by the rowid range, not by `entries_sync`. Left to itself SQLite took every row
-                // of the device through that index and sorted them, for every page (a backfill of 1M entries
-                // spent most of its time there: perf on the serving sdd).
+                // of the device through that index and sorted them, for every page (perf: the serving sdd was the
+                // busier side of a 1M-entry backfill; with this it went from 72 s to 64.5 s).
                 entries = try page(
                     columns + " WHERE +e.device_id = ? AND ? IS NOT NULL AND e.id > ? ORDER BY e.id LIMIT ?",
                     me,
@@ -775,7 +775,8 @@ extension Library {
         if local == nil {
             // A new row takes its uuid and name when nothing holds them (nearly always: a backfill is all new
             // rows). The statement fails as a whole when something does, and the checks below decide.
-            // (Bound directly: GRDB's arguments cost a fifth of a backfill's time, per perf.)
+            // (Bound directly: building GRDB's arguments was about a fifth of the joining side's CPU in perf; the
+            // backfill of 1M entries went from 62 s to 46 s with this.)
             let row = RawStatement(try db.cachedStatement(sql: insert), db)
             row.bind(1, bytes: e.uuid)
             row.bind(2, location)
