@@ -37,8 +37,11 @@ struct Device {
     /// LAN discovery's UDP port for this test run's daemons (not sdd's default, which a real one may hold).
     static let discoveryPort = Int.random(in: 40_000..<60_000)
 
+    /// Peers on loopback; LAN discovery only inside the test run's own network namespace (scripts/test), so
+    /// that no announcement reaches the machine's network.
     var daemonArguments: [String] {
-        ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "\(Self.discoveryPort)"]
+        ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery"]
+            + [TestNetwork.isIsolated ? "\(Self.discoveryPort)" : "off"]
     }
 
     func startDaemon() throws { try run(daemonArguments) }
@@ -116,6 +119,7 @@ struct Device {
         )
 
         // LAN discovery: a hears b announce its peer port (from this machine's network address) and notes it.
+        try #require(TestNetwork.isIsolated, "\(TestNetwork.notIsolatedReason ?? "")")
         let bPort = try peerPort(b)
         func announced() throws -> [String] {
             let peers = (try a.json(["peer", "list"]) as? [String: Any])?["peers"] as? [[String: Any]]

@@ -6,9 +6,12 @@ import Synchronization
 import Testing
 
 /// LAN discovery on real UDP multicast sockets: two devices on one group hear each other's id and port (not
-/// their own), and anything that is not exactly an announcement is ignored.
+/// their own), and anything that is not exactly an announcement is ignored. Run in the test run's own network
+/// namespace (scripts/test), so the announcements never leave this machine.
 struct DiscoveryTests {
     @Test func devicesOnOneGroupHearEachOther() async throws {
+        // Multicast only inside the test run's own network namespace, never on the machine's network.
+        try #require(TestNetwork.isIsolated, "\(TestNetwork.notIsolatedReason ?? "")")
         // A port of this test's own, so that a running sdd (default 7374) or another test run is not in the way.
         let port = Int.random(in: 40_000..<60_000)
         let (a, b) = (DeviceID.random(), DeviceID.random())

@@ -138,9 +138,10 @@ extension SDBinary {
         let data = environment["SD_DATA_DIR"] ?? ""
         let session = DaemonSession(way: way, sd: self, logPath: data + "/Default.sdlibrary/logs/sdd.log")
         if way == .daemon {
-            // Peers on any free loopback port: tests never take 7373 or listen beyond this machine.
+            // Peers on any free loopback port, no LAN announcements: tests never take 7373 or reach beyond
+            // this machine.
             let started = try run(
-                ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1"],
+                ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery", "off"],
                 environment: ["SD_LOG_LEVEL": "debug"]
             )
             guard started.status == 0 else { throw SDBinaryError.daemon(started.stderr) }
