@@ -109,6 +109,7 @@ let package = Package(
                 "SDAPI", "SDStore", "SDCore", "SDSystem", "SDJobs", "SDActions", "SDIndexer", "SDNet", "SDSync",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],

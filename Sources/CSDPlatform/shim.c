@@ -130,3 +130,69 @@ int csd_set_thread_name(const char *name) {
     return 0;
 #endif
 }
+
+#include <sys/socket.h>
+#include <sys/types.h>
+#if defined(__APPLE__)
+#include <sys/un.h>
+#include <sys/ucred.h>
+#endif
+int csd_peer_credentials(int fd, int *pid, unsigned int *uid) {
+#if defined(__linux__)
+    struct ucred credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) != 0) return -1;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    return 0;
+#elif defined(__APPLE__)
+    uid_t u;
+    gid_t g;
+    if (getpeereid(fd, &u, &g) != 0) return -1;
+    pid_t p = 0;
+    socklen_t length = sizeof(p);
+    if (getsockopt(fd, SOL_LOCAL, LOCAL_PEERPID, &p, &length) != 0) return -1;
+    *pid = p;
+    *uid = u;
+    return 0;
+#else
+    (void)fd; (void)pid; (void)uid;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+#if defined(__linux__)
+#include <linux/openat2.h>
+#endif
+int csd_open_beneath(int dirfd, const char *path, int flags, unsigned int mode) {
+#if defined(__linux__) && defined(SYS_openat2)
+    struct open_how how = {0};
+    how.flags = (unsigned long long)(flags | O_CLOEXEC);
+    how.mode = (flags & O_CREAT) ? mode : 0;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    long fd;
+    int tries = 0;
+    /* EAGAIN: a rename or mount raced the lookup (the kernel then refuses rather than guess); try again. */
+    do {
+        fd = syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
+    } while (fd < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 16);
+    return (int)fd;
+#else
+    (void)dirfd; (void)path; (void)flags; (void)mode;
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+long csd_raise_open_files_limit(long ceiling) {
+    struct rlimit limit;
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    rlim_t wanted = limit.rlim_max;
+    if (ceiling > 0 && wanted > (rlim_t)ceiling) wanted = (rlim_t)ceiling;
+    if (wanted > limit.rlim_cur) {
+        limit.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &limit) != 0) return -1;
+    }
+    return (long)limit.rlim_cur;
+}

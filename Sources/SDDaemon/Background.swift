@@ -53,8 +53,11 @@ struct BackgroundWork: Service {
     let conductor: Conductor
     let hub: EventHub
     let activity: Activity
+    /// Opened once the server listens (the socket made under umask 177, the user's umask back).
+    let ready: Gate
 
     func run() async throws {
+        guard await ready.wait() else { return }
         await conductor.start()
         let library = conductor.library
         let hub = self.hub
@@ -108,4 +111,20 @@ final class Activity: Sendable {
     private let count = Mutex(0)
     var requests: Int { count.withLock { $0 } }
     func touch() { count.withLock { $0 += 1 } }
+}
+
+/// A one-way gate: services wait at it until the daemon opens it (or shuts down first).
+final class Gate: Sendable {
+    private let isOpen = Mutex(false)
+
+    func open() { isOpen.withLock { $0 = true } }
+
+    /// Waits until open; false when the daemon began to shut down (or the task was cancelled) first.
+    func wait() async -> Bool {
+        while !isOpen.withLock({ $0 }) {
+            if Task.isCancelled || Task.isShuttingDownGracefully { return false }
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+        return true
+    }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import Logging
+import NIOCore
 import SDAPI
 import SDActions
 import SDCore
@@ -64,6 +65,8 @@ public struct Daemon: Sendable {
     public func run() async throws {
         _ = Self.started  // a static is set on first use: take the start time now, not at the first /v1/info
         try prepareSocket()
+        // Many connections and files at once (peers, clients, jobs): the hard limit, not the soft default.
+        ProcessLimits.raiseOpenFiles()
         let conductor = Conductor(library: library, hub: hub, logger: logger, watch: watch)
         var peering: Peering?
         if let peerPort {
@@ -84,13 +87,20 @@ public struct Daemon: Sendable {
         let socket = self.socket
         let pidFile = self.pidFile
         let logger = self.logger
+        // The socket is made under umask 177 (so 0600), never reachable by others, not even until a chmod; the
+        // user's umask comes back once it is bound, and nothing else that makes files (jobs, peers) starts
+        // before that.
+        let ready = Gate()
+        let userMask = umask(0o177)
         let app = Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
             configuration: .init(address: .unixDomainSocket(path: socket), serverName: "sdd"),
             onServerRunning: { _ in
-                chmod(socket, 0o600)
+                umask(userMask)
                 try? FileSystem.writeAtomically(Array("\(getpid())\n".utf8), to: pidFile, mode: 0o600)
                 logger.info("serving", metadata: ["socket": "\(socket)"])
+                ready.open()
             },
             logger: logger
         )
@@ -107,8 +117,8 @@ public struct Daemon: Sendable {
         // checkpoint), then the server, which waits for requests in flight (open event streams included).
         let group = ServiceGroup(
             configuration: .init(
-                services: services + [BackgroundWork(conductor: conductor, hub: hub, activity: activity)]
-                    + (peering.map { [PeeringService(peering: $0)] } ?? []),
+                services: services + [BackgroundWork(conductor: conductor, hub: hub, activity: activity, ready: ready)]
+                    + (peering.map { [PeeringService(peering: $0, ready: ready)] } ?? []),
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger
             )
@@ -131,6 +141,7 @@ public struct Daemon: Sendable {
         let listening = self.listening
         return Application(
             router: router,
+            server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
             configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "sdd"),
             onServerRunning: { channel in
                 listening.set(channel.localAddress?.port)
@@ -140,24 +151,35 @@ public struct Daemon: Sendable {
         )
     }
 
-    /// The bearer token in `path`, made when there is none.
+    /// A connection that sends nothing for this long (a request's head or body included) is closed: a client
+    /// cannot hold connections open with half-sent requests. A request being answered (an event stream) is
+    /// not idle.
+    static let idleTimeout: TimeAmount = .seconds(10)
+
+    /// The bearer token in `path`, made when there is none. One there is used only if it is a regular file of
+    /// this user's that nobody else can read (opened without following a link); otherwise a new one replaces it
+    /// atomically.
     static func token(at path: String) throws -> String {
-        if let text = try? String(contentsOfFile: path, encoding: .utf8) {
-            let token = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            if token.count >= 32 { return token }
+        if let bytes = FileSystem.readPrivateFile(path, limit: 4_096) {
+            let token = String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            if token.utf8.count >= 32
+                && token.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+            {
+                return token
+            }
         }
         var random = SystemRandomNumberGenerator()
         let token = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }.joined()
-        try FileSystem.makeDirectories(FileSystem.parent(of: path), mode: 0o700)
+        try FileSystem.makePrivateDirectory(FileSystem.parent(of: path))
         try FileSystem.writeAtomically(Array((token + "\n").utf8), to: path, mode: 0o600)
         return token
     }
 
-    /// The runtime folder (0700), and no socket in the way: a live daemon there is an error, a dead one's
-    /// socket is removed.
+    /// The runtime folder (this user's only: 0700, checked, never a link), and no socket in the way: a live
+    /// daemon there is an error, a dead one's socket is removed.
     func prepareSocket() throws {
         let folder = FileSystem.parent(of: socket)
-        try FileSystem.makeDirectories(folder, mode: 0o700)
+        do { try FileSystem.makePrivateDirectory(folder) } catch { throw DaemonError(error.message) }
         guard FileSystem.exists(socket) else { return }
         if let other = try? APIClient(socket: socket).get("/v1/info", DaemonInfo.self) {
             throw DaemonError(

@@ -95,8 +95,10 @@ final class Peering: Sendable {
 
 struct PeeringService: Service {
     let peering: Peering
+    let ready: Gate
 
     func run() async throws {
+        guard await ready.wait() else { return }
         await peering.start()
         let sync = peering.sync
         let follower = Task { await sync.run() }

@@ -31,7 +31,7 @@ public struct DeviceKey: Sendable {
         let temporary = "\(path).new-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         defer { FileSystem.remove(temporary) }
         do {
-            try FileSystem.makeDirectories(dir)
+            try FileSystem.makeDirectories(dir, mode: 0o700)
             try FileSystem.writeNew(pem, to: temporary, mode: 0o600)
             try FileSystem.renameNoReplace(temporary, to: path)
             try FileSystem.syncDirectory(dir)

@@ -101,7 +101,7 @@ public final class PeerStore: Sendable {
 
     private func update(_ change: (inout [PairedPeer]) -> Void) throws(NetError) {
         do {
-            try FileSystem.makeDirectories(FileSystem.parent(of: path))
+            try FileSystem.makeDirectories(FileSystem.parent(of: path), mode: 0o700)
             let lock = try FileLock(path: lockPath, mode: .exclusive)
             var peers = try read()
             change(&peers)

@@ -15,7 +15,7 @@ public struct FileLock: ~Copyable {
     /// Opens (creating if needed) `path` and takes the lock, waiting for other holders unless `wait` is false
     /// (then a held lock throws `SystemError` with `isWouldBlock`).
     public init(path: String, mode: Mode, wait: Bool = true) throws(SystemError) {
-        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
+        let fd = retryingEINTR { open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600) }
         guard fd >= 0 else { throw SystemError.current("open lock file", path: path) }
         let operation = (mode == .shared ? LOCK_SH : LOCK_EX) | (wait ? 0 : LOCK_NB)
         guard retryingEINTR({ flock(fd, operation) }) == 0 else {

@@ -1,3 +1,5 @@
+import CSDPlatform
+
 #if canImport(Glibc)
     @preconcurrency import Glibc
 #elseif canImport(Darwin)
@@ -6,6 +8,8 @@
 
 /// A minimal HTTP/1.1 client over a Unix domain socket: one request per connection (`Connection: close`), the
 /// whole response read. Enough for the CLI to talk to the daemon on its socket without an HTTP client stack.
+/// It talks only to a server run by the same user (checked on the connection: SO_PEERCRED), so a socket
+/// another account put in the way is never sent a request.
 public enum UnixHTTP {
     public struct Response: Sendable {
         public var status: Int
@@ -17,7 +21,7 @@ public enum UnixHTTP {
     ///
     /// #### Errors
     /// `SystemError` when nothing listens there (ENOENT, ECONNREFUSED), when the socket refuses us (EACCES), or
-    /// EPROTO when the answer is not HTTP.
+    /// EPROTO when the answer is not HTTP, EPERM when the server is another user's.
     public static func request(
         socket path: String,
         method: String,
@@ -80,7 +84,38 @@ public enum UnixHTTP {
         }
     }
 
+    /// The process and user serving `socket` (the kernel's answer for the connection, not the server's word).
+    public static func server(of socket: String) throws(SystemError) -> (pid: Int32, uid: UInt32) {
+        let fd = try connectAnyone(socket)
+        defer { close(fd) }
+        return try credentials(fd: fd, socket)
+    }
+
+    static func credentials(fd: Int32, _ path: String) throws(SystemError) -> (pid: Int32, uid: UInt32) {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        guard csd_peer_credentials(fd, &pid, &uid) == 0 else {
+            throw SystemError.current("peer credentials", path: path)
+        }
+        return (pid, uid)
+    }
+
+    /// A connection to the server on `path`, refused (EPERM) when that server runs as another user.
     static func connect(_ path: String) throws(SystemError) -> Int32 {
+        let fd = try connectAnyone(path)
+        let server: (pid: Int32, uid: UInt32)
+        do { server = try credentials(fd: fd, path) } catch {
+            close(fd)
+            throw error
+        }
+        guard server.uid == geteuid() else {
+            close(fd)
+            throw SystemError("connect (the server there is uid \(server.uid)'s, not yours)", path: path, errno: EPERM)
+        }
+        return fd
+    }
+
+    static func connectAnyone(_ path: String) throws(SystemError) -> Int32 {
         #if canImport(Glibc)
             let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         #else

@@ -37,6 +37,19 @@ int csd_clone_file(int target_fd, int source_fd);
 /// group, so it outlives the terminal that started it. 0, or an errno (ENOSYS where there is no such flag).
 int csd_spawn_new_session(void *attributes);
 
+/// The process and user at the other end of a connected Unix socket (SO_PEERCRED on Linux, getpeereid and
+/// LOCAL_PEERPID on macOS). 0, or -1 with errno.
+int csd_peer_credentials(int fd, int *pid, unsigned int *uid);
+
+/// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS: opens `path` (relative) below
+/// the folder `dirfd`, refusing any symbolic link on the way and any way out of it (ELOOP, EXDEV). A descriptor,
+/// or -1 with errno (ENOSYS where the kernel has no openat2: then walk the components with O_NOFOLLOW).
+int csd_open_beneath(int dirfd, const char *path, int flags, unsigned int mode);
+
+/// Raises this process's soft limit of open descriptors to its hard limit (at most `ceiling`). The new soft
+/// limit, or -1 with errno.
+long csd_raise_open_files_limit(long ceiling);
+
 #endif
 
 /// Lowers the calling thread's scheduling priority to `niceness` (Linux: threads it starts later inherit

@@ -25,9 +25,15 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
     /// in it may be known to other devices).
     public static func loadOrCreate(configDirectory dir: String) throws -> DeviceIdentity {
         let path = "\(dir)/device.json"
-        if let existing = try load(path) { return existing }
+        if let existing = try load(path) {
+            // The config folder holds this device's key and its paired devices: only this user's (an older sd
+            // made it readable by others).
+            FileSystem.restrict(dir, to: 0o700)
+            FileSystem.restrict(path, to: 0o600)
+            return existing
+        }
         do {
-            try FileSystem.makeDirectories(dir)
+            try FileSystem.makeDirectories(dir, mode: 0o700)
         } catch {
             throw LibraryError(.io, "cannot create the config folder '\(dir)': \(error)", underlying: error)
         }
@@ -42,7 +48,7 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
         defer { FileSystem.remove(temporary) }
         var failure: SystemError?
         do {
-            try FileSystem.writeNew(body, to: temporary)
+            try FileSystem.writeNew(body, to: temporary, mode: 0o600)
             try FileSystem.renameNoReplace(temporary, to: path)
             try FileSystem.syncDirectory(dir)
         } catch {

@@ -326,7 +326,7 @@ extension Library {
     /// `IndexError.busy` when another process holds it.
     public func lockLocation(_ location: Location) throws -> LocationLock {
         let folder = "\(path)/locks"
-        try FileSystem.makeDirectories(folder)
+        try FileSystem.makeDirectories(folder, mode: 0o700)
         do {
             return LocationLock(
                 try FileLock(path: "\(folder)/location-\(location.uuid).lock", mode: .exclusive, wait: false)

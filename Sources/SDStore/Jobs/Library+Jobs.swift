@@ -245,7 +245,7 @@ extension Library {
     /// `JobError.busy` when another runner (this process or another) holds it.
     public func lockJob(_ id: String) throws -> JobLock {
         let folder = "\(path)/locks"
-        try FileSystem.makeDirectories(folder)
+        try FileSystem.makeDirectories(folder, mode: 0o700)
         do {
             return JobLock(try FileLock(path: "\(folder)/job-\(id).lock", mode: .exclusive, wait: false))
         } catch {

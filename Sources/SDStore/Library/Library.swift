@@ -54,9 +54,11 @@ public final class Library: Sendable {
         let staging =
             "\(directory)/.\(name)\(folderExtension).creating-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         do {
-            try FileSystem.makeDirectories(directory)
-            try FileSystem.makeDirectories(staging)
-            for sub in subfolders { try FileSystem.makeDirectories("\(staging)/\(sub)") }
+            // Only this user can read a library (names, tags and notes are a map of someone's life): its folder
+            // and every folder in it are 0700, its files 0600.
+            try FileSystem.makeDirectories(directory, mode: 0o700)
+            try FileSystem.makeDirectories(staging, mode: 0o700)
+            for sub in subfolders { try FileSystem.makeDirectories("\(staging)/\(sub)", mode: 0o700) }
         } catch {
             FileSystem.removeTree(staging)
             throw LibraryError(.io, "cannot create the library folder in '\(directory)': \(error)", underlying: error)
@@ -68,11 +70,13 @@ public final class Library: Sendable {
                 schemaVersion: Schema.version,
                 created: Date(timeIntervalSince1970: floor(Date().timeIntervalSince1970))
             )
+            // Made empty (SQLite takes it as a new database) with the mode its journals then copy.
+            try FileSystem.createEmpty("\(staging)/\(databaseName)", mode: 0o600)
             let pool = try openPool("\(staging)/\(databaseName)")
             try Schema.makeMigrator().migrate(pool)
             try pool.write { db in try registerDevice(device, db) }
             try checkpointAndClose(pool)
-            try FileSystem.writeNew(try manifest.encoded(), to: "\(staging)/\(manifestName)")
+            try FileSystem.writeNew(try manifest.encoded(), to: "\(staging)/\(manifestName)", mode: 0o600)
             try FileSystem.syncDirectory(staging)
             try FileSystem.renameNoReplace(staging, to: target)
             try FileSystem.syncDirectory(directory)
@@ -84,6 +88,16 @@ public final class Library: Sendable {
             throw LibraryError(.io, "cannot create library '\(name)' in '\(directory)': \(error)", underlying: error)
         }
         return try open(at: target, device: device)
+    }
+
+    /// A library an older sd made readable by others (0755 folders, 0644 files) is made private: its folder and
+    /// the folders in it 0700, its files 0600 (only permissions wider than those are narrowed).
+    static func makePrivate(_ path: String) {
+        FileSystem.restrict(path, to: 0o700)
+        for sub in subfolders + ["locks", "trash"] { FileSystem.restrict("\(path)/\(sub)", to: 0o700) }
+        for name in [manifestName, databaseName, databaseName + "-wal", databaseName + "-shm", lockName] {
+            FileSystem.restrict("\(path)/\(name)", to: 0o600)
+        }
     }
 
     static func validate(name: String) throws {
@@ -126,8 +140,9 @@ public final class Library: Sendable {
         }
         for sub in subfolders where !FileSystem.isDirectory("\(path)/\(sub)") {
             // Derived data only (thumbnails, logs): an empty folder loses nothing.
-            try? FileSystem.makeDirectories("\(path)/\(sub)")
+            try? FileSystem.makeDirectories("\(path)/\(sub)", mode: 0o700)
         }
+        makePrivate(path)
         let pool: DatabasePool
         do {
             pool = try FileLock.withLock(path: "\(path)/\(lockName)", mode: .exclusive) {
@@ -142,7 +157,7 @@ public final class Library: Sendable {
         if current.schemaVersion < Schema.version {
             current.schemaVersion = Schema.version
             do {
-                try FileSystem.writeAtomically(try current.encoded(), to: "\(path)/\(manifestName)")
+                try FileSystem.writeAtomically(try current.encoded(), to: "\(path)/\(manifestName)", mode: 0o600)
             } catch {
                 throw LibraryError(.io, "cannot update '\(path)/\(manifestName)': \(error)", underlying: error)
             }

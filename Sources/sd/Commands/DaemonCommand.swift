@@ -43,12 +43,17 @@ struct DaemonCommand: ParsableCommand {
             guard FileManager.default.isExecutableFile(atPath: binary) else {
                 throw UserError("sdd is not beside sd (\(binary)); build it with `swift build`")
             }
+            // The runtime folder must be this user's only (another account could otherwise plant files there or
+            // reach the socket): made 0700, or checked to be.
             let folder = API.runtimeDirectory()
-            try FileSystem.makeDirectories(folder, mode: 0o700)
-            // Its own output (start errors) goes to a file beside the socket; its log to the library's logs/.
+            do { try FileSystem.makePrivateDirectory(folder) } catch { throw UserError(error.message) }
+            // Its own output (start errors) goes to a file beside the socket, made anew (never through a link);
+            // its log to the library's logs/.
             let outPath = folder + "/sdd.out"
-            let out = open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-            guard out >= 0 else { throw UserError("cannot write \(outPath)") }
+            let out: Int32
+            do { out = try FileSystem.createAnew(outPath, mode: 0o600) } catch {
+                throw UserError("cannot write \(outPath): \(error)")
+            }
             defer { close(out) }
             var arguments: [String] = libraryOptions.library.map { ["--library", $0] } ?? []
             if let tcpPort { arguments += ["--tcp-port", "\(tcpPort)"] }
@@ -85,6 +90,18 @@ struct DaemonCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop sdd (SIGTERM: it finishes what it does).")
         func run() throws {
             guard let info = APIClient().info() else { return print("no daemon runs") }
+            // The pid to signal is the one the kernel says holds the socket, this user's, and sdd: never only
+            // what the answer names.
+            let socket = API.socketPath()
+            guard let server = try? UnixHTTP.server(of: socket) else { return print("no daemon runs") }
+            let name = ProcessLimits.processName(server.pid)
+            guard server.uid == geteuid(), server.pid == info.pid, name == "sdd" else {
+                throw UserError(
+                    "the process answering on \(socket) (pid \(server.pid), \(name ?? "unknown"), uid \(server.uid)) "
+                        + "is not sdd as it claims (it names pid \(info.pid)); nothing was signalled. Stop it yourself "
+                        + "and remove the socket"
+                )
+            }
             guard kill(info.pid, SIGTERM) == 0 else { throw UserError("cannot signal sdd (pid \(info.pid))") }
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
