@@ -12,6 +12,8 @@ public struct PeerView: Codable, Sendable, Equatable {
     public var fingerprint: String
     public var addresses: [String]
     public var pairedAt: Date
+    /// What it may do here: `read`, `write in LOCATION-UUID`, `read except in LOCATION-UUID`...
+    public var rights: [String]
 
     public init(_ peer: PairedPeer) {
         id = peer.id.description
@@ -19,6 +21,7 @@ public struct PeerView: Codable, Sendable, Equatable {
         fingerprint = DeviceKey.fingerprint(peer.keyBytes)
         addresses = peer.addresses
         pairedAt = peer.pairedAt
+        rights = peer.granted.described()
     }
 }
 

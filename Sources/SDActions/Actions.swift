@@ -233,6 +233,49 @@ public struct ActionPlan: Codable, Sendable {
     public var trashItems: [String]?
 }
 
+extension ActionPlan {
+    /// Why an operation's target may not be written: not a plain absolute path (`.`, `..`, NUL, `//`), or, for
+    /// a copy, move or rename, not inside the action's destination. Nil when every target is fine.
+    public func targetProblem() -> String? {
+        Self.targetProblem(action: action, destination: destination, targets: operations.writtenTargets)
+    }
+
+    static func targetProblem(action: String, destination: String?, targets: [String]) -> String? {
+        let contained = ["copy", "move", "peer-copy", "rename"].contains(action)
+        let folder = destination.flatMap { try? PlainPath.components(Array($0.utf8), controlBytes: true) }
+        for target in targets {
+            guard let names = try? PlainPath.components(Array(target.utf8), controlBytes: true) else {
+                return
+                    "the target \(PlainPath.shown(Array(target.utf8))) is not a plain absolute path; nothing was done"
+            }
+            if contained, let folder, !PlainPath.isWithin(names, folder) {
+                return "the target \(target) lies outside the destination \(destination ?? ""); nothing was done"
+            }
+        }
+        return nil
+    }
+}
+
+extension [FileOperation] {
+    /// The targets operations make or write (folders, files, links, renames), not those they remove.
+    var writtenTargets: [String] {
+        filter { [.folder, .file, .symlink, .rename].contains($0.kind) }.map(\.target)
+    }
+}
+
+extension ActionPreview {
+    /// Refuses the action (a problem) when an operation's target is not a plain path inside the destination.
+    public mutating func refuseTargetsOutsideDestination() {
+        if let problem = ActionPlan.targetProblem(
+            action: action,
+            destination: destination,
+            targets: operations.writtenTargets
+        ) {
+            problems.append(ActionProblem(path: destination ?? "", reason: problem))
+        }
+    }
+}
+
 /// An action that could not be done as planned.
 public struct ActionError: Error, Sendable, CustomStringConvertible {
     public var message: String

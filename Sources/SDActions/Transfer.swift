@@ -150,6 +150,7 @@ public enum TransferPlanner {
                 preview.alreadyThereBytes += op.size
             }
         }
+        preview.refuseTargetsOutsideDestination()
         // Measured on this machine's disk: about 1 GB/s for large files, 0.1 ms a file written, 10 us a rename.
         let written = preview.operations.filter { $0.kind == .file && !$0.skip }.count
         preview.estimatedSeconds =

@@ -36,6 +36,8 @@ public struct TransferJob: JobKind {
 
     public func run(_ context: JobContext) async throws {
         let plan = try context.input(ActionPlan.self)
+        // Checked again where the job runs (a plan is stored, and may come from another process).
+        if let problem = plan.targetProblem() { throw ActionError(problem) }
         let operations = plan.operations
         let total = operations.reduce(Int64(0)) { $0 + $1.progressBytes }
         let saved = try context.checkpoint(Int.self)

@@ -216,6 +216,12 @@ struct ErrorMiddleware: RouterMiddleware {
     func answer(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async
         -> Response
     {
+        // No query parameter (paths, words, ids) may hold a NUL or control byte: refused before any handler.
+        for (name, value) in request.uri.queryParameters {
+            if let problem = Body.pathProblem(String(value)) {
+                return JSON.error(.badRequest, "query parameter '\(name)': \(problem)")
+            }
+        }
         do {
             return try await next(request, context)
         } catch let error as BadRequest {
@@ -532,6 +538,7 @@ enum Body {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw BadRequest("the body is not a JSON object")
         }
+        if let problem = pathProblem(in: object) { throw BadRequest(problem) }
         let known = Set(Mirror(reflecting: T.example).children.compactMap(\.label))
         let unknown = Set(object.keys).subtracting(known)
         guard unknown.isEmpty else {
@@ -542,6 +549,34 @@ enum Body {
         do { return try JSONDecoder().decode(T.self, from: data) } catch let error as DecodingError {
             throw BadRequest("bad body: \(describe(error))")
         }
+    }
+
+    /// Fields that hold paths: checked as bytes before anything uses them.
+    static let pathFields: Set<String> = ["path", "paths", "destination", "location", "locations", "ifLost"]
+
+    /// Why a path from a request cannot be one: a NUL or control byte (never in a real path sd handles from a
+    /// request; a NUL would cut it where the system reads it).
+    static func pathProblem(_ path: String) -> String? {
+        guard let byte = path.utf8.first(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
+        return
+            "a path with a control byte (0x\(String(byte, radix: 16))) is not allowed: '\(PlainPath.shown(Array(path.utf8)))'"
+    }
+
+    /// A NUL anywhere in the body, or a control byte in a path field, refuses the request.
+    static func pathProblem(in object: [String: Any]) -> String? {
+        func strings(_ value: Any) -> [String] {
+            if let s = value as? String { return [s] }
+            if let a = value as? [Any] { return a.flatMap(strings) }
+            if let o = value as? [String: Any] { return o.values.flatMap(strings) }
+            return []
+        }
+        for (key, value) in object {
+            for s in strings(value) {
+                if s.utf8.contains(0) { return "'\(key)' holds a NUL byte; no value sd takes may" }
+                if pathFields.contains(key), let problem = pathProblem(s) { return "'\(key)': \(problem)" }
+            }
+        }
+        return nil
     }
 
     static func describe(_ error: DecodingError) -> String {
@@ -637,6 +672,7 @@ enum Query {
         guard !path.split(separator: "/").contains("..") else {
             throw BadRequest("a path with '..' is not allowed; give it resolved")
         }
+        if let problem = Body.pathProblem(path) { throw BadRequest(problem) }
         return path
     }
 }

@@ -427,9 +427,16 @@ public final class PeerEndpoint: Sendable {
                 publicKey: key,
                 addresses: hello.listenPort == 0 ? [] : [address]
             )
-            try peers.save(peer)
+            // A pinned key is never replaced by a pairing (unless `sd peer rekey` allowed it for that device).
+            let saved: PairedPeer
+            do { saved = try peers.pair(peer).peer } catch {
+                return await fail(
+                    "a device (\(hello.name), \(address)) knew the code but claims the id of a device already paired: \(error.message)",
+                    tell: "this device is already paired with another device of id \(hello.device); nothing was changed"
+                )
+            }
             // Paired here before the answer goes: once the joining device has it, both sides say so.
-            outcome.withLock { $0 = .paired(peer) }
+            outcome.withLock { $0 = .paired(saved) }
             let answer = PairingCode.proof(
                 secret: open.code.secret,
                 role: "host",
@@ -502,9 +509,10 @@ public final class PeerEndpoint: Sendable {
                 publicKey: hostKey,
                 addresses: ["\(Self.address(host: code.host, port: code.port))"]
             )
-            try peers.save(peer)
+            // The showing device's key is pinned only if no other key is pinned for its id.
+            let saved = try peers.pair(peer).peer
             await link.close()
-            return peer
+            return saved
         } catch let error as NetError {
             await link.close()
             if error.kind == .refused { throw NetError(.pairing, error.message) }

@@ -13,16 +13,31 @@ public struct PairedPeer: Codable, Sendable, Equatable {
     /// `HOST:PORT` addresses it was reached at or announced, most recent first.
     public var addresses: [String]
     public var pairedAt: Date
+    /// What it may do here (nil in a file from before rights: a new pairing's defaults).
+    public var rights: PeerRights?
+    /// Until when a pairing may give it another key (`sd peer rekey`); nil: never.
+    public var rekeyUntil: Date?
 
-    public init(id: DeviceID, name: String, publicKey: [UInt8], addresses: [String], pairedAt: Date = Date()) {
+    public init(
+        id: DeviceID,
+        name: String,
+        publicKey: [UInt8],
+        addresses: [String],
+        pairedAt: Date = Date(),
+        rights: PeerRights? = .defaults
+    ) {
         self.id = id
         self.name = name
         self.publicKey = Data(publicKey).base64EncodedString()
         self.addresses = addresses
         self.pairedAt = Date(timeIntervalSince1970: floor(pairedAt.timeIntervalSince1970))
+        self.rights = rights
     }
 
     public var keyBytes: [UInt8] { Data(base64Encoded: publicKey).map(Array.init) ?? [] }
+
+    /// What it may do here.
+    public var granted: PeerRights { rights ?? .defaults }
 }
 
 /// The paired devices, in `peers.json` (mode 0600) in the config folder, shared by every sd process of this
@@ -61,12 +76,74 @@ public final class PeerStore: Sendable {
         try all().first { $0.keyBytes == key }
     }
 
-    /// Adds or replaces (by id) a paired device.
-    public func save(_ peer: PairedPeer) throws(NetError) {
+    /// Adds a newly paired device. One already paired under that id keeps its key: a pairing never replaces a
+    /// pinned key unless `sd peer rekey` allowed it for that device, and then its rights stay. The device as
+    /// saved, and the key it had before when it was re-keyed.
+    ///
+    /// #### Errors
+    /// `NetError.pairing` when the id is paired with another key and no re-key was allowed.
+    @discardableResult
+    public func pair(_ peer: PairedPeer) throws(NetError) -> (peer: PairedPeer, replacedKey: [UInt8]?) {
+        var saved = peer
+        var replaced: [UInt8]?
+        var refusal: NetError?
         try update { peers in
-            peers.removeAll { $0.id == peer.id }
-            peers.append(peer)
+            if let i = peers.firstIndex(where: { $0.id == peer.id }) {
+                let known = peers[i]
+                if known.keyBytes != peer.keyBytes {
+                    guard let until = known.rekeyUntil, until > Date() else {
+                        refusal = NetError(
+                            .pairing,
+                            "device \(peer.id) (\(known.name)) is already paired with another key (fingerprint \(DeviceKey.fingerprint(known.keyBytes))); this one presents \(DeviceKey.fingerprint(peer.keyBytes)). Nothing was changed. If that device really has a new key, run `sd peer rekey \(peer.id)` here, then pair again"
+                        )
+                        return
+                    }
+                    replaced = known.keyBytes
+                }
+                saved.rights = known.rights
+                saved.addresses = Array(
+                    (peer.addresses + known.addresses).reduce(into: [String]()) {
+                        if !$0.contains($1) { $0.append($1) }
+                    }.prefix(4)
+                )
+                peers[i] = saved
+            } else {
+                peers.append(saved)
+            }
         }
+        if let refusal { throw refusal }
+        return (saved, replaced)
+    }
+
+    /// Allows the next pairing with `id` within `minutes` to give it another key (a device that lost its key,
+    /// reinstalled). The device as it is now (its current key), or nil when it is not paired.
+    public func allowRekey(_ id: DeviceID, minutes: Int = 10) throws(NetError) -> PairedPeer? {
+        var found: PairedPeer?
+        try update { peers in
+            guard let i = peers.firstIndex(where: { $0.id == id }) else { return }
+            peers[i].rekeyUntil = Date().addingTimeInterval(Double(minutes * 60))
+            found = peers[i]
+        }
+        return found
+    }
+
+    /// Sets what a paired device may do here. The device, or nil when it is not paired.
+    @discardableResult
+    public func setRights(_ id: DeviceID, _ change: (inout PeerRights) -> Void) throws(NetError) -> PairedPeer? {
+        var found: PairedPeer?
+        try update { peers in
+            guard let i = peers.firstIndex(where: { $0.id == id }) else { return }
+            var rights = peers[i].granted
+            change(&rights)
+            peers[i].rights = rights
+            found = peers[i]
+        }
+        return found
+    }
+
+    /// What `id` may do here (nothing when it is not paired).
+    public func rights(of id: DeviceID) -> PeerRights {
+        ((try? peer(id)) ?? nil)?.granted ?? .none
     }
 
     /// Notes an address a paired device was reached at (first in its list; at most 4 kept).

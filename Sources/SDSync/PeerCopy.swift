@@ -48,6 +48,7 @@ public enum PeerCopyPlanner {
             }
             plan(device, path, entry, target, onConflict, library, &taken, &preview)
         }
+        preview.refuseTargetsOutsideDestination()
         var checked = Set<String>()
         for op in preview.operations where !op.skip {
             let folder = FileSystem.parent(of: op.target)
@@ -96,6 +97,17 @@ public enum PeerCopyPlanner {
                 $0.name.lexicographicallyPrecedes($1.name)
             }
             for child in children {
+                // A name synced from another device is one name, or nothing is fetched under it (an older
+                // sd's row, another tool's): `../x` must never lead a target out of the destination.
+                if let problem = PlainPath.nameProblem(child.name, controlBytes: true) {
+                    preview.problems.append(
+                        ActionProblem(
+                            path: path + "/" + PlainPath.shown(child.name),
+                            reason: "the name synced from \(device) is not a file name (\(problem)); refused"
+                        )
+                    )
+                    continue
+                }
                 let name = String(decoding: child.name, as: UTF8.self)
                 plan(device, path + "/" + name, child, target + "/" + name, policy, library, &taken, &preview)
             }
@@ -176,6 +188,7 @@ public struct PeerCopyJob: JobKind {
 
     public func run(_ context: JobContext) async throws {
         let plan = try context.input(ActionPlan.self)
+        if let problem = plan.targetProblem() { throw ActionError(problem) }
         let ops = plan.operations
         let total = ops.reduce(Int64(0)) { $0 + $1.progressBytes }
         var state = try context.checkpoint(Checkpoint.self) ?? Checkpoint(next: 0, flushed: 0)

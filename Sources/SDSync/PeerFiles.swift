@@ -5,54 +5,86 @@ import SDStore
 import SDSystem
 import Synchronization
 
+/// Where a path another device names is on this device: the location holding it (the deepest, when
+/// locations nest) and the names below its root. The path is checked as bytes first (absolute, plain
+/// components, no NUL or control byte), and everything below the root is then opened relative to the root's
+/// held descriptor without following any link (`FolderHandle`): what was checked is what is opened.
+struct PeerPath {
+    let location: Location
+    /// The names below the location's root (none: the root itself).
+    let names: [[UInt8]]
+
+    /// #### Errors
+    /// `PeerFileError` when the path is not plain or not inside one of this device's locations (or, unless
+    /// `rootToo`, is a location's root itself).
+    init(_ path: String, in library: Library, rootToo: Bool = false) throws(PeerFileError) {
+        let components: [[UInt8]]
+        do throws(PlainPathError) { components = try PlainPath.components(Array(path.utf8)) } catch {
+            throw PeerFileError(error.description)
+        }
+        var best: (Location, Int)?
+        for location in (try? library.fetchLocations()) ?? [] {
+            guard let root = try? PlainPath.components(location.path, controlBytes: true),
+                PlainPath.isWithin(components, root), rootToo || components.count > root.count,
+                root.count > best?.1 ?? -1
+            else { continue }
+            best = (location, root.count)
+        }
+        guard let (location, depth) = best else {
+            throw PeerFileError(
+                "\(PlainPath.shown(Array(path.utf8))) is not inside a location of \(library.device.name)"
+            )
+        }
+        self.location = location
+        names = Array(components[depth...])
+    }
+
+    /// The location's root, held.
+    func root() throws(SystemError) -> FolderHandle { try FolderHandle(pathBytes: location.path) }
+}
+
 /// Serves this device's files to a device the library is shared with: only regular files inside one of this
-/// device's locations, named by their plain absolute path (no `..`), and really there (a symbolic link that
-/// leads out of every location is refused). Checked again at every request: a path may be replaced by a link
-/// between two reads of one file.
+/// device's locations where it has the `read` right, named by their plain absolute path, opened below the
+/// location's root without following any link (a link inside a location is refused, as is a way out).
+/// Checked again at every request: a path may be replaced by a link between two reads of one file.
 struct PeerFileServer: Sendable {
     let library: Library
+    let rights: @Sendable () -> PeerRights
 
-    /// Why `path` may not be served, or nil when it may.
-    func refusal(_ path: String) -> String? { refusal(path, rootToo: false) }
-
-    /// Why `path` is not a plain absolute path inside one of this device's locations (or, with `rootToo`, one
-    /// of their roots), really (a symbolic link must not lead out); nil when it is.
-    func refusal(_ path: String, rootToo: Bool) -> String? {
-        guard path.hasPrefix("/"), !path.split(separator: "/").contains(where: { $0 == ".." || $0 == "." }),
-            !path.contains("//"), path.count == 1 || !path.hasSuffix("/")
-        else { return "'\(path)' is not a plain absolute path" }
-        let roots = ((try? library.fetchLocations()) ?? []).map { String(decoding: $0.path, as: UTF8.self) }
-        func within(_ p: String, _ root: String) -> Bool {
-            (rootToo && p == root) || Library.isInside(Array(p.utf8), Array(root.utf8))
+    /// Opens `path` for reading, or says why not.
+    func open(_ path: String) throws -> ReadOnlyFile {
+        let place = try PeerPath(path, in: library)
+        guard rights().allows(.read, location: place.location.uuid) else {
+            throw PeerFileError(
+                "\(library.device.name) does not let this device read files in location '\(place.location.name)'"
+            )
         }
-        guard roots.contains(where: { within(path, $0) }) else {
-            return "\(path) is not inside a location of \(library.device.name)"
+        let root = try place.root()
+        let fd: Int32
+        do throws(SystemError) { fd = try root.open(place.names, flags: O_RDONLY | O_NONBLOCK) } catch {
+            throw PeerFileError(
+                error.errno == ELOOP || error.errno == EXDEV
+                    ? "\(path) goes through a symbolic link on \(library.device.name): only plain files are served"
+                    : "\(error)"
+            )
         }
-        // Where it really is must be inside a location too (as its root really is): a symbolic link inside a
-        // location must not lead out of it.
-        func real(_ p: String) -> String { URL(fileURLWithPath: p).resolvingSymlinksInPath().path }
-        let resolved = real(path)
-        guard roots.contains(where: { within(resolved, real($0)) }) else {
-            return "\(path) leads out of \(library.device.name)'s locations through a symbolic link"
-        }
-        return nil
+        return try ReadOnlyFile(descriptor: fd, path: path)
     }
 
     func info(_ path: String, fullHash: Bool) -> RemoteFileInfo {
-        if let reason = refusal(path) { return .refused(reason) }
         do {
-            let reader = try LocalFileReader(path: path)
-            let size = try reader.size()
-            let stat = try Directory.stat(Array(path.utf8))
+            let reader = LocalFileReader(file: try open(path))
+            var st = stat()
+            guard fstat(reader.file.descriptor, &st) == 0 else { throw SystemError("stat", path: path, errno: errno) }
             let id = try ContentHasher().contentID(of: reader)
             let full = fullHash ? try ContentHasher.integrityHash(mapping: reader).hex : nil
             return RemoteFileInfo(
-                size: Int64(size),
-                mtimeNanoseconds: stat.mtimeNanoseconds,
+                size: Int64(st.st_size),
+                mtimeNanoseconds: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
                 contentID: id?.hex,
                 fullHash: full,
                 error: nil,
-                mode: stat.mode & 0o7777
+                mode: UInt32(st.st_mode) & 0o7777
             )
         } catch {
             return .refused("\(error)")
@@ -60,9 +92,8 @@ struct PeerFileServer: Sendable {
     }
 
     func read(_ id: UInt64, _ path: String, offset: Int64, length: Int) -> SyncMessage {
-        if let reason = refusal(path) { return .fileData(id: id, offset: offset, bytes: [], error: reason) }
         do {
-            let bytes = try ReadOnlyFile(path: path).bytes(length, at: offset)
+            let bytes = try open(path).bytes(length, at: offset)
             return .fileData(id: id, offset: offset, bytes: bytes, error: nil)
         } catch {
             return .fileData(id: id, offset: offset, bytes: [], error: "\(error)")
@@ -70,30 +101,36 @@ struct PeerFileServer: Sendable {
     }
 }
 
-/// Receives files another device sends (`sd cp SOURCE sd://DEVICE/path` run there): only into folders inside
-/// this device's locations (their roots included), by plain path, really there (no symbolic link leading
-/// out), checked again at every request. A file is received into a hidden temporary beside its target, named
-/// by the sender's tag; it replaces nothing until it is whole, flushed, and equal to what the sender says
-/// (content id or whole-file BLAKE3, read back from this disk), and an existing file only when the sender's
-/// plan said so. Folders written into are noted in `written` (to bring the index up to date).
-struct PeerFileReceiver: Sendable {
+/// Receives files another device sends (`sd cp SOURCE sd://DEVICE/path` run there): only where it has the
+/// `write` right, into folders inside this device's locations (their roots included), by plain path, opened
+/// below the location's root without following any link. A file is announced with its size (`pushBegin`:
+/// refused beyond the free space), received into a hidden temporary beside its target named by the
+/// sender's tag, written only within that size and without holes, and it replaces nothing until it is whole,
+/// flushed, and equal to what the sender says (content id or whole-file BLAKE3, read back from this disk); an
+/// existing file only when the sender's plan said so and this device lets it (`overwrite`). Received files
+/// get read/write/execute bits only (never setuid, setgid or sticky). Temporaries are noted in the library
+/// (`peer_incoming`) so that abandoned ones are removed. Folders written into are noted in `written` (to bring
+/// the index up to date).
+public final class PeerFileReceiver: Sendable {
     let library: Library
     let written: WrittenFolders?
+    let rights: @Sendable () -> PeerRights
+    /// The sending device (noted with its temporaries).
+    let sender: DeviceID?
+    /// Files announced on this connection: tag -> announced size.
+    private let announced = Mutex<[String: Int64]>([:])
+    /// At most this many files received at once on one connection.
+    static let maximumAtOnce = 64
+    /// Space left free on a volume whatever is sent.
+    static let reserve: Int64 = 64 << 20
+    /// A temporary untouched for this long was abandoned by its sender.
+    public static let abandonedAfter: Duration = .seconds(48 * 3600)
 
-    /// Why files may not be written at `path`, or nil.
-    func refusal(_ path: String) -> String? {
-        let folder = FileSystem.parent(of: path)
-        let name = String(path[path.index(after: path.lastIndex(of: "/") ?? path.startIndex)...])
-        if name.isEmpty || name.utf8.starts(with: FolderListing.partPrefix) {
-            return "'\(path)' is not a name a file can be given here"
-        }
-        guard path.hasPrefix("/"), name != ".", name != ".." else { return "'\(path)' is not a plain absolute path" }
-        // The folder written into (which exists: its real place is checked, links resolved).
-        if let reason = PeerFileServer(library: library).refusal(folder, rootToo: true) { return reason }
-        guard FileSystem.isDirectory(folder) else {
-            return "\(folder) is not a folder on \(library.device.name)"
-        }
-        return nil
+    init(library: Library, written: WrittenFolders?, rights: @escaping @Sendable () -> PeerRights, sender: DeviceID?) {
+        self.library = library
+        self.written = written
+        self.rights = rights
+        self.sender = sender
     }
 
     static func validTag(_ tag: String) -> Bool {
@@ -101,18 +138,16 @@ struct PeerFileReceiver: Sendable {
             && tag.utf8.allSatisfy { ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x7A) || $0 == 0x2D }
     }
 
-    /// The temporary a file is received into.
-    static func partPath(_ path: String, _ tag: String) -> String {
-        FileSystem.parent(of: path) + "/" + String(decoding: FolderListing.partPrefix, as: UTF8.self) + "in-" + tag
-    }
+    /// The temporary a file is received into, in its folder.
+    static func partName(_ tag: String) -> [UInt8] { FolderListing.partPrefix + Array("in-\(tag)".utf8) }
 
     /// The answer (`pushDone`) to a push request, or nil for another message.
     func answer(_ message: SyncMessage) -> SyncMessage? {
         let id: UInt64
         let path: String
         switch message {
-        case .pushFolder(let i, let p), .pushOpen(let i, let p, _, _), .pushData(let i, let p, _, _, _, _),
-            .pushCommit(let i, let p, _, _), .pushAbort(let i, let p, _):
+        case .pushFolder(let i, let p), .pushOpen(let i, let p, _, _), .pushBegin(let i, let p, _, _, _),
+            .pushData(let i, let p, _, _, _, _), .pushCommit(let i, let p, _, _), .pushAbort(let i, let p, _):
             id = i
             path = p
         default:
@@ -125,44 +160,134 @@ struct PeerFileReceiver: Sendable {
         }
     }
 
+    /// Where a file (or folder) sent to `path` goes: its folder, held, and its name; refused without the right
+    /// (`overwrite` too when `replacing`).
+    private func place(_ path: String, replacing: Bool = false) throws -> (PeerPath, FolderHandle, [UInt8]) {
+        let place = try PeerPath(path, in: library)
+        let granted = rights()
+        guard granted.allows(.write, location: place.location.uuid) else {
+            throw PeerFileError(
+                "\(library.device.name) does not let this device write into location '\(place.location.name)' (there: `sd peer allow DEVICE write --location \(place.location.name)`)"
+            )
+        }
+        if replacing && !granted.allows(.overwrite, location: place.location.uuid) {
+            throw PeerFileError(
+                "\(library.device.name) does not let this device replace files in location '\(place.location.name)'; nothing was replaced"
+            )
+        }
+        let name = place.names[place.names.count - 1]
+        if name.starts(with: FolderListing.partPrefix) {
+            throw PeerFileError("'\(PlainPath.shown(name))' is not a name a file can be given here")
+        }
+        let folder: FolderHandle
+        do throws(SystemError) { folder = try place.root().folder(Array(place.names.dropLast())) } catch {
+            throw PeerFileError(
+                error.errno == ELOOP || error.errno == EXDEV
+                    ? "\(path): its folder goes through a symbolic link on \(library.device.name)"
+                    : "\(FileSystem.parent(of: path)) is not a folder on \(library.device.name) (\(error))"
+            )
+        }
+        return (place, folder, name)
+    }
+
+    private func tagged(_ tag: String) throws -> [UInt8] {
+        guard Self.validTag(tag) else { throw PeerFileError("'\(tag)' is not a transfer tag") }
+        return Self.partName(tag)
+    }
+
     private func handle(_ message: SyncMessage, _ path: String) throws -> Int64 {
-        if let reason = refusal(path) { throw PeerFileError(reason) }
         switch message {
         case .pushFolder:
-            if !FileSystem.isDirectory(path) {
-                if FileSystem.exists(path) { throw PeerFileError("\(path) exists and is not a folder") }
-                try FileSystem.makeDirectories(path)
-                try FileSystem.syncDirectory(containing: path)
+            let (_, folder, name) = try place(path)
+            if let there = try folder.entry(name) {
+                guard there.type == .directory else { throw PeerFileError("\(path) exists and is not a folder") }
+            } else {
+                try folder.makeFolder(name)
+                try folder.sync()
             }
-            written?.insert(FileSystem.parent(of: path))
+            written?.insert(folder.path)
             return 0
-        case .pushOpen(_, _, let tag, let resumeAt):
-            let part = try Self.part(path, tag)
-            if resumeAt > 0, let size = (try? Directory.stat(Array(part.utf8)))?.size {
-                let start = min(resumeAt, Int64(size))
-                _ = try PartFile(path: part, mode: 0o600, resumeAt: start)
-                return start
+        case .pushOpen:
+            throw PeerFileError(
+                "\(library.device.name) needs a file's size before it takes it: update sd on the sending device"
+            )
+        case .pushBegin(_, _, let tag, let resumeAt, let size):
+            let part = try tagged(tag)
+            let (_, folder, _) = try place(path)
+            let isNew = announced.withLock { $0[tag] == nil }
+            if isNew && announced.withLock({ $0.count }) >= Self.maximumAtOnce {
+                throw PeerFileError("more than \(Self.maximumAtOnce) files at once on one connection")
             }
-            FileSystem.remove(part)
-            _ = try PartFile(path: part, mode: 0o600)
-            return 0
+            var start: Int64 = 0
+            let file: PartFile
+            if resumeAt > 0, let there = try folder.entry(part), there.type == .regular {
+                start = min(resumeAt, Int64(there.size), size)
+                file = PartFile(descriptor: try folder.open([part], flags: O_WRONLY), path: folder.shown([part]))
+                guard ftruncate(file.descriptor, off_t(start)) == 0 else {
+                    throw SystemError("truncate", path: file.path, errno: errno)
+                }
+            } else {
+                folder.remove(part)
+                file = PartFile(
+                    descriptor: try folder.open([part], flags: O_WRONLY | O_CREAT | O_EXCL, mode: 0o600),
+                    path: folder.shown([part])
+                )
+            }
+            let free = folder.freeBytes() ?? Int64.max
+            guard size - start <= free - Self.reserve else {
+                folder.remove(part)
+                throw PeerFileError(
+                    "\(path): \(size - start) bytes to receive, \(max(0, free)) free on \(library.device.name) (it keeps \(Self.reserve >> 20) MiB free); nothing was received"
+                )
+            }
+            try library.notePeerIncoming(
+                folder: Array(folder.path.utf8),
+                part: String(decoding: part, as: UTF8.self),
+                device: sender?.description,
+                size: size
+            )
+            announced.withLock { $0[tag] = size }
+            _ = consume file  // closed now; data messages open it again
+            return start
         case .pushData(_, _, let tag, let offset, let bytes, let sync):
-            let part = try Self.part(path, tag)
-            guard FileSystem.exists(part) else { throw PeerFileError("no file is being received for \(path)") }
-            let file = try PartFile(existing: part)
+            let part = try tagged(tag)
+            guard let size = announced.withLock({ $0[tag] }) else {
+                throw PeerFileError("no file is being received for \(path) (it was not begun on this connection)")
+            }
+            let (_, folder, _) = try place(path)
+            let file = PartFile(descriptor: try folder.open([part], flags: O_WRONLY), path: folder.shown([part]))
+            let have = try file.size()
+            // Only within the announced size, and never beyond what is there (no holes: a file grows only by
+            // bytes really sent).
+            guard offset <= have, offset + Int64(bytes.count) <= size else {
+                throw PeerFileError(
+                    "\(path): \(bytes.count) bytes at \(offset) do not follow the \(have) received, within the \(size) announced"
+                )
+            }
             try bytes.withUnsafeBytes { try file.write($0, at: offset) }
             if sync { try file.sync() }
             return offset + Int64(bytes.count)
         case .pushCommit(_, _, let tag, let commit):
-            let part = try Self.part(path, tag)
-            guard FileSystem.exists(part) else { throw PeerFileError("no file is being received for \(path)") }
+            let part = try tagged(tag)
+            let (_, folder, name) = try place(path, replacing: commit.replace)
+            guard let size = announced.withLock({ $0[tag] }) else {
+                throw PeerFileError("no file is being received for \(path) (it was not begun on this connection)")
+            }
+            defer { forget(folder, part, tag) }
             do {
-                let file = try PartFile(existing: part)
+                guard commit.size == size else {
+                    throw PeerFileError(
+                        "\(path): \(commit.size) bytes committed, \(size) announced; nothing was replaced"
+                    )
+                }
+                let file = PartFile(descriptor: try folder.open([part], flags: O_RDWR), path: folder.shown([part]))
                 try file.sync()
-                let reader = try LocalFileReader(path: part)
-                let size = Int64(try reader.size())
-                guard size == commit.size else {
-                    throw PeerFileError("\(path): \(size) bytes arrived of \(commit.size); nothing was replaced")
+                let reader = LocalFileReader(
+                    file: try ReadOnlyFile(descriptor: try folder.open([part], flags: O_RDONLY), path: file.path)
+                )
+                let arrived = Int64(try reader.size())
+                guard arrived == commit.size else {
+                    throw PeerFileError("\(path): \(arrived) bytes arrived of \(commit.size); nothing was replaced")
                 }
                 let same =
                     commit.fullHash != nil
@@ -178,31 +303,58 @@ struct PeerFileReceiver: Sendable {
                 try file.setMode(commit.mode)
                 try file.sync()
             } catch {
-                FileSystem.remove(part)
+                folder.remove(part)
                 throw error
             }
-            if commit.replace {
-                try FileSystem.renameReplacing(part, to: path)
-            } else {
-                do { try FileSystem.renameNoReplace(part, to: path) } catch {
-                    FileSystem.remove(part)
-                    throw PeerFileError("\(path) exists on \(library.device.name); nothing was replaced")
-                }
+            do { try folder.rename(part, to: name, replace: commit.replace) } catch {
+                folder.remove(part)
+                throw PeerFileError("\(path) exists on \(library.device.name); nothing was replaced")
             }
-            try FileSystem.syncDirectory(containing: path)
-            written?.insert(FileSystem.parent(of: path))
+            try folder.sync()
+            written?.insert(folder.path)
             return 0
         case .pushAbort(_, _, let tag):
-            FileSystem.remove(try Self.part(path, tag))
+            let part = try tagged(tag)
+            let place = try PeerPath(path, in: library)
+            if let folder = try? place.root().folder(Array(place.names.dropLast())) {
+                folder.remove(part)
+                forget(folder, part, tag)
+            }
             return 0
         default:
             return 0
         }
     }
 
-    private static func part(_ path: String, _ tag: String) throws -> String {
-        guard validTag(tag) else { throw PeerFileError("'\(tag)' is not a transfer tag") }
-        return partPath(path, tag)
+    private func forget(_ folder: FolderHandle, _ part: [UInt8], _ tag: String) {
+        announced.withLock { $0[tag] = nil }
+        try? library.forgetPeerIncoming(folder: Array(folder.path.utf8), part: String(decoding: part, as: UTF8.self))
+    }
+
+    /// Removes the temporaries of files other devices began sending and left: untouched (no byte written) for
+    /// `olderThan`, or gone already. Only sd's own temporary names are ever removed. How many were removed.
+    @discardableResult
+    public static func removeAbandoned(_ library: Library, olderThan age: Duration = abandonedAfter) -> Int {
+        let cutoff = Int64(Date().timeIntervalSince1970 * 1e9) - Int64(age.components.seconds) * 1_000_000_000
+        var removed = 0
+        for incoming in (try? library.peerIncoming()) ?? [] {
+            let part = Array(incoming.part.utf8)
+            guard part.starts(with: FolderListing.partPrefix + Array("in-".utf8)),
+                PlainPath.nameProblem(part) == nil
+            else {
+                try? library.forgetPeerIncoming(folder: incoming.folder, part: incoming.part)
+                continue
+            }
+            guard let folder = try? FolderHandle(pathBytes: incoming.folder), let entry = try? folder.entry(part)
+            else {
+                try? library.forgetPeerIncoming(folder: incoming.folder, part: incoming.part)
+                continue
+            }
+            guard entry.mtimeNanoseconds < cutoff else { continue }
+            if entry.type == .regular && folder.remove(part) { removed += 1 }
+            try? library.forgetPeerIncoming(folder: incoming.folder, part: incoming.part)
+        }
+        return removed
     }
 }
 
@@ -299,7 +451,7 @@ public final class PeerFileSession: Sendable {
         flushed: (Int64) throws -> Void
     ) async throws {
         let file = try ReadOnlyFile(path: source)
-        let start = try await ask { .pushOpen(id: $0, path: path, tag: tag, resumeAt: resumeAt) }
+        let start = try await ask { .pushBegin(id: $0, path: path, tag: tag, resumeAt: resumeAt, size: size) }
         var asked = start
         var marked = start
         var expected: [(id: UInt64, end: Int64, sync: Bool)] = []

@@ -8,19 +8,34 @@ public struct SyncServer: Sendable {
     public let library: Library
     /// Where folders that received files are noted (nil: nobody brings the index up to date for them).
     let written: WrittenFolders?
+    /// What the asking device may do here (read now: they may change while it is connected).
+    let rights: @Sendable () -> PeerRights
+    let files: PeerFileServer
+    let receiver: PeerFileReceiver
 
-    public init(library: Library) {
-        self.library = library
-        written = nil
+    /// A server for a device with these rights (a new pairing's by default).
+    public init(library: Library, rights: PeerRights = .defaults) {
+        self.init(library: library, written: nil, rights: { rights }, peer: nil)
     }
 
-    init(library: Library, written: WrittenFolders?) {
+    init(library: Library, written: WrittenFolders?, rights: @escaping @Sendable () -> PeerRights, peer: DeviceID?) {
         self.library = library
         self.written = written
+        self.rights = rights
+        files = PeerFileServer(library: library, rights: rights)
+        receiver = PeerFileReceiver(library: library, written: written, rights: rights, sender: peer)
     }
 
     /// The answer to a request, or nil for a message that is not a request.
     public func answer(_ message: SyncMessage) throws -> SyncMessage? {
+        switch message {
+        case .ownedRequest, .sharedRequest, .registersRequest:
+            guard rights().allows(.sync) else {
+                throw SyncRefusal("\(library.device.name) does not sync its index with this device")
+            }
+        default:
+            break
+        }
         switch message {
         case .ownedRequest(let id, let cursor, let limit):
             return .owned(
@@ -75,11 +90,11 @@ public struct SyncServer: Sendable {
                 done: registers.count < n
             )
         case .fileInfoRequest(let id, let path, let full):
-            return .fileInfo(id: id, info: PeerFileServer(library: library).info(path, fullHash: full))
+            return .fileInfo(id: id, info: files.info(path, fullHash: full))
         case .readRequest(let id, let path, let offset, let length):
-            return PeerFileServer(library: library).read(id, path, offset: offset, length: length)
-        case .pushFolder, .pushOpen, .pushData, .pushCommit, .pushAbort:
-            return PeerFileReceiver(library: library, written: written).answer(message)
+            return files.read(id, path, offset: offset, length: length)
+        case .pushFolder, .pushOpen, .pushBegin, .pushData, .pushCommit, .pushAbort:
+            return receiver.answer(message)
         default:
             return nil
         }
@@ -112,11 +127,41 @@ public final class SyncFollower {
     /// What was applied since the last round started (rows, changes).
     public private(set) var applied = 0
 
-    public init(library: Library, peer: DeviceID, batchLimit: Int = 5_000) throws {
+    /// What the followed device may change here (read at each answer: they may change meanwhile).
+    let rights: @Sendable () -> PeerRights
+
+    /// Follows `peer`, which may change here what `rights` allow (a new pairing's by default: metadata, not
+    /// settings).
+    public convenience init(library: Library, peer: DeviceID, batchLimit: Int = 5_000, rights: PeerRights = .defaults)
+        throws
+    {
+        try self.init(library: library, peer: peer, batchLimit: batchLimit, rights: { rights })
+    }
+
+    public init(
+        library: Library,
+        peer: DeviceID,
+        batchLimit: Int = 5_000,
+        rights: @escaping @Sendable () -> PeerRights
+    ) throws {
         self.library = library
         self.peer = peer
         self.batchLimit = batchLimit
+        self.rights = rights
         state = try library.syncPeer(peer)
+    }
+
+    /// Why `peer` may not make `change` here, or nil: library settings need `settings`, other shared metadata
+    /// (tags, ratings, favorites, notes) `metadata`. The peer is the one that sent it (changes relayed from
+    /// others are its word until rows are signed by their owners).
+    func refusal(_ change: SharedChange) -> String? {
+        let granted = rights()
+        if change.record == "setting" {
+            return granted.allows(.settings)
+                ? nil : "device \(peer) may not change this library's settings here (`sd peer allow \(peer) settings`)"
+        }
+        return granted.allows(.metadata)
+            ? nil : "device \(peer) may not change shared metadata here (`sd peer allow \(peer) metadata`)"
     }
 
     /// Caught up with everything asked for in this round.
@@ -150,6 +195,12 @@ public final class SyncFollower {
 
     /// The request to send now (again if its answer was lost), or nil when idle.
     public func request() -> SyncMessage? {
+        // Nothing is pulled from a device this one does not sync with.
+        guard rights().allows(.sync) else {
+            phase = .idle
+            outstanding = nil
+            return nil
+        }
         let id = nextID
         nextID += 1
         outstanding = id
@@ -228,7 +279,11 @@ public final class SyncFollower {
                 phase = .registers(cursor: [], logSeq: nil)
                 return true
             }
-            applied += try library.mergeSharedChanges(changes.map { ($0.change, $0.prev) })
+            applied += try library.mergeSharedChanges(
+                changes.map { ($0.change, $0.prev) },
+                from: peer,
+                refusing: refusal
+            )
             state.sharedSeq = next
             if done {
                 phase = .idle
@@ -258,7 +313,7 @@ public final class SyncFollower {
                     r.prev
                 )
             }
-            applied += try library.mergeSharedChanges(changes)
+            applied += try library.mergeSharedChanges(changes, from: peer, refusing: refusal)
             let logStart = logSeq ?? seq
             if done {
                 // Registers only join (last writer wins): nothing here is dropped for not being there.

@@ -55,7 +55,11 @@ public enum SyncMessage: Sendable, Equatable {
     /// sender's content id or whole-file hash, renamed to `path`) or abandoned. Each is answered by `pushDone`:
     /// the temporary's length (open, data) or 0, or why not.
     case pushFolder(id: UInt64, path: String)
+    /// The first message of a file sent before `pushBegin` existed: refused now (the receiver needs the size).
     case pushOpen(id: UInt64, path: String, tag: String, resumeAt: Int64)
+    /// A file of `size` bytes will be sent to `path` (its temporary named by `tag`): the receiver checks the
+    /// size against its free space, and data must stay within it.
+    case pushBegin(id: UInt64, path: String, tag: String, resumeAt: Int64, size: Int64)
     case pushData(id: UInt64, path: String, tag: String, offset: Int64, bytes: [UInt8], sync: Bool)
     case pushCommit(id: UInt64, path: String, tag: String, commit: PushCommit)
     case pushAbort(id: UInt64, path: String, tag: String)
@@ -83,6 +87,7 @@ public enum SyncMessage: Sendable, Equatable {
         public static let pushCommit: UInt16 = 118
         public static let pushAbort: UInt16 = 119
         public static let pushDone: UInt16 = 120
+        public static let pushBegin: UInt16 = 121
     }
 
     /// Limits on what one message may hold (a larger count is malformed).
@@ -289,6 +294,13 @@ extension SyncMessage {
             w.text(path)
             w.text(tag)
             w.signed(resumeAt)
+        case .pushBegin(let id, let path, let tag, let resumeAt, let size):
+            kind = Kind.pushBegin
+            w.varint(id)
+            w.text(path)
+            w.text(tag)
+            w.signed(resumeAt)
+            w.signed(size)
         case .pushData(let id, let path, let tag, let offset, let bytes, let sync):
             kind = Kind.pushData
             w.varint(id)
@@ -451,6 +463,14 @@ extension SyncMessage {
             let resumeAt = try r.signed()
             guard resumeAt >= 0 else { throw WireError("resume offset \(resumeAt)") }
             self = .pushOpen(id: id, path: path, tag: tag, resumeAt: resumeAt)
+        case Kind.pushBegin:
+            let id = try r.varint()
+            let path = try r.text(limit: 8_192)
+            let tag = try r.text(limit: 64)
+            let resumeAt = try r.signed()
+            let size = try r.signed()
+            guard resumeAt >= 0, size >= 0 else { throw WireError("resume offset \(resumeAt), size \(size)") }
+            self = .pushBegin(id: id, path: path, tag: tag, resumeAt: resumeAt, size: size)
         case Kind.pushData:
             let id = try r.varint()
             let path = try r.text(limit: 8_192)

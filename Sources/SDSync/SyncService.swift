@@ -101,6 +101,12 @@ public final class SyncService: Sendable {
                 guard id == library.manifest.id else {
                     return await link.close(refusing: "this device does not hold library \(id)")
                 }
+                guard endpoint.peers.rights(of: link.peer.id).allows(.sync) else {
+                    return await link.close(
+                        refusing:
+                            "\(endpoint.name) does not sync with this device (there: `sd peer allow \(endpoint.device) sync`)"
+                    )
+                }
                 guard try isShared(with: link.peer.id) else {
                     return await link.close(
                         refusing:
@@ -125,7 +131,9 @@ public final class SyncService: Sendable {
     /// Answers requests until the connection ends; announces changes here meanwhile.
     private func answer(_ link: PeerLink) async throws {
         let written = WrittenFolders()
-        let server = SyncServer(library: library, written: written)
+        let peers = endpoint.peers
+        let device = link.peer.id
+        let server = SyncServer(library: library, written: written, rights: { peers.rights(of: device) }, peer: device)
         /// Folders that received files since the last look, brought up to date in the index.
         @Sendable func reindex() {
             let folders = written.take()
@@ -170,8 +178,17 @@ public final class SyncService: Sendable {
     /// Follows every device this library is shared with until cancelled (devices shared later are picked up
     /// within two seconds; devices no longer shared are let go).
     public func run() async {
+        var cleaned = ContinuousClock.now - .seconds(3600)
         while !Task.isCancelled {
-            let peers = (try? library.syncPeers().map(\.device)) ?? []
+            // Temporaries of files other devices began sending and left: at start, then every hour.
+            if ContinuousClock.now - cleaned >= .seconds(3600) {
+                cleaned = .now
+                let removed = PeerFileReceiver.removeAbandoned(library)
+                if removed > 0 { log("sync: removed \(removed) temporaries of files other devices left unfinished") }
+            }
+            // Devices this library is shared with, and that this device syncs with.
+            let paired = endpoint.peers
+            let peers = ((try? library.syncPeers().map(\.device)) ?? []).filter { paired.rights(of: $0).allows(.sync) }
             running.withLock { tasks in
                 for device in peers where tasks[device] == nil {
                     tasks[device] = Task { [self] in await follow(device) }
@@ -252,7 +269,8 @@ public final class SyncService: Sendable {
             $0.lastError = nil
         }
         log("sync: following \(peer.name) at \(link.address)")
-        let follower = try SyncFollower(library: library, peer: device)
+        let peers = endpoint.peers
+        let follower = try SyncFollower(library: library, peer: device, rights: { peers.rights(of: device) })
         var told = false
         while !Task.isCancelled {
             if !follower.isIdle {
@@ -396,7 +414,8 @@ public final class SyncService: Sendable {
         guard let opened = try await link.receive(timeout: .seconds(10)), case .opened = try SyncMessage(opened) else {
             throw NetError(.protocolError, "\(address) did not open the library")
         }
-        let follower = try SyncFollower(library: library, peer: device)
+        let peers = endpoint.peers
+        let follower = try SyncFollower(library: library, peer: device, rights: { peers.rights(of: device) })
         _ = try await round(follower, over: link, timeout: .seconds(120)) { _ in progress(follower.applied) }
         return (follower.applied, link.bytesReceived)
     }

@@ -8,8 +8,8 @@ import CSDPlatform
 
 /// Copying files' bytes, for sd's copy and move actions.
 extension FileSystem {
-    /// Copies `from`'s bytes to a new file `to` (which must not exist), with `from`'s permission bits and
-    /// modification time; does not fsync (see `syncFileSystem`). Returns the bytes copied. A partial `to` is
+    /// Copies `from`'s bytes to a new file `to` (which must not exist), with `from`'s permission bits (read,
+    /// write, execute: never setuid, setgid or sticky on a copy) and modification time; does not fsync (see `syncFileSystem`). Returns the bytes copied. A partial `to` is
     /// removed when a step fails.
     ///
     /// #### Implementation details
@@ -51,7 +51,7 @@ extension FileSystem {
         defer { close(source) }
         var st = stat()
         guard fstat(source, &st) == 0 else { throw SystemError.current("stat", path: from) }
-        let target = retryingEINTR { open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o7777) }
+        let target = retryingEINTR { open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o777) }
         guard target >= 0 else { throw SystemError.current("create", path: to) }
         var failure = fill(source, target)
         if failure == nil {
@@ -174,7 +174,7 @@ extension FileSystem {
             read += n
         }
         guard read == size else { throw SystemError("read", path: from, errno: EIO) }
-        let target = retryingEINTR { open(to, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o7777) }
+        let target = retryingEINTR { open(to, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode & 0o777) }
         guard target >= 0 else { throw SystemError.current("create", path: to) }
         do {
             var written = 0

@@ -32,6 +32,12 @@ public struct ReadOnlyFile: ~Copyable, Sendable {
         let display = String(decoding: pathBytes, as: UTF8.self)
         let fd = pathBytes.withCString { p in retryingEINTR { open(p, O_RDONLY | O_CLOEXEC | O_NONBLOCK) } }
         guard fd >= 0 else { throw SystemError.current("open", path: display) }
+        try self.init(descriptor: fd, path: display)
+    }
+
+    /// Takes `fd` (opened for reading, e.g. by `FolderHandle.open`): refused (and closed) unless it is a
+    /// regular file.
+    public init(descriptor fd: Int32, path display: String) throws(SystemError) {
         var st = stat()
         guard fstat(fd, &st) == 0 else {
             let error = SystemError.current("stat", path: display)

@@ -26,6 +26,12 @@ public struct PartFile: ~Copyable, Sendable {
         self.path = path
     }
 
+    /// Takes `fd` (opened for writing, e.g. by `FolderHandle.open`).
+    public init(descriptor fd: Int32, path: String) {
+        descriptor = fd
+        self.path = path
+    }
+
     /// Opens an existing temporary for more writes, as it is.
     public init(existing path: String) throws(SystemError) {
         let fd = retryingEINTR { open(path, O_WRONLY | O_NOFOLLOW | O_CLOEXEC) }
@@ -60,8 +66,16 @@ public struct PartFile: ~Copyable, Sendable {
         guard futimens(descriptor, &times) == 0 else { throw SystemError.current("set times", path: path) }
     }
 
-    /// Sets its permission bits (once written: a read-only original's copy is made writable until then).
+    /// Sets its permission bits (once written: a read-only original's copy is made writable until then): read,
+    /// write and execute only; setuid, setgid and sticky are never given to a received or copied file.
     public func setMode(_ mode: UInt32) throws(SystemError) {
-        guard fchmod(descriptor, mode_t(mode & 0o7777)) == 0 else { throw SystemError.current("chmod", path: path) }
+        guard fchmod(descriptor, mode_t(mode & 0o777)) == 0 else { throw SystemError.current("chmod", path: path) }
+    }
+
+    /// Its size now.
+    public func size() throws(SystemError) -> Int64 {
+        var st = stat()
+        guard fstat(descriptor, &st) == 0 else { throw SystemError.current("stat", path: path) }
+        return Int64(st.st_size)
     }
 }

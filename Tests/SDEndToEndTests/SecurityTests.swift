@@ -234,4 +234,55 @@ import Testing
             #expect(Self.mode(library + "/" + name) == 0o600, "\(name)")
         }
     }
+
+    /// Every API route that takes a path refuses one with a NUL or control byte (a NUL cuts a path where the
+    /// system reads it) or `..`, with a 400 that says why; the daemon goes on.
+    @Test func everyRouteWithAPathRefusesNulControlBytesAndDotDot() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-sec-routes")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        let home = dir.file("home")
+        try dir.write("home/a.txt", Array("alpha".utf8))
+        try #require(sd.run(["location", "add", home]).status == 0)
+        try #require(sd.run(["index"]).status == 0)
+        let session = try sd.begin(.daemon)
+        defer { session.end() }
+        let socket = sd.environment["SD_RUNTIME_DIR"]! + "/sdd.sock"
+        func status(_ method: String, _ target: String, _ body: String? = nil) throws -> Int {
+            try UnixHTTP.request(socket: socket, method: method, target: target, body: body.map { Array($0.utf8) })
+                .status
+        }
+        let escapedHome = home.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(["/", "-", "."]))!
+        for bad in ["\(escapedHome)/a.txt%00.jpg", "\(escapedHome)%00", "\(escapedHome)/a%01b", "\(escapedHome)/%0A"] {
+            for route in [
+                "/v1/ls?path=", "/v1/tags/of?path=", "/v1/meta?path=", "/v1/resolve?path=",
+                "/v1/dupes?location=", "/v1/redundancy?ifLost=", "/v1/search?q=a&in=",
+            ] {
+                #expect(try status("GET", route + bad) == 400, "GET \(route)\(bad)")
+            }
+        }
+        for route in ["/v1/ls?path=", "/v1/tags/of?path=", "/v1/meta?path=", "/v1/resolve?path="] {
+            #expect(try status("GET", route + escapedHome + "/../etc") == 400, "\(route) with ..")
+        }
+        let nul = "\\u0000"
+        let control = "\\u0001"
+        let bodies: [(String, String)] = [
+            (
+                "/v1/actions/preview",
+                #"{"action": "copy", "paths": ["\#(home)/a.txt\#(nul)x"], "destination": "\#(home)/b"}"#
+            ),
+            (
+                "/v1/actions/preview",
+                #"{"action": "copy", "paths": ["\#(home)/a.txt"], "destination": "\#(home)/b\#(control)"}"#
+            ),
+            ("/v1/actions/preview", #"{"action": "delete", "paths": ["\#(home)/a.txt\#(nul)"], "permanent": true}"#),
+            ("/v1/locations", #"{"path": "\#(home)\#(control)x"}"#),
+            ("/v1/index", #"{"locations": ["home\#(nul)"]}"#),
+            ("/v1/tags/apply", #"{"tag": "t", "paths": ["\#(home)/a.txt\#(nul)"], "present": true}"#),
+            ("/v1/meta", #"{"paths": ["\#(home)/a.txt\#(nul)"], "rating": 3}"#),
+        ]
+        for (route, body) in bodies {
+            #expect(try status("POST", route, body) == 400, "POST \(route) \(body)")
+        }
+        #expect(try status("GET", "/v1/info") == 200, "the daemon goes on")
+    }
 }

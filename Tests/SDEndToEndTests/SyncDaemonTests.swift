@@ -93,6 +93,8 @@ struct Device {
         for i in big.indices { big[i] = UInt8(truncatingIfNeeded: rng.next()) }
         _ = try a.dir.write("files-a/sub/big.bin", big)
         chmod(a.files + "/sub/deep-a.md", 0o600)
+        // Setuid on a's file: a copy elsewhere never carries it.
+        chmod(a.files + "/only-on-a.txt", 0o4755)
         // a's library, indexed; a's daemon answers the others.
         try a.run(["location", "add", a.files])
         try a.run(["index"])
@@ -165,6 +167,8 @@ struct Device {
         #expect(try TemporaryDirectory.tree(fetched) == (try TemporaryDirectory.tree(a.files)))
         let mode = try FileManager.default.attributesOfItem(atPath: fetched + "/sub/deep-a.md")[.posixPermissions]
         #expect(mode as? Int == 0o600, "the copy has the original's permissions")
+        let special = try FileManager.default.attributesOfItem(atPath: fetched + "/only-on-a.txt")[.posixPermissions]
+        #expect(special as? Int == 0o755, "the copy has the original's permissions but setuid")
         #expect(try b.run(["log", "--limit", "1"]).stdout.contains("peer-copy  ok"))
         // Again, into the same place: every file conflicts, and nothing is fetched.
         let again = try b.sd.run(["cp", "-y", "sd://\(aID)\(a.files)/sub/big.bin", fetched + "/sub"])
@@ -191,6 +195,15 @@ struct Device {
         _ = try b.dir.write("outgoing/pushed-note.txt", Array("from b to a".utf8))
         _ = try b.dir.write("outgoing/inner/pushed-big.bin", big)
         chmod(outgoing + "/pushed-note.txt", 0o640)
+        // Not without a's leave: a new pairing may read, sync and change metadata, not write.
+        let unwelcome = try b.sd.run(["cp", "-y", outgoing, "sd://\(aID)\(a.files)"])
+        #expect(
+            unwelcome.status != 0 && (unwelcome.stdout + unwelcome.stderr).contains("does not let this device write"),
+            "\(unwelcome.stdout) \(unwelcome.stderr)"
+        )
+        #expect(!FileSystem.exists(a.files + "/outgoing/pushed-note.txt"))
+        let allowed = try a.run(["peer", "allow", bID, "write", "--location", a.files]).stdout
+        #expect(allowed.contains("may now put new files"), "\(allowed)")
         let pushPreview = try b.run(["cp", "--preview", outgoing, "sd://\(aID)\(a.files)"]).stdout
         #expect(pushPreview.contains("copy to another device 2 files, 3.2 MB, 2 folders"), "\(pushPreview)")
         #expect(pushPreview.contains(" free"), "the free space of a's volume, as synced: \(pushPreview)")
@@ -384,6 +397,8 @@ struct Device {
         try a.startDaemon()
         try a.pair(with: b)
         try a.run(["library", "share", try b.id])
+        // b may send files into a's location (a new pairing may only read, sync and change metadata).
+        try a.run(["peer", "allow", try b.id, "write", "--location", a.files])
         try b.run(["library", "join", try a.id])
         let daemon = DaemonKillTests.Daemon(sd: b.sd, startArguments: b.daemonArguments)
         try daemon.start()

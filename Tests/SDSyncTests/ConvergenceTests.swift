@@ -49,7 +49,8 @@ final class Replica {
             followers[peer.index] = try SyncFollower(
                 library: library,
                 peer: peer.identity.id,
-                batchLimit: followers[peer.index]?.batchLimit ?? 7
+                batchLimit: followers[peer.index]?.batchLimit ?? 7,
+                rights: .all
             )
         }
     }
@@ -110,10 +111,12 @@ struct InFlight {
         let replicas = try (0..<n).map { try Replica($0) }
         for r in replicas {
             for p in replicas where p.index != r.index {
+                // Every device may change everything on the others (settings too): convergence of all of it.
                 r.followers[p.index] = try SyncFollower(
                     library: r.library,
                     peer: p.identity.id,
-                    batchLimit: 1 + pick(12)
+                    batchLimit: 1 + pick(12),
+                    rights: .all
                 )
             }
         }

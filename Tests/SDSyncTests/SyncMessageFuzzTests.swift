@@ -101,6 +101,7 @@ import Testing
             .fileData(id: 7, offset: 0, bytes: [], error: "gone"),
             .pushFolder(id: 8, path: "/srv/media/new"),
             .pushOpen(id: 9, path: "/srv/media/new/a.bin", tag: "ab12cd34-0", resumeAt: 64 << 20),
+            .pushBegin(id: 9, path: "/srv/media/new/a.bin", tag: "ab12cd34-0", resumeAt: 64 << 20, size: 1 << 30),
             .pushData(
                 id: 10,
                 path: "/srv/media/new/a.bin",

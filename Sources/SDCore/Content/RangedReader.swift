@@ -22,6 +22,10 @@ public struct LocalFileReader: RangedReader, ~Copyable {
         file = try ReadOnlyFile(pathBytes: pathBytes)
     }
 
+    public init(file: consuming ReadOnlyFile) {
+        self.file = file
+    }
+
     public func size() throws -> UInt64 { file.sizeAtOpen }
 
     public func read(into buffer: UnsafeMutableRawBufferPointer, at offset: UInt64) throws -> Int {

@@ -55,6 +55,11 @@ public struct SyncConflict: Sendable, Codable, Equatable {
     public var winnerValue: String?
     public var winnerHLC: String
     public var foundAt: Date
+    /// Why a peer's change was refused (it was never applied: restoring it applies it), or nil for a concurrent
+    /// edit that lost.
+    public var reason: String?
+    /// The device that sent the refused change.
+    public var fromDevice: String?
 }
 
 extension Library {
@@ -280,7 +285,11 @@ extension Library {
     /// #### Errors
     /// `SyncRefusal` for a change stamped more than 5 minutes ahead of this device's clock (a broken or
     /// hostile clock would otherwise win every later edit): nothing of the batch is merged.
-    public func mergeSharedChanges(_ changes: [(change: SharedChange, prev: String?)]) throws -> Int {
+    public func mergeSharedChanges(
+        _ changes: [(change: SharedChange, prev: String?)],
+        from sender: DeviceID? = nil,
+        refusing refusal: (SharedChange) -> String? = { _ in nil }
+    ) throws -> Int {
         let limit = UInt64(max(0, Self.nowMilliseconds())) + 5 * 60 * 1000
         for (change, _) in changes {
             guard let stamp = HLCTimestamp(change.hlc) else {
@@ -295,8 +304,36 @@ extension Library {
         }
         return try database.write { db in
             var merged = 0
-            for (change, prev) in changes where try Self.mergeRemoteChange(db, change, prev: prev) { merged += 1 }
+            for (change, prev) in changes {
+                // A change the sender may not make here is not applied nor passed on: kept for the owner to see.
+                if let reason = refusal(change) {
+                    try Self.keepRefused(db, change, reason: reason, from: sender)
+                    continue
+                }
+                if try Self.mergeRemoteChange(db, change, prev: prev) { merged += 1 }
+            }
             return merged
+        }
+    }
+
+    /// Keeps a refused change in `sync_conflicts`, one row per register it would have set, beside the value
+    /// that stays (`sd sync conflicts`; restoring it applies it as this device's edit).
+    static func keepRefused(_ db: Database, _ change: SharedChange, reason: String, from sender: DeviceID?) throws {
+        for r in SharedRegister.expand(record: change.record, key: change.key, field: change.field, value: change.value)
+        {
+            let current = try register(db, r.record, r.key, r.field)
+            try db.execute(
+                sql: """
+                    INSERT OR IGNORE INTO sync_conflicts (record, key, field, value, hlc, winner_value, winner_hlc,
+                        found_at, reason, from_device)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    r.record, r.key, r.field, r.value, change.hlc, current?.value, current?.hlc ?? "",
+                    nowMilliseconds(),
+                    reason, sender?.description,
+                ]
+            )
         }
     }
 
@@ -321,7 +358,8 @@ extension Library {
             try Row.fetchAll(
                 db,
                 sql: """
-                    SELECT id, record, key, field, value, hlc, winner_value, winner_hlc, found_at FROM sync_conflicts
+                    SELECT id, record, key, field, value, hlc, winner_value, winner_hlc, found_at, reason, from_device
+                    FROM sync_conflicts
                     \(all ? "" : "WHERE resolved_at IS NULL") ORDER BY id DESC
                     """
             ).map {
@@ -334,7 +372,9 @@ extension Library {
                     hlc: $0[5],
                     winnerValue: $0[6],
                     winnerHLC: $0[7],
-                    foundAt: Date(timeIntervalSince1970: Double($0[8] as Int64) / 1000)
+                    foundAt: Date(timeIntervalSince1970: Double($0[8] as Int64) / 1000),
+                    reason: $0[9],
+                    fromDevice: $0[10]
                 )
             }
         }

@@ -26,6 +26,7 @@ enum Schema {
         ("v7-integrity-hashes", v7),
         ("v8-shared-changes", v8),
         ("v9-sync", v9),
+        ("v10-peer-safety", v10),
     ]
 
     static var version: Int { migrations.count }
@@ -610,5 +611,33 @@ enum Schema {
                 )
             }
         }
+    }
+
+    // MARK: - v10
+
+    /// What a paired device did that this device refused (a change without the right: kept as a conflict for
+    /// the owner to see and restore), and the files other devices are sending here (their temporaries, so
+    /// that abandoned ones are removed).
+    static func v10(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                -- NULL: a concurrent edit that lost. Else why a peer's change was refused (it was never applied).
+                ALTER TABLE sync_conflicts ADD COLUMN reason TEXT;
+                -- The device that sent it (a refused change), NULL for a lost concurrent edit.
+                ALTER TABLE sync_conflicts ADD COLUMN from_device TEXT;
+                -- A file another device is sending into a folder of this device's locations: its hidden temporary
+                -- (`.sd-part-in-TAG` in `folder`). The row goes when the file is committed or abandoned; one left
+                -- with a temporary untouched for long is removed by sdd.
+                CREATE TABLE peer_incoming (
+                    id INTEGER PRIMARY KEY,
+                    folder BLOB NOT NULL,                  -- the folder's path (bytes)
+                    part TEXT NOT NULL,                    -- the temporary's name in it
+                    device TEXT,                           -- the sending device
+                    size INTEGER NOT NULL,                 -- the size it announced
+                    started_at INTEGER NOT NULL,
+                    UNIQUE (folder, part)
+                ) STRICT;
+                """
+        )
     }
 }

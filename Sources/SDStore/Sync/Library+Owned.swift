@@ -461,6 +461,7 @@ extension Library {
         guard owner != device.id else {
             throw SyncRefusal("a peer sent rows of this device (\(owner)); refused (only this device writes them)")
         }
+        try Self.checkNames(batch, from: owner)
         // Foreign keys are off for this transaction (set around it on the writer connection): a deleted row must
         // not take its children with it here, since on the owner they may have moved elsewhere first (their
         // moves come after the deletion in this batch order); children really deleted come with tombstones of
@@ -475,6 +476,35 @@ extension Library {
                 return .commit
             }
             return applied
+        }
+    }
+
+    /// Names and paths from another device are checked before anything is applied: an entry's name is one
+    /// name (no `/`, no NUL, not `.` or `..`, at most 255 bytes), a location's path, its root entry's name and a
+    /// volume's mount point are plain absolute paths. A batch with one that is not is refused whole: a device whose names
+    /// make `../x` could lead a copy here out of its destination.
+    static func checkNames(_ batch: OwnedBatch, from owner: DeviceID) throws {
+        for e in batch.entries {
+            // A location's root entry is named by the location's whole path.
+            if e.parent == nil {
+                do { _ = try PlainPath.components(e.name, controlBytes: true) } catch {
+                    throw SyncRefusal("device \(owner) sent a root entry whose path \(error.reason); refused")
+                }
+            } else if let problem = PlainPath.nameProblem(e.name, controlBytes: true) {
+                throw SyncRefusal(
+                    "device \(owner) sent an entry named '\(PlainPath.shown(e.name))' (\(problem)); refused (nothing of the batch was applied)"
+                )
+            }
+        }
+        for l in batch.locations {
+            do { _ = try PlainPath.components(l.path, controlBytes: true) } catch {
+                throw SyncRefusal("device \(owner) sent a location whose path \(error.reason); refused")
+            }
+        }
+        for v in batch.volumes where !v.mountPoint.isEmpty {
+            do { _ = try PlainPath.components(v.mountPoint, controlBytes: true) } catch {
+                throw SyncRefusal("device \(owner) sent a volume whose mount point \(error.reason); refused")
+            }
         }
     }
 

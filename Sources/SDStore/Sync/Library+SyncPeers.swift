@@ -194,3 +194,53 @@ extension Library {
         }
     }
 }
+
+/// A file another device is sending here: where its temporary is.
+public struct PeerIncoming: Sendable, Equatable {
+    public var folder: [UInt8]
+    public var part: String
+    public var device: String?
+    public var size: Int64
+    public var startedAt: Date
+}
+
+extension Library {
+    /// Notes a temporary another device's file is received into (again: its time is kept).
+    public func notePeerIncoming(folder: [UInt8], part: String, device: String?, size: Int64) throws {
+        try database.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO peer_incoming (folder, part, device, size, started_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (folder, part) DO UPDATE SET device = excluded.device, size = excluded.size
+                    """,
+                arguments: [Data(folder), part, device, size, Int64(Date().timeIntervalSince1970 * 1000)]
+            )
+        }
+    }
+
+    /// Forgets a temporary (its file was committed, abandoned or removed).
+    public func forgetPeerIncoming(folder: [UInt8], part: String) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "DELETE FROM peer_incoming WHERE folder = ? AND part = ?",
+                arguments: [Data(folder), part]
+            )
+        }
+    }
+
+    /// Every temporary noted, oldest first.
+    public func peerIncoming() throws -> [PeerIncoming] {
+        try database.read { db in
+            try Row.fetchAll(db, sql: "SELECT folder, part, device, size, started_at FROM peer_incoming ORDER BY id")
+                .map {
+                    PeerIncoming(
+                        folder: [UInt8]($0[0] as Data),
+                        part: $0[1],
+                        device: $0[2],
+                        size: $0[3],
+                        startedAt: Date(timeIntervalSince1970: Double($0[4] as Int64) / 1000)
+                    )
+                }
+        }
+    }
+}

@@ -117,12 +117,20 @@ struct PeerCommand: ParsableCommand {
         commandName: "peer",
         abstract: "The devices paired with this one.",
         discussion: """
+            What a paired device may do here is decided here: a new pairing may read files in this device's
+            locations, sync the library's index and change shared metadata (tags, ratings, notes); nothing else
+            until you allow it. Rights: read, sync, metadata, settings, write, overwrite, act, relay (read,
+            write, overwrite and act may be given per location).
+
             Examples:
               sd peer list
               sd peer add 192.168.1.30:7373     # where a paired device can be reached
+              sd peer allow laptop write --location ~/Inbox   # it may send files into that location
+              sd peer deny laptop read --location ~/Private   # ...and not read that one
+              sd peer rekey laptop              # it was reinstalled: the next pairing may give it a new key
               sd peer remove laptop             # it is refused from now on
             """,
-        subcommands: [List.self, Add.self, Remove.self],
+        subcommands: [List.self, Add.self, Allow.self, Deny.self, Rekey.self, Remove.self],
         defaultSubcommand: List.self
     )
 
@@ -149,8 +157,12 @@ struct PeerCommand: ParsableCommand {
             let listening = answer.listening.map { "accepting peers on port \($0)" } ?? "not accepting peers (sdd)"
             print("this device: \(answer.name) \(answer.device) key \(answer.fingerprint), \(listening)")
             if answer.peers.isEmpty { print("no paired devices; `sd pair` pairs one") }
+            let names = PeerRightsCommand.locationNames(libraryOptions)
             for p in answer.peers {
                 print("\(p.id)  \(p.name)  key \(p.fingerprint)  \(p.addresses.joined(separator: ", "))")
+                let rights = p.rights.map { r in names.reduce(r) { $0.replacingOccurrences(of: $1.key, with: $1.value) }
+                }
+                print("    may: \(rights.isEmpty ? "nothing" : rights.joined(separator: ", "))")
             }
         }
     }
@@ -178,6 +190,72 @@ struct PeerCommand: ParsableCommand {
             }
             if global.json { return try Output.json(peer) }
             print("\(peer.name) (\(peer.id)) is reachable at \(address)")
+        }
+    }
+
+    struct Allow: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let a paired device do something here (everywhere, or in one location).",
+            discussion: """
+                Examples:
+                  sd peer allow laptop write --location ~/Inbox
+                  sd peer allow laptop settings
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The device: its id or name.") var device: String
+        @Argument(help: "read, sync, metadata, settings, write, overwrite, act or relay.") var right: String
+        @Option(help: "Only in this location (its name or path).") var location: String?
+
+        func run() throws {
+            try PeerRightsCommand.change(device, right, location, libraryOptions, global, allow: true)
+        }
+    }
+
+    struct Deny: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Take a right back from a paired device (everywhere, or in one location).",
+            discussion: """
+                Examples:
+                  sd peer deny laptop metadata
+                  sd peer deny laptop read --location ~/Private
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: "The device: its id or name.") var device: String
+        @Argument(help: "read, sync, metadata, settings, write, overwrite, act or relay.") var right: String
+        @Option(help: "Only in this location (its name or path).") var location: String?
+
+        func run() throws {
+            try PeerRightsCommand.change(device, right, location, libraryOptions, global, allow: false)
+        }
+    }
+
+    struct Rekey: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Let the next pairing with a device (within 10 minutes) give it a new key.",
+            discussion: """
+                A pairing never replaces the key pinned for a device: one presenting another key under a paired
+                device's id is refused. When that device really has a new key (reinstalled, its config lost), run
+                this here, then pair again; compare the fingerprints shown here and by `sd peer list` there.
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @Argument(help: "The device: its id or name.") var device: String
+
+        func run() throws {
+            let endpoint = try thisEndpoint()
+            let peer = try Operations.pairedDevice(device, endpoint.peers)
+            guard let now = try endpoint.peers.allowRekey(peer.id) else {
+                throw UserError("no paired device '\(device)'")
+            }
+            if global.json { return try Output.json(PeerView(now)) }
+            print(
+                "\(peer.name) (\(peer.id)) keeps key \(DeviceKey.fingerprint(now.keyBytes)) until it pairs again within 10 minutes; "
+                    + "then `sd peer list` shows the new key: compare it with `sd peer list` on that device"
+            )
         }
     }
 
@@ -393,4 +471,55 @@ struct JoinAnswer: Codable {
     var bytes: Int
     var pullSeconds: Double
     var seconds: Double
+}
+
+/// `sd peer allow|deny`: rights kept in peers.json (sdd reads them again when the file changes).
+enum PeerRightsCommand {
+    static func change(
+        _ device: String,
+        _ right: String,
+        _ location: String?,
+        _ libraryOptions: LibraryOptions,
+        _ global: GlobalOptions,
+        allow: Bool
+    ) throws {
+        guard let which = PeerRights.Right(rawValue: right) else {
+            throw UserError(
+                "'\(right)' is not a right; rights: \(PeerRights.Right.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
+        }
+        var uuid: String?
+        var shown = "everywhere"
+        if let location {
+            guard which.perLocation else {
+                throw UserError("\(which.rawValue) is not given per location (it applies to the whole library)")
+            }
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let found = try Operations.locations([location], library: library)
+            guard let one = found.first else { throw UserError("no location '\(location)' (sd location list)") }
+            uuid = one.uuid
+            shown = "in location '\(one.name)'"
+        }
+        let endpoint = try thisEndpoint()
+        let peer = try Operations.pairedDevice(device, endpoint.peers)
+        let saved = try endpoint.peers.setRights(peer.id) { rights in
+            if allow { rights.allow(which, location: uuid) } else { rights.deny(which, location: uuid) }
+        }
+        guard let saved else { throw UserError("no paired device '\(device)'") }
+        if global.json { return try Output.json(PeerView(saved)) }
+        print(
+            "\(peer.name) \(allow ? "may now" : "may no longer") \(which.meaning) (\(shown)); it may: "
+                + (saved.granted.described(locationName: { locationNames(libraryOptions)[$0] ?? $0 }).joined(
+                    separator: ", "
+                ))
+        )
+    }
+
+    /// Location uuid -> name, for showing rights (empty when the library cannot be opened).
+    static func locationNames(_ options: LibraryOptions) -> [String: String] {
+        guard let library = try? options.open() else { return [:] }
+        defer { try? library.close() }
+        return Dictionary(((try? library.fetchLocations()) ?? []).map { ($0.uuid, $0.name) }) { a, _ in a }
+    }
 }
