@@ -82,6 +82,7 @@ let package = Package(
                 "SDStore", "SDCore", "SDSystem",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "CryptoExtras", package: "swift-crypto"),
@@ -207,6 +208,12 @@ let package = Package(
         .testTarget(
             name: "SDEndToEndTests",
             dependencies: ["SDCore", "SDSystem", "SDTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        // Real daemons against strangers and flooding peers (a paired device played in-process).
+        .testTarget(
+            name: "SDNetworkTests",
+            dependencies: ["SDNet", "SDSync", "SDStore", "SDCore", "SDSystem", "SDTestSupport"],
             swiftSettings: strictSettings
         ),
     ],

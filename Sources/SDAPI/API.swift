@@ -41,6 +41,11 @@ public struct DaemonInfo: Codable, Sendable, Equatable {
     public var apiVersion: Int
     /// The loopback TCP port also served (with the bearer token in sdd.token), if any.
     public var tcpPort: Int?
+    /// Where it accepts paired devices now (`HOST:PORT`), if it does.
+    public var peerAddress: String?
+    /// What it does on the network, in words ("not listening for peers until a device is paired (sd pair)",
+    /// "accepting paired devices on 0.0.0.0:7373; LAN discovery on UDP 7374", "peers off").
+    public var network: String?
 
     public init(
         pid: Int32,

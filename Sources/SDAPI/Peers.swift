@@ -14,8 +14,11 @@ public struct PeerView: Codable, Sendable, Equatable {
     public var pairedAt: Date
     /// What it may do here: `read`, `write in LOCATION-UUID`, `read except in LOCATION-UUID`...
     public var rights: [String]
+    /// Addresses it was heard announcing on the LAN (sdd only): hints, not verified, tried after `addresses`.
+    public var heard: [String]?
 
-    public init(_ peer: PairedPeer) {
+    public init(_ peer: PairedPeer, heard: [String]? = nil) {
+        self.heard = heard
         id = peer.id.description
         name = peer.name
         fingerprint = DeviceKey.fingerprint(peer.keyBytes)

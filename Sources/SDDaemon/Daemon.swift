@@ -349,7 +349,13 @@ struct Routes {
     func add(to router: RouteTable) {
         let daemon = self.daemon
         let library = daemon.library
-        router.get("/v1/info") { _, _ in try JSON.response(daemon.info) }
+        let peering = self.peering
+        router.get("/v1/info") { _, _ in
+            var info = daemon.info
+            info.peerAddress = peering.flatMap { p in p.listeningPort.map { "\(p.host):\($0)" } }
+            info.network = peering?.described ?? "peers off (--peer-port off): no sync, no pairing"
+            return try JSON.response(info)
+        }
         let hub = daemon.hub
         let status = daemon.status
         router.get("/v1/status") { _, _ in

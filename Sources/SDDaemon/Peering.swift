@@ -11,6 +11,10 @@ import Synchronization
 
 /// The daemon on the network: accepts paired devices on the peer port, and keeps the library in sync with the
 /// devices it is shared with (`SyncService`). Started with the server, stopped before it.
+///
+/// Safe by default: it neither listens nor announces itself until this device has a paired device (or
+/// `sd pair` asks for a code); LAN announcements it hears are hints, kept apart and bounded, tried only after
+/// the addresses a TLS handshake verified, and written nowhere until one of them is verified in turn.
 final class Peering: Sendable {
     let endpoint: PeerEndpoint
     let sync: SyncService
@@ -21,6 +25,10 @@ final class Peering: Sendable {
     /// The UDP port of LAN discovery (nil: off), and the running discovery.
     let discoveryPort: Int?
     private let discovery = Mutex<LANDiscovery?>(nil)
+    /// Addresses heard in announcements of paired devices (not verified).
+    let hints: DiscoveryHints
+    /// One start of the listener at a time.
+    private let starting = AsyncSemaphore(permits: 1)
 
     init(library: Library, host: String, port: Int, discoveryPort: Int?, logger: Logger) throws {
         self.discoveryPort = discoveryPort
@@ -35,7 +43,14 @@ final class Peering: Sendable {
         self.port = port
         self.logger = logger
         let log = logger
-        sync = SyncService(library: library, endpoint: endpoint, updater: LiveIndexUpdater(library: library)) {
+        let hints = DiscoveryHints()
+        self.hints = hints
+        sync = SyncService(
+            library: library,
+            endpoint: endpoint,
+            updater: LiveIndexUpdater(library: library),
+            hints: { hints.addresses(of: $0) }
+        ) {
             log.info("\($0)")
         }
     }
@@ -43,23 +58,56 @@ final class Peering: Sendable {
     /// The port peers reach this daemon on, once it listens.
     var listeningPort: Int? { listener.withLock { $0?.port } }
 
-    func start() async {
-        do {
+    /// Whether the device has a paired device (then it listens).
+    var hasPeers: Bool { !((try? endpoint.peers.all()) ?? []).isEmpty }
+
+    /// What it does on the network, in words.
+    var described: String {
+        guard let port = listeningPort else {
+            return
+                "not listening for peers until a device is paired (`sd pair` starts it; it will accept them on \(host):\(self.port == 0 ? "a free port" : "\(self.port)"))"
+        }
+        let announcing = discovery.withLock { $0 != nil }
+        return "accepting paired devices on \(host):\(port); "
+            + (announcing ? "LAN discovery on UDP \(discoveryPort ?? 0)" : "no LAN discovery")
+    }
+
+    /// Listens now (if it does not yet), and announces itself if discovery is on. The port.
+    ///
+    /// #### Errors
+    /// `NetError.unreachable` when the address cannot be bound.
+    @discardableResult
+    func listen() async throws -> Int {
+        try await starting.withPermit { [self] in
+            if let port = listeningPort { return port }
             let sync = self.sync
             let opened = try await endpoint.listen(host: host, port: port) { link in await sync.serve(link) }
             listener.withLock { $0 = opened }
-            logger.info("accepting peers", metadata: ["port": "\(opened.port)"])
+            logger.info("accepting peers", metadata: ["address": "\(host):\(opened.port)"])
             if let discoveryPort { await discover(on: discoveryPort, listening: opened.port) }
-        } catch {
-            // Serving the API matters more: go on without peers, and say why.
-            logger.error("not accepting peers: \(error)")
+            return opened.port
         }
     }
 
-    /// Announces this device on the LAN, and notes where paired devices announce themselves (an address to
-    /// try; the TLS handshake still decides who is there).
+    /// Listens once a device is paired: at start, then whenever one is (a pairing joined from this device).
+    func listenWhenPaired() async {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            if listeningPort == nil && hasPeers {
+                do { try await listen() } catch {
+                    // Serving the API matters more: go on without peers, and say why (once a minute).
+                    logger.error("not accepting peers: \(error)")
+                    try? await Task.sleep(for: .seconds(60))
+                }
+            }
+            try? await Task.sleep(for: .seconds(2))
+        }
+    }
+
+    /// Announces this device on the LAN, and notes where paired devices announce themselves (a hint to try;
+    /// the TLS handshake decides who is there).
     private func discover(on udpPort: Int, listening: Int) async {
         let peers = endpoint.peers
+        let hints = self.hints
         let logger = self.logger
         do {
             let started = try await LANDiscovery.start(
@@ -68,8 +116,13 @@ final class Peering: Sendable {
                 port: udpPort
             ) { announcement, host in
                 let address = host.contains(":") ? "[\(host)]:\(announcement.port)" : "\(host):\(announcement.port)"
-                if (try? peers.noteAnnounced(address, of: announcement.device)) == true {
-                    logger.info("heard paired device \(announcement.device) at \(address) (LAN discovery)")
+                guard let paired = try? peers.peer(announcement.device), !paired.addresses.contains(address) else {
+                    return
+                }
+                if hints.note(address, of: announcement.device) {
+                    logger.info(
+                        "heard paired device \(announcement.device) announce \(address) (a hint until verified)"
+                    )
                 }
             }
             discovery.withLock { $0 = started }
@@ -93,17 +146,58 @@ final class Peering: Sendable {
     }
 }
 
+/// Addresses paired devices announced on the LAN: hints, never trusted and never written anywhere. At most 4
+/// per device (the newest), announcements taken at most 20 a second in all; an address that a TLS handshake
+/// then verifies is noted with the device by the endpoint (and only then written to peers.json).
+final class DiscoveryHints: Sendable {
+    private struct State {
+        var byDevice: [DeviceID: [String]] = [:]
+        var tokens = 20.0
+        var at = ContinuousClock.now
+    }
+    private let state = Mutex(State())
+    static let perDevice = 4
+    static let devices = 256
+    static let perSecond = 20.0
+
+    /// Notes a hint; whether it was new (false: known, over the rate, or too many devices).
+    func note(_ address: String, of device: DeviceID) -> Bool {
+        state.withLock { s in
+            let now = ContinuousClock.now
+            let elapsed = now - s.at
+            s.at = now
+            s.tokens = min(
+                Self.perSecond,
+                s.tokens + Self.perSecond
+                    * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            )
+            guard s.tokens >= 1 else { return false }
+            s.tokens -= 1
+            var list = s.byDevice[device] ?? []
+            if list.first == address { return false }
+            if list.isEmpty && s.byDevice.count >= Self.devices { return false }
+            list.removeAll { $0 == address }
+            list.insert(address, at: 0)
+            s.byDevice[device] = Array(list.prefix(Self.perDevice))
+            return true
+        }
+    }
+
+    func addresses(of device: DeviceID) -> [String] { state.withLock { $0.byDevice[device] ?? [] } }
+}
+
 struct PeeringService: Service {
     let peering: Peering
     let ready: Gate
 
     func run() async throws {
         guard await ready.wait() else { return }
-        await peering.start()
         let sync = peering.sync
         let follower = Task { await sync.run() }
+        let listening = Task { await peering.listenWhenPaired() }
         try? await gracefulShutdown()
         follower.cancel()
+        listening.cancel()
         await peering.stop()
     }
 }
@@ -126,7 +220,7 @@ extension Routes {
                     name: p.endpoint.name,
                     fingerprint: DeviceKey.fingerprint(p.endpoint.key.publicKey),
                     listening: p.listeningPort,
-                    peers: try p.endpoint.peers.all().map(PeerView.init)
+                    peers: try p.endpoint.peers.all().map { PeerView($0, heard: p.hints.addresses(of: $0.id)) }
                 )
             )
         }
@@ -135,11 +229,15 @@ extension Routes {
             let asked = try await Body.decode(PairRequest.self, request, context)
             let minutes = asked.minutes ?? 5
             guard (1...60).contains(minutes) else { throw BadRequest("minutes is 1 to 60") }
-            guard p.listeningPort != nil else {
-                throw ActionRefused("this sdd is not accepting peers (see its log); a pairing code would not work")
+            // Pairing needs the peer port open: it opens now if no device was paired yet.
+            do { try await p.listen() } catch {
+                throw ActionRefused("this sdd cannot accept peers (\(error)); a pairing code would not work")
             }
+            // An address the other device can reach: the one it listens on when that is one address, else this
+            // machine's first (never an address it does not listen on).
+            let wildcard = ["0.0.0.0", "::", "", "[::]"].contains(p.host)
             _ = try p.endpoint.openPairing(
-                host: asked.host ?? Operations.thisMachineAddress(),
+                host: asked.host ?? (wildcard ? Operations.thisMachineAddress() : p.host),
                 ttl: .seconds(minutes * 60)
             )
             return try JSON.response(PairState(p.endpoint.pairingState))

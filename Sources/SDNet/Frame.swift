@@ -75,25 +75,53 @@ public struct Frame: Sendable, Equatable {
     }
 }
 
-/// NIO decoder: bytes to frames, closing on a framing error (the error is fired down the pipeline).
+/// NIO decoder: bytes to frames, closing on a framing error (the error is fired down the pipeline). The bytes
+/// of a frame not yet whole count in `inbox`'s budget (so a peer cannot hold memory by sending slowly).
 final class FrameDecoder: ByteToMessageDecoder {
     typealias InboundOut = Frame
     let maximumLength: Int
+    let inbox: Inbox?
+    /// The bytes of a partial frame counted in the inbox now.
+    private var counted = 0
 
-    init(maximumLength: Int) { self.maximumLength = maximumLength }
+    init(maximumLength: Int, inbox: Inbox? = nil) {
+        self.maximumLength = maximumLength
+        self.inbox = inbox
+    }
 
     func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
+        let state = try split(context: context, buffer: &buffer)
+        if state == .needMoreData, let inbox {
+            let partial = buffer.readableBytes
+            inbox.partial(partial - counted)
+            counted = partial
+        }
+        return state
+    }
+
+    func decoderRemoved(context: ChannelHandlerContext) {
+        inbox?.partial(-counted)
+        counted = 0
+    }
+
+    private func split(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let header = buffer.getBytes(at: buffer.readerIndex, length: 4) else { return .needMoreData }
         let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
         guard length >= 3 else { throw WireError("frame length \(length) is too short") }
         guard length <= maximumLength else {
             throw WireError("frame of \(length) bytes exceeds the limit of \(maximumLength)")
         }
-        guard buffer.readableBytes >= 4 + length, let bytes = buffer.readBytes(length: 4 + length) else {
-            return .needMoreData
+        guard buffer.readableBytes >= 4 + length else { return .needMoreData }
+        // The payload copied once, straight from the received bytes.
+        let start = buffer.readerIndex
+        let version = buffer.getInteger(at: start + 4, as: UInt8.self) ?? 0
+        guard version == Frame.version else {
+            throw WireError("protocol version \(version) (this sd speaks \(Frame.version)); update sd on both devices")
         }
-        let (frames, _) = try Frame.split(bytes, maximumLength: maximumLength)
-        for frame in frames { context.fireChannelRead(wrapInboundOut(frame)) }
+        let kind = buffer.getInteger(at: start + 5, endianness: .big, as: UInt16.self) ?? 0
+        buffer.moveReaderIndex(forwardBy: 7)
+        let payload = buffer.readBytes(length: length - 3) ?? []
+        context.fireChannelRead(wrapInboundOut(Frame(kind, payload)))
         return .continue
     }
 
@@ -108,6 +136,11 @@ final class FrameEncoder: MessageToByteEncoder {
     typealias OutboundIn = Frame
 
     func encode(data: Frame, out: inout ByteBuffer) throws {
-        out.writeBytes(data.encoded)
+        // Written in place (no copy of the payload but the one into the buffer).
+        out.reserveCapacity(out.writerIndex + 7 + data.payload.count)
+        out.writeInteger(UInt32(3 + data.payload.count), endianness: .big)
+        out.writeInteger(Frame.version)
+        out.writeInteger(data.kind, endianness: .big)
+        out.writeBytes(data.payload)
     }
 }

@@ -31,6 +31,8 @@ public final class PeerEndpoint: Sendable {
     public static let defaultHandshakeTimeout: Duration = .seconds(10)
     /// How long the other side has to send its hello or proof.
     public let handshakeTimeout: Duration
+    /// Who may hold connections to the peer port, how many, how long.
+    public let admission: Admission
 
     struct PairingWindow {
         var code: PairingCode
@@ -53,9 +55,11 @@ public final class PeerEndpoint: Sendable {
         key: DeviceKey,
         peers: PeerStore,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        handshakeTimeout: Duration = PeerEndpoint.defaultHandshakeTimeout
+        handshakeTimeout: Duration = PeerEndpoint.defaultHandshakeTimeout,
+        admission: Admission = Admission()
     ) throws(NetError) {
         self.handshakeTimeout = handshakeTimeout
+        self.admission = admission
         self.device = device
         self.name = name
         self.key = key
@@ -143,10 +147,19 @@ public final class PeerEndpoint: Sendable {
     ) async throws(NetError) -> Listener {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            // A flood is accepted (and closed at once, see Admission) quickly rather than left in the kernel.
+            .serverChannelOption(ChannelOptions.backlog, value: 1_024)
             .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .childChannelInitializer { [self] channel in
+                // Over a cap or a rate: closed at once, before any TLS work (a flood costs a moment's descriptor).
+                let remote = channel.remoteAddress?.ipAddress ?? "?"
+                guard admission.admit(remote) else {
+                    channel.close(promise: nil)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                }
                 let inbox = Inbox()
                 let presented = Presented()
+                let guardian = ConnectionGuard(admission: admission, address: remote)
                 return channel.eventLoop.makeCompletedFuture {
                     let tls = NIOSSLServerHandler(context: serverContext) { [self] certificates, promise in
                         guard let leaf = certificates.first, let key = Self.rawKey(of: leaf),
@@ -156,10 +169,19 @@ public final class PeerEndpoint: Sendable {
                         promise.succeed(.certificateVerified)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
-                        tls, ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength)),
+                        IdleStateHandler(readTimeout: admission.limits.idleTimeout), IdleCloser(), tls, guardian,
+                        ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox)),
                         MessageToByteHandler(FrameEncoder()), InboxHandler(inbox: inbox),
                     ])
-                    Task { await self.accepted(channel, inbox: inbox, presented: presented, onLink: onLink) }
+                    Task {
+                        await self.accepted(
+                            channel,
+                            inbox: inbox,
+                            presented: presented,
+                            guardian: guardian,
+                            onLink: onLink
+                        )
+                    }
                 }
             }
         do {
@@ -182,12 +204,10 @@ public final class PeerEndpoint: Sendable {
         _ channel: any Channel,
         inbox: Inbox,
         presented: Presented,
+        guardian: ConnectionGuard,
         onLink: @Sendable (PeerLink) async -> Void
     ) async {
-        func refuse(_ reason: String) async {
-            try? await PeerLink.write(Refusal(reason).frame, on: channel)
-            try? await channel.close()
-        }
+        func refuse(_ reason: String) async { await PeerLink.refuse(reason, on: channel) }
         let hello: Hello
         do {
             guard let frame = try await inbox.next(timeout: handshakeTimeout, channel: channel) else {
@@ -207,6 +227,7 @@ public final class PeerEndpoint: Sendable {
         let address = Self.address(host: remoteHost, port: hello.listenPort)
         switch hello.purpose {
         case .pair:
+            guardian.handshaken()
             await hostPairing(channel, inbox: inbox, hello: hello, key: key, address: address)
         case .connect:
             guard let peer = try? peers.peer(hello.device) else {
@@ -217,6 +238,11 @@ public final class PeerEndpoint: Sendable {
                 await refuse("the key presented is not the one paired for device \(hello.device)")
                 return
             }
+            guard guardian.authenticated(as: peer.id) else {
+                await refuse("device \(hello.device) holds too many connections to \(device) already")
+                return
+            }
+            inbox.belongs(to: peer.id)
             let mine = Hello(device: device, name: name, purpose: .connect, nonce: Self.nonce(), listenPort: listenPort)
             do {
                 try await PeerLink.write(mine.frame, on: channel)
@@ -276,6 +302,7 @@ public final class PeerEndpoint: Sendable {
         let inbox = Inbox()
         let presented = Presented()
         let context = clientContext
+        let idle = admission.limits.idleTimeout
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -289,7 +316,8 @@ public final class PeerEndpoint: Sendable {
                         promise.succeed(.certificateVerified)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
-                        tls, ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength)),
+                        IdleStateHandler(readTimeout: idle), IdleCloser(), tls,
+                        ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox)),
                         MessageToByteHandler(FrameEncoder()), InboxHandler(inbox: inbox),
                     ])
                 }
@@ -326,6 +354,7 @@ public final class PeerEndpoint: Sendable {
                     throw NetError(.refused, "\(address) claims to be device \(hello.device) but does not hold its key")
                 }
                 peer = known
+                inbox.belongs(to: known.id)
                 try? peers.noteAddress(address, of: known.id)
             } else {
                 peer = PairedPeer(id: hello.device, name: hello.name, publicKey: key, addresses: [address])
@@ -383,8 +412,7 @@ public final class PeerEndpoint: Sendable {
     private func hostPairing(_ channel: any Channel, inbox: Inbox, hello: Hello, key: [UInt8], address: String) async {
         func fail(_ reason: String, tell: String) async {
             outcome.withLock { $0 = .failed(reason) }
-            try? await PeerLink.write(Refusal(tell).frame, on: channel)
-            try? await channel.close()
+            await PeerLink.refuse(tell, on: channel)
         }
         // One attempt per code: taken now, whatever the outcome.
         let open = window.withLock { w -> PairingWindow? in
@@ -392,11 +420,10 @@ public final class PeerEndpoint: Sendable {
             return w
         }
         guard let open, ContinuousClock.now < open.expires else {
-            try? await PeerLink.write(
-                Refusal("no pairing code is open on this device (it expired or was used); ask for a new one").frame,
+            await PeerLink.refuse(
+                "no pairing code is open on this device (it expired or was used); ask for a new one",
                 on: channel
             )
-            try? await channel.close()
             return
         }
         let mine = Hello(device: device, name: name, purpose: .pair, nonce: Self.nonce(), listenPort: listenPort)

@@ -36,6 +36,13 @@ public final class PeerLink: Sendable {
         try await Self.write(frame, on: channel)
     }
 
+    /// Tells the other side why, then closes, without waiting for it to read (a connection that never finished
+    /// its TLS handshake would hold the write forever); closed within 2 s whatever happens.
+    static func refuse(_ reason: String, on channel: any Channel) async {
+        channel.eventLoop.scheduleTask(in: .seconds(2)) { channel.close(promise: nil) }
+        channel.writeAndFlush(Refusal(reason).frame).whenComplete { _ in channel.close(promise: nil) }
+    }
+
     static func write(_ frame: Frame, on channel: any Channel) async throws(NetError) {
         do {
             try await channel.writeAndFlush(frame).get()
@@ -63,8 +70,10 @@ public final class PeerLink: Sendable {
     public var isActive: Bool { channel.isActive }
 }
 
-/// Frames received on one connection, waiting for their single reader. Reading stops (TCP pushes back) while
-/// more than `high` frames wait, and starts again below `low`.
+/// Frames received on one connection, waiting for their single reader. Reading stops (TCP pushes back on the
+/// sender) while the bytes held (frames waiting, and the part of the next one received) are over `high`, or
+/// while the whole process holds more than its `ReceiveBudget`, and starts again below `low`: a peer that sends
+/// and never reads the answers costs a bounded number of bytes, not what it sends.
 final class Inbox: Sendable {
     private struct State {
         var frames: [Frame] = []
@@ -73,6 +82,11 @@ final class Inbox: Sendable {
         var end: NetError?
         var ended = false
         var paused = false
+        /// Bytes of the frames waiting, plus those of a frame being received.
+        var held = 0
+        var channel: (any Channel)?
+        /// The device at the other end, once known (its connections share a budget).
+        var owner: DeviceID?
         /// Each wait's number, and the last one whose time ran out (a timer may fire before the wait starts).
         var token: UInt64 = 0
         var expired: UInt64 = 0
@@ -81,28 +95,88 @@ final class Inbox: Sendable {
 
     private let state = Mutex(State())
     private let received = Mutex(0)
+    let budget: ReceiveBudget
     var bytes: Int { received.withLock { $0 } }
-    static let high = 256
-    static let low = 32
+    /// At most this many bytes held per connection (32 MiB); reading starts again below `low`.
+    static let high = 32 << 20
+    static let low = 16 << 20
+
+    init(budget: ReceiveBudget = .shared) { self.budget = budget }
+
+    /// Bytes held now.
+    var held: Int { state.withLock { $0.held } }
+
+    /// The device at the other end, once the hellos said it.
+    var owner: DeviceID? { state.withLock { $0.owner } }
+
+    /// The connection proved to be `device`'s: what it holds counts in that device's budget from now.
+    func belongs(to device: DeviceID) {
+        let held = state.withLock { s -> Int in
+            s.owner = device
+            return s.held
+        }
+        budget.adopt(held, device: device)
+    }
+
+    /// The connection it reads from (set once the pipeline is made): stopped and restarted here.
+    func attach(_ channel: any Channel) {
+        state.withLock { $0.channel = channel }
+        budget.join(self)
+    }
 
     /// Adds a frame; whether the reader has fallen behind (the caller stops reading from the socket).
     func push(_ frame: Frame) -> Bool {
-        received.withLock { $0 += 7 + frame.payload.count }
-        let (waiter, pause): (CheckedContinuation<Frame?, any Error>?, Bool) = state.withLock { s in
-            if s.ended { return (nil, false) }
+        let size = 7 + frame.payload.count
+        received.withLock { $0 += size }
+        let (waiter, queued, pause): (CheckedContinuation<Frame?, any Error>?, Bool, Bool) = state.withLock { s in
+            if s.ended { return (nil, false, false) }
             if let waiter = s.waiter {
                 s.waiter = nil
-                return (waiter, false)
+                return (waiter, false, false)
             }
             s.frames.append(frame)
-            if s.count > Self.high && !s.paused {
+            s.held += size
+            if (s.held > Self.high || (budget.isOver(s.owner) && s.held >= budget.share)) && !s.paused {
                 s.paused = true
-                return (nil, true)
+                return (nil, true, true)
             }
-            return (nil, false)
+            return (nil, true, false)
         }
+        if queued { budget.change(size, device: owner) }
         waiter?.resume(returning: frame)
         return pause
+    }
+
+    /// Bytes of a frame being received changed by `delta` (the decoder's count): held too.
+    func partial(_ delta: Int) {
+        guard delta != 0 else { return }
+        let (stop, counted, owner) = state.withLock { s -> (Bool, Bool, DeviceID?) in
+            guard !s.ended else { return (false, false, nil) }
+            s.held += delta
+            return (delta > 0 && s.held > Self.high && !s.paused, true, s.owner)
+        }
+        if counted { budget.change(delta, device: owner) }
+        if stop { stopReading() }
+    }
+
+    /// Stops reading from the socket (over this connection's or the process's budget).
+    func stopReading() {
+        let channel = state.withLock { s -> (any Channel)? in
+            guard !s.paused, !s.ended else { return nil }
+            s.paused = true
+            return s.channel
+        }
+        channel?.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+    }
+
+    /// Reads again once this connection holds little and the process is under its budget.
+    func readAgainIfDrained() {
+        let channel = state.withLock { s -> (any Channel)? in
+            guard s.paused, !s.ended, s.held < Self.low, !budget.isOver(s.owner) else { return nil }
+            s.paused = false
+            return s.channel
+        }
+        channel?.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
     }
 
     /// Ends the stream: in order (nil) or with an error. Frames already received are still read first.
@@ -115,6 +189,16 @@ final class Inbox: Sendable {
             s.waiter = nil
             return w
         }
+        // What it held no longer counts (frames not read yet are still there for the reader; they go with it).
+        let (held, owner) = state.withLock { s -> (Int, DeviceID?) in
+            defer {
+                s.held = 0
+                s.channel = nil
+            }
+            return (s.held, s.owner)
+        }
+        budget.change(-held, device: owner)
+        budget.leave(self)
         if let waiter {
             if let error { waiter.resume(throwing: error) } else { waiter.resume(returning: nil) }
         }
@@ -147,7 +231,7 @@ final class Inbox: Sendable {
             frame = try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<Frame?, any Error>) in
                 enum Now {
-                    case frame(Frame, resume: Bool)
+                    case frame(Frame, counted: Bool, resume: Bool)
                     case end(NetError?)
                     case wait
                 }
@@ -159,12 +243,10 @@ final class Inbox: Sendable {
                             s.frames.removeFirst(s.head)
                             s.head = 0
                         }
-                        var resume = false
-                        if s.paused && s.count < Self.low {
-                            s.paused = false
-                            resume = true
-                        }
-                        return .frame(frame, resume: resume)
+                        // Counted out here while the inbox lives; once it ended, `finish` counted it out.
+                        let counted = !s.ended
+                        if counted { s.held -= 7 + frame.payload.count }
+                        return .frame(frame, counted: counted, resume: s.paused && !s.ended)
                     }
                     if s.ended { return .end(s.end) }
                     if s.expired == token { return .end(NetError(.timeout, "the other device did not answer in time")) }
@@ -172,8 +254,9 @@ final class Inbox: Sendable {
                     return .wait
                 }
                 switch now {
-                case .frame(let frame, let resume):
-                    if resume { channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in } }
+                case .frame(let frame, let counted, let resume):
+                    if counted { budget.change(-(7 + frame.payload.count), device: owner) }
+                    if resume { readAgainIfDrained() }
                     continuation.resume(returning: frame)
                 case .end(let error):
                     if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
@@ -199,6 +282,8 @@ final class InboxHandler: ChannelInboundHandler {
     let inbox: Inbox
 
     init(inbox: Inbox) { self.inbox = inbox }
+
+    func handlerAdded(context: ChannelHandlerContext) { inbox.attach(context.channel) }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         if inbox.push(unwrapInboundIn(data)) {

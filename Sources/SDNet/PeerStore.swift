@@ -155,15 +155,6 @@ public final class PeerStore: Sendable {
         }
     }
 
-    /// Notes an address a paired device announced (LAN discovery) if it is not known yet: first in its list,
-    /// to be tried first. Nothing for a device not paired. Whether it was new.
-    @discardableResult
-    public func noteAnnounced(_ address: String, of id: DeviceID) throws(NetError) -> Bool {
-        guard let known = try peer(id), !known.addresses.contains(address) else { return false }
-        try noteAddress(address, of: id)
-        return true
-    }
-
     /// Forgets a device: it is refused from then on. Whether it was known.
     @discardableResult
     public func remove(_ id: DeviceID) throws(NetError) -> Bool {

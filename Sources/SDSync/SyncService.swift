@@ -65,6 +65,8 @@ public final class SyncService: Sendable {
     public let announceEvery: Duration
     /// Brings the index up to date for folders other devices sent files into (nil: not done here).
     let updater: (any IndexUpdater)?
+    /// Addresses a device was heard announcing (LAN discovery): tried after the verified ones.
+    let hints: @Sendable (DeviceID) -> [String]
 
     public init(
         library: Library,
@@ -72,8 +74,10 @@ public final class SyncService: Sendable {
         interval: Duration = .seconds(30),
         announceEvery: Duration = .milliseconds(250),
         updater: (any IndexUpdater)? = nil,
+        hints: @escaping @Sendable (DeviceID) -> [String] = { _ in [] },
         log: @escaping @Sendable (String) -> Void = { _ in }
     ) {
+        self.hints = hints
         self.library = library
         self.endpoint = endpoint
         self.interval = interval
@@ -230,7 +234,9 @@ public final class SyncService: Sendable {
         }
         var link: PeerLink?
         var failures: [String] = []
-        for address in peer.addresses {
+        // The addresses a handshake verified first, then what it was heard announcing (the handshake decides).
+        let heard = hints(device).filter { !peer.addresses.contains($0) }
+        for address in peer.addresses + heard {
             do {
                 link = try await endpoint.connect(to: address, expecting: device)
                 break

@@ -82,11 +82,17 @@ import Testing
         func randomQuery() -> String {
             let names = [
                 "path", "q", "limit", "sort", "cursor", "all", "verify", "minSize", "kind", "ifLost", "minCopies",
+                "location", "in",
             ]
+            // Hostile paths among them: NUL and control bytes (escaped, as a client would send them), `..`, `.`,
+            // empty components, another device's paths, a link in the location leading out.
             let values = [
                 home, "/etc/../etc", "relative", "sd://content/0000000000000000", "%00", "%FF%FE", "-1",
                 "99999999999999999999",
                 "true", "name", "", String(repeating: "%41", count: 3000), "size:>>>", "kind:", "\"unclosed", "*",
+                "\(home)/a.txt%00.jpg", "\(home)%01", "\(home)/%0A", "\(home)//a.txt", "\(home)/./a.txt",
+                "\(home)/out/passwd", "sd://00000000-0000-0000-0000-000000000000/etc/passwd",
+                "/\(String(repeating: "a/", count: 3000))",
             ]
             return (0..<(rng.next() % 4)).map { _ in
                 let name = names[Int(rng.next() % UInt64(names.count))]
@@ -95,6 +101,7 @@ import Testing
             }.joined(separator: "&")
         }
 
+        try FileManager.default.createSymbolicLink(atPath: home + "/out", withDestinationPath: "/etc")
         var answered: [Int: Int] = [:]
         let rounds = 2_500
         for round in 0..<rounds {
@@ -114,6 +121,15 @@ import Testing
             }
             answered[answer.status, default: 0] += 1
             #expect(answer.status < 500, "round \(round) (seed \(seed)): \(method) \(target) -> \(answer.status)")
+            // A NUL or control byte in any query value of a served route is refused before anything uses it.
+            if ["GET", "POST"].contains(method), routes.contains(where: { $0.1 == path || $0.1.contains("{id}") }),
+                ["%00", "%01", "%0A"].contains(where: { query.contains($0) })
+            {
+                #expect(
+                    [400, 404, 405].contains(answer.status),
+                    "round \(round) (seed \(seed)): \(method) \(target) -> \(answer.status)"
+                )
+            }
             if answer.status >= 400 && method != "HEAD" {
                 let text = String(decoding: answer.body, as: UTF8.self)
                 #expect(text.hasPrefix("{\"error\":"), "round \(round) (seed \(seed)): \(method) \(target): \(text)")

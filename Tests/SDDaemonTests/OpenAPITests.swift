@@ -198,16 +198,19 @@ import Testing
         try call("GET", "/v1/log", "/v1/log?limit=5", expect: 200)
         try call("GET", "/v1/trash", "/v1/trash", expect: 200)
 
-        // Peers and sync (the daemon listens on a free loopback port; nothing is paired).
+        // Peers and sync (nothing is paired: the daemon does not listen until a pairing code is asked for; then on
+        // a free loopback port).
         let peers = try call("GET", "/v1/peers", "/v1/peers", expect: 200)
-        if case .integer(let port)? = peers["listening"] {
-            #expect(port > 0, "sdd accepts peers")
-        } else {
-            Issue.record("sdd does not accept peers: \(peers)")
-        }
+        #expect(peers["listening"] == nil, "nothing paired, nothing listening: \(peers)")
         try call("GET", "/v1/pair", "/v1/pair", expect: 200)
         let opened = try call("POST", "/v1/pair", "/v1/pair", #"{"host": "127.0.0.1", "minutes": 1}"#, expect: 200)
         #expect(opened["state"]?.string == "waiting" && opened["code"]?.string?.hasPrefix("127.0.0.1:") == true)
+        let listening = try call("GET", "/v1/peers", "/v1/peers", expect: 200)
+        if case .integer(let port)? = listening["listening"] {
+            #expect(port > 0, "sdd accepts peers once a code is open")
+        } else {
+            Issue.record("sdd does not accept peers with a code open: \(listening)")
+        }
         try call("POST", "/v1/pair", "/v1/pair", #"{"minutes": 99}"#, expect: 400)
         try call("POST", "/v1/pair/join", "/v1/pair/join", #"{"code": "not a code"}"#, expect: 400)
         try call("POST", "/v1/pair/join", "/v1/pair/join", #"{"code": "127.0.0.1:1/0000-0000-0000-0000"}"#, expect: 502)

@@ -12,6 +12,9 @@ public enum TestNetwork {
         }
     }
 
+    /// The namespace's stand-in for this machine's LAN address (on `lo`, added by scripts/test).
+    public static let lanAddress = "10.254.73.1"
+
     /// Whether the only interface is loopback: traffic cannot leave this machine.
     public static var isIsolated: Bool { interfaces == ["lo"] }
 

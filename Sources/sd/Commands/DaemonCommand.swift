@@ -30,9 +30,14 @@ struct DaemonCommand: ParsableCommand {
         @OptionGroup var libraryOptions: LibraryOptions
         @Option(help: "Also serve on 127.0.0.1 at this port (0: any free one), with a bearer token (sdd.token, 0600).")
         var tcpPort: Int?
-        @Option(help: "Accept paired devices on this port (default 7373), or 'off'.") var peerPort: String?
-        @Option(help: "The address to accept peers on (default 0.0.0.0).") var peerHost: String?
-        @Option(help: "LAN discovery's UDP port (default 7374), or 'off'.") var discovery: String?
+        @Option(
+            help:
+                "Accept paired devices on this port (default 7373; only once a device is paired or `sd pair` runs), or 'off'."
+        )
+        var peerPort: String?
+        @Option(help: "The address to accept peers on (default 0.0.0.0: every interface).") var peerHost: String?
+        @Option(help: "LAN discovery's UDP port (default 7374; only while accepting peers), or 'off'.")
+        var discovery: String?
 
         func run() throws {
             if let running = APIClient().info() {
@@ -72,9 +77,9 @@ struct DaemonCommand: ParsableCommand {
                 if let info = APIClient().info() {
                     if global.json { return try Output.json(info) }
                     let tcp = info.tcpPort.map { " and 127.0.0.1:\($0) (token in \(API.tokenPath()))" } ?? ""
-                    return print(
-                        "sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())\(tcp)"
-                    )
+                    print("sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())\(tcp)")
+                    // Where it can be reached from the network, if anywhere: said every time.
+                    return print("network: \(info.network ?? "unknown")")
                 }
                 if let ended = child.termination {
                     let said = (try? String(contentsOfFile: outPath, encoding: .utf8)) ?? ""
@@ -123,6 +128,7 @@ struct DaemonCommand: ParsableCommand {
             print(
                 "sdd runs (pid \(info.pid)): library \(info.libraryName) (\(info.libraryPath)) on \(API.socketPath())"
             )
+            if let network = info.network { print("network: \(network)") }
         }
     }
 }

@@ -150,7 +150,7 @@ struct PeerCommand: ParsableCommand {
                     name: endpoint.name,
                     fingerprint: DeviceKey.fingerprint(endpoint.key.publicKey),
                     listening: nil,
-                    peers: try endpoint.peers.all().map(PeerView.init)
+                    peers: try endpoint.peers.all().map { PeerView($0) }
                 )
             }
             if global.json { return try Output.json(answer) }

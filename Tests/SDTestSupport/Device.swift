@@ -1,0 +1,77 @@
+import Foundation
+import SDSystem
+import Testing
+
+/// One device for the sync tests: its own data, config and runtime folders (so its own key, peers and
+/// daemon), a folder of its files, and its sdd on a free loopback port.
+public struct Device: Sendable {
+    public let name: String
+    public let dir: TemporaryDirectory
+    public let sd: SDBinary
+    public var files: String { dir.file("files-\(name)") }
+
+    public init(_ name: String) throws {
+        self.name = name
+        dir = try TemporaryDirectory(prefix: "sd-sync-\(name)")
+        sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+    }
+
+    @discardableResult
+    public func run(_ arguments: [String], sourceLocation: SourceLocation = #_sourceLocation) throws -> SDBinary.Result
+    {
+        let r = try sd.run(arguments)
+        #expect(
+            r.status == 0,
+            "\(name): sd \(arguments.joined(separator: " ")): \(r.stderr)",
+            sourceLocation: sourceLocation
+        )
+        return r
+    }
+
+    public func json(_ arguments: [String]) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(try run(arguments + ["--json"]).stdout.utf8))
+    }
+
+    public var id: String { get throws { (try json(["peer", "list"]) as? [String: Any])?["device"] as? String ?? "" } }
+
+    /// LAN discovery's UDP port for this test run's daemons (not sdd's default, which a real one may hold).
+    public static let discoveryPort = Int.random(in: 40_000..<60_000)
+
+    /// Peers on loopback; LAN discovery only inside the test run's own network namespace (scripts/test), so
+    /// that no announcement reaches the machine's network.
+    public var daemonArguments: [String] {
+        ["daemon", "start", "--peer-port", "0", "--peer-host", "127.0.0.1", "--discovery"]
+            + [TestNetwork.isIsolated ? "\(Self.discoveryPort)" : "off"]
+    }
+
+    public func startDaemon() throws { try run(daemonArguments) }
+
+    public func stopDaemon() { _ = try? sd.run(["daemon", "stop"]) }
+
+    /// Pairs `other` with this device: this one shows a code, the other joins with it.
+    public func pair(with other: Device) throws {
+        let out = try ChildProcess.pipe()
+        let shower = try sd.start(["pair", "--host", "127.0.0.1", "--minutes", "1"], output: out.write)
+        close(out.write)
+        var text = ""
+        var buffer = [UInt8](repeating: 0, count: 1_024)
+        let deadline = Date().addingTimeInterval(20)
+        while !text.contains("Waiting") && Date() < deadline {
+            let n = read(out.read, &buffer, buffer.count)
+            if n <= 0 { break }
+            text += String(decoding: buffer[0..<n], as: UTF8.self)
+        }
+        close(out.read)
+        guard
+            let code = text.split(whereSeparator: \.isWhitespace).first(where: {
+                $0.contains("/") && $0.contains("127.0.0.1:")
+            })
+        else {
+            shower.send(SIGTERM)
+            throw SDBinaryError.daemon("no pairing code in: \(text)")
+        }
+        try other.run(["pair", "join", String(code).trimmingCharacters(in: .whitespacesAndNewlines)])
+        #expect(shower.wait(seconds: 20), "sd pair ends once paired")
+        #expect(shower.termination == .exited(0))
+    }
+}
