@@ -186,6 +186,7 @@ let package = Package(
             dependencies: [
                 "SDNet", "SDStore", "SDCore", "SDSystem", "SDTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings

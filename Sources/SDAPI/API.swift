@@ -11,9 +11,7 @@ public enum API {
     public static func runtimeDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment)
         -> String
     {
-        if let explicit = environment["SD_RUNTIME_DIR"], !explicit.isEmpty { return explicit }
-        if let xdg = environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/sd" }
-        return "/tmp/sd-\(getuid())"
+        DeviceIdentity.runtimeDirectory(environment: environment)
     }
 
     public static func socketPath(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> String {

@@ -64,6 +64,7 @@ final class Peering: Sendable {
     /// What it does on the network, in words.
     var described: String {
         guard let port = listeningPort else {
+            if hasPeers { return "starting to accept paired devices on \(host)" }
             return
                 "not listening for peers until a device is paired (`sd pair` starts it; it will accept them on \(host):\(self.port == 0 ? "a free port" : "\(self.port)"))"
         }
@@ -116,9 +117,10 @@ final class Peering: Sendable {
                 port: udpPort
             ) { announcement, host in
                 let address = host.contains(":") ? "[\(host)]:\(announcement.port)" : "\(host):\(announcement.port)"
-                guard let paired = try? peers.peer(announcement.device), !paired.addresses.contains(address) else {
-                    return
-                }
+                // Rates first (per device and in all), then the paired devices are looked at.
+                guard hints.admit(announcement.device),
+                    let paired = try? peers.peer(announcement.device), !paired.addresses.contains(address)
+                else { return }
                 if hints.note(address, of: announcement.device) {
                     logger.info(
                         "heard paired device \(announcement.device) announce \(address) (a hint until verified)"
@@ -147,32 +149,49 @@ final class Peering: Sendable {
 }
 
 /// Addresses paired devices announced on the LAN: hints, never trusted and never written anywhere. At most 4
-/// per device (the newest), announcements taken at most 20 a second in all; an address that a TLS handshake
-/// then verifies is noted with the device by the endpoint (and only then written to peers.json).
+/// per device (the newest); announcements are looked at at most 100 a second in all and 2 a second per device
+/// id (a flood under one device's id does not drown the others'); an address that a TLS handshake then
+/// verifies is noted with the device by the endpoint (and only then written to peers.json).
 final class DiscoveryHints: Sendable {
+    private struct Bucket {
+        var tokens: Double
+        var at = ContinuousClock.now
+
+        /// Takes a token if there is one, refilled at `rate` a second up to `burst`.
+        mutating func take(rate: Double, burst: Double) -> Bool {
+            let now = ContinuousClock.now
+            let elapsed = now - at
+            at = now
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            tokens = min(burst, tokens + rate * seconds)
+            guard tokens >= 1 else { return false }
+            tokens -= 1
+            return true
+        }
+    }
     private struct State {
         var byDevice: [DeviceID: [String]] = [:]
-        var tokens = 20.0
-        var at = ContinuousClock.now
+        var all = Bucket(tokens: 100)
+        var perDevice: [DeviceID: Bucket] = [:]
     }
     private let state = Mutex(State())
     static let perDevice = 4
     static let devices = 256
-    static let perSecond = 20.0
 
-    /// Notes a hint; whether it was new (false: known, over the rate, or too many devices).
+    /// Whether an announcement of `device` is looked at now (the rates).
+    func admit(_ device: DeviceID) -> Bool {
+        state.withLock { s in
+            guard s.all.take(rate: 100, burst: 100) else { return false }
+            if s.perDevice[device] == nil && s.perDevice.count >= 4_096 { s.perDevice.removeAll() }
+            var bucket = s.perDevice[device] ?? Bucket(tokens: 4)
+            defer { s.perDevice[device] = bucket }
+            return bucket.take(rate: 2, burst: 4)
+        }
+    }
+
+    /// Notes a hint; whether it was new (false: known, or too many devices).
     func note(_ address: String, of device: DeviceID) -> Bool {
         state.withLock { s in
-            let now = ContinuousClock.now
-            let elapsed = now - s.at
-            s.at = now
-            s.tokens = min(
-                Self.perSecond,
-                s.tokens + Self.perSecond
-                    * (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
-            )
-            guard s.tokens >= 1 else { return false }
-            s.tokens -= 1
             var list = s.byDevice[device] ?? []
             if list.first == address { return false }
             if list.isEmpty && s.byDevice.count >= Self.devices { return false }

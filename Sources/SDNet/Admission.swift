@@ -41,6 +41,9 @@ public final class Admission: Sendable {
         var byDevice: [DeviceID: Int] = [:]
         var authenticated = 0
         var refused = 0
+        /// Addresses a paired device connected from (most recent last): they are not held back by strangers
+        /// filling the unauthenticated slots.
+        var verified: [String] = []
     }
 
     private let state = Mutex(State())
@@ -54,16 +57,31 @@ public final class Admission: Sendable {
     /// Authenticated connections now.
     public var authenticatedCount: Int { state.withLock { $0.authenticated } }
 
+    /// The key limits are counted under: the address, or for IPv6 its /64 (one host may hold a whole /64).
+    static func key(_ address: String) -> String {
+        guard address.contains(":") else { return address }
+        var bytes = [UInt8](repeating: 0, count: 16)
+        guard inet_pton(AF_INET6, address, &bytes) == 1 else { return address }
+        if bytes[0..<12].elementsEqual([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF]) {
+            return bytes[12..<16].map(String.init).joined(separator: ".")  // an IPv4 address, mapped
+        }
+        return stride(from: 0, to: 8, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+            .joined(separator: ":") + "::/64"
+    }
+
     /// A new connection from `address`: taken (counted as unauthenticated) or not.
-    func admit(_ address: String) -> Bool {
-        state.withLock { s in
+    func admit(_ rawAddress: String) -> Bool {
+        let address = Self.key(rawAddress)
+        return state.withLock { s in
             let now = ContinuousClock.now
             var bucket = s.buckets[address] ?? (limits.burst, now)
             let elapsed =
                 Double((now - bucket.at).components.attoseconds) / 1e18 + Double((now - bucket.at).components.seconds)
             bucket.tokens = min(limits.burst, bucket.tokens + elapsed * limits.perSecond)
             bucket.at = now
-            guard bucket.tokens >= 1, s.unauthenticated < limits.unauthenticated,
+            // Strangers filling the slots do not lock out an address a paired device came from before.
+            let known = s.verified.contains(address)
+            guard bucket.tokens >= 1, known || s.unauthenticated < limits.unauthenticated,
                 s.pendingByAddress[address, default: 0] < limits.unauthenticatedPerAddress
             else {
                 s.buckets[address] = bucket
@@ -83,8 +101,9 @@ public final class Admission: Sendable {
     }
 
     /// The connection from `address` proved to be `device`: counted as its (false when it has too many).
-    func authenticate(_ address: String, as device: DeviceID) -> Bool {
-        state.withLock { s in
+    func authenticate(_ rawAddress: String, as device: DeviceID) -> Bool {
+        let address = Self.key(rawAddress)
+        return state.withLock { s in
             s.unauthenticated -= 1
             s.pendingByAddress[address, default: 1] -= 1
             if s.pendingByAddress[address] == 0 { s.pendingByAddress[address] = nil }
@@ -94,12 +113,16 @@ public final class Admission: Sendable {
             }
             s.byDevice[device, default: 0] += 1
             s.authenticated += 1
+            s.verified.removeAll { $0 == address }
+            s.verified.append(address)
+            if s.verified.count > 256 { s.verified.removeFirst() }
             return true
         }
     }
 
     /// A connection ended (before or after it was authenticated as `device`).
-    func ended(_ address: String, device: DeviceID?) {
+    func ended(_ rawAddress: String, device: DeviceID?) {
+        let address = Self.key(rawAddress)
         state.withLock { s in
             if let device {
                 s.byDevice[device, default: 1] -= 1
@@ -189,6 +212,32 @@ final class ConnectionGuard: ChannelInboundHandler, Sendable {
         case .device(let device): admission.ended(address, device: device)
         case .out: break
         }
+        context.fireChannelInactive()
+    }
+}
+
+/// Closes a connection this device opened unless the TLS handshake is done within the deadline (a server that
+/// accepts and never answers holds nothing for long).
+final class HandshakeDeadline: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let deadline: TimeAmount
+    private let timer = Mutex<Scheduled<Void>?>(nil)
+
+    init(_ deadline: TimeAmount) { self.deadline = deadline }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        let channel = context.channel
+        let scheduled = context.eventLoop.scheduleTask(in: deadline) { channel.close(promise: nil) }
+        timer.withLock { $0 = scheduled }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { timer.withLock { $0?.cancel() } }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer.withLock { $0?.cancel() }
         context.fireChannelInactive()
     }
 }

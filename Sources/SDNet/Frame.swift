@@ -75,60 +75,100 @@ public struct Frame: Sendable, Equatable {
     }
 }
 
-/// NIO decoder: bytes to frames, closing on a framing error (the error is fired down the pipeline). The bytes
-/// of a frame not yet whole count in `inbox`'s budget (so a peer cannot hold memory by sending slowly).
-final class FrameDecoder: ByteToMessageDecoder {
+/// NIO inbound handler: bytes to frames, closing on a framing error (the error is fired down the pipeline).
+/// A frame's payload is allocated once, at its exact size, when its header arrives, and filled as its bytes
+/// come: no growing buffer. Those bytes count in `inbox`'s budget from that moment (so a peer cannot hold
+/// memory by announcing big frames and sending them slowly), and while the other side is not known yet, only
+/// small frames are taken (`Inbox.frameLimit`).
+final class FrameDecoder: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
     typealias InboundOut = Frame
     let maximumLength: Int
     let inbox: Inbox?
-    /// The bytes of a partial frame counted in the inbox now.
+    /// The 7 bytes of a header being read (length, version, kind).
+    private var header: [UInt8] = []
+    /// The frame being filled: its kind, payload and how much of it arrived.
+    private var kind: UInt16 = 0
+    private var payload: [UInt8]?
+    private var filled = 0
+    /// Bytes counted in the inbox for the frame being filled.
     private var counted = 0
+    private var failed = false
 
     init(maximumLength: Int, inbox: Inbox? = nil) {
         self.maximumLength = maximumLength
         self.inbox = inbox
     }
 
-    func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        let state = try split(context: context, buffer: &buffer)
-        if state == .needMoreData, let inbox {
-            let partial = buffer.readableBytes
-            inbox.partial(partial - counted)
-            counted = partial
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !failed else { return }
+        var buffer = unwrapInboundIn(data)
+        do {
+            while buffer.readableBytes > 0 {
+                if payload == nil {
+                    let want = 7 - header.count
+                    header += buffer.readBytes(length: min(want, buffer.readableBytes)) ?? []
+                    if header.count == 7 { try begin(context) }
+                } else {
+                    let n = min(buffer.readableBytes, payload!.count - filled)
+                    payload!.withUnsafeMutableBytes { target in
+                        _ = buffer.readWithUnsafeReadableBytes { source in
+                            target.baseAddress!.advanced(by: filled).copyMemory(from: source.baseAddress!, byteCount: n)
+                            return n
+                        }
+                    }
+                    filled += n
+                }
+                if let whole = payload, filled == whole.count { finishFrame(context) }
+            }
+        } catch {
+            failed = true
+            release()
+            context.fireErrorCaught(error)
         }
-        return state
     }
 
-    func decoderRemoved(context: ChannelHandlerContext) {
-        inbox?.partial(-counted)
-        counted = 0
-    }
-
-    private func split(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
-        guard let header = buffer.getBytes(at: buffer.readerIndex, length: 4) else { return .needMoreData }
+    /// A header is in: check it, and allocate the payload at its size.
+    private func begin(_ context: ChannelHandlerContext) throws {
         let length = Int(header[0]) << 24 | Int(header[1]) << 16 | Int(header[2]) << 8 | Int(header[3])
         guard length >= 3 else { throw WireError("frame length \(length) is too short") }
-        guard length <= maximumLength else {
-            throw WireError("frame of \(length) bytes exceeds the limit of \(maximumLength)")
+        // Until the other side is known, only small frames (hellos, proofs, refusals) are taken.
+        let limit = min(maximumLength, inbox?.frameLimit ?? maximumLength)
+        guard length <= limit else { throw WireError("frame of \(length) bytes exceeds the limit of \(limit)") }
+        guard header[4] == Frame.version else {
+            throw WireError(
+                "protocol version \(header[4]) (this sd speaks \(Frame.version)); update sd on both devices"
+            )
         }
-        guard buffer.readableBytes >= 4 + length else { return .needMoreData }
-        // The payload copied once, straight from the received bytes.
-        let start = buffer.readerIndex
-        let version = buffer.getInteger(at: start + 4, as: UInt8.self) ?? 0
-        guard version == Frame.version else {
-            throw WireError("protocol version \(version) (this sd speaks \(Frame.version)); update sd on both devices")
-        }
-        let kind = buffer.getInteger(at: start + 5, endianness: .big, as: UInt16.self) ?? 0
-        buffer.moveReaderIndex(forwardBy: 7)
-        let payload = buffer.readBytes(length: length - 3) ?? []
-        context.fireChannelRead(wrapInboundOut(Frame(kind, payload)))
-        return .continue
+        kind = UInt16(header[5]) << 8 | UInt16(header[6])
+        // Not zeroed: every byte is written before the frame is handed on (pages are taken as they fill).
+        payload = [UInt8](unsafeUninitializedCapacity: length - 3) { _, count in count = length - 3 }
+        filled = 0
+        counted = 7 + length - 3
+        inbox?.partial(counted)
     }
 
-    func decodeLast(context: ChannelHandlerContext, buffer: inout ByteBuffer, seenEOF: Bool) throws -> DecodingState {
-        while try decode(context: context, buffer: &buffer) == .continue {}
-        return .needMoreData
+    private func finishFrame(_ context: ChannelHandlerContext) {
+        let frame = Frame(kind, payload ?? [])
+        release()
+        context.fireChannelRead(wrapInboundOut(frame))
     }
+
+    /// The frame being filled no longer counts here (taken, or dropped).
+    private func release() {
+        inbox?.partial(-counted)
+        counted = 0
+        payload = nil
+        header = []
+        filled = 0
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        release()
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) { release() }
 }
 
 /// NIO encoder: frames to bytes.

@@ -170,7 +170,7 @@ public final class PeerEndpoint: Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandlers([
                         IdleStateHandler(readTimeout: admission.limits.idleTimeout), IdleCloser(), tls, guardian,
-                        ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox)),
+                        FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox),
                         MessageToByteHandler(FrameEncoder()), InboxHandler(inbox: inbox),
                     ])
                     Task {
@@ -303,6 +303,7 @@ public final class PeerEndpoint: Sendable {
         let presented = Presented()
         let context = clientContext
         let idle = admission.limits.idleTimeout
+        let deadline = admission.limits.handshakeDeadline
         let bootstrap = ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
@@ -316,8 +317,8 @@ public final class PeerEndpoint: Sendable {
                         promise.succeed(.certificateVerified)
                     }
                     try channel.pipeline.syncOperations.addHandlers([
-                        IdleStateHandler(readTimeout: idle), IdleCloser(), tls,
-                        ByteToMessageHandler(FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox)),
+                        IdleStateHandler(readTimeout: idle), IdleCloser(), tls, HandshakeDeadline(deadline),
+                        FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: inbox),
                         MessageToByteHandler(FrameEncoder()), InboxHandler(inbox: inbox),
                     ])
                 }

@@ -87,6 +87,9 @@ final class Inbox: Sendable {
         var channel: (any Channel)?
         /// The device at the other end, once known (its connections share a budget).
         var owner: DeviceID?
+        /// The largest frame taken now: small until the hellos are done (a hello, a proof, a refusal), a whole
+        /// frame's limit once the other side is known.
+        var frameLimit = Inbox.handshakeFrameLimit
         /// Each wait's number, and the last one whose time ran out (a timer may fire before the wait starts).
         var token: UInt64 = 0
         var expired: UInt64 = 0
@@ -109,10 +112,17 @@ final class Inbox: Sendable {
     /// The device at the other end, once the hellos said it.
     var owner: DeviceID? { state.withLock { $0.owner } }
 
+    /// Frames before the other side is known: hellos, pairing proofs and refusals, all small.
+    static let handshakeFrameLimit = 64 << 10
+
+    /// The largest frame taken now.
+    var frameLimit: Int { state.withLock { $0.frameLimit } }
+
     /// The connection proved to be `device`'s: what it holds counts in that device's budget from now.
     func belongs(to device: DeviceID) {
         let held = state.withLock { s -> Int in
             s.owner = device
+            s.frameLimit = Frame.defaultMaximumLength
             return s.held
         }
         budget.adopt(held, device: device)
@@ -128,20 +138,22 @@ final class Inbox: Sendable {
     func push(_ frame: Frame) -> Bool {
         let size = 7 + frame.payload.count
         received.withLock { $0 += size }
-        let (waiter, queued, pause): (CheckedContinuation<Frame?, any Error>?, Bool, Bool) = state.withLock { s in
-            if s.ended { return (nil, false, false) }
-            if let waiter = s.waiter {
-                s.waiter = nil
-                return (waiter, false, false)
+        // The owner is read with `held` (in one lock): what `belongs` adopts and what is counted here agree.
+        let (waiter, queued, pause, owner): (CheckedContinuation<Frame?, any Error>?, Bool, Bool, DeviceID?) =
+            state.withLock { s in
+                if s.ended { return (nil, false, false, nil) }
+                if let waiter = s.waiter {
+                    s.waiter = nil
+                    return (waiter, false, false, nil)
+                }
+                s.frames.append(frame)
+                s.held += size
+                if (s.held > Self.high || (budget.isOver(s.owner) && s.held >= budget.share)) && !s.paused {
+                    s.paused = true
+                    return (nil, true, true, s.owner)
+                }
+                return (nil, true, false, s.owner)
             }
-            s.frames.append(frame)
-            s.held += size
-            if (s.held > Self.high || (budget.isOver(s.owner) && s.held >= budget.share)) && !s.paused {
-                s.paused = true
-                return (nil, true, true)
-            }
-            return (nil, true, false)
-        }
         if queued { budget.change(size, device: owner) }
         waiter?.resume(returning: frame)
         return pause
@@ -153,7 +165,8 @@ final class Inbox: Sendable {
         let (stop, counted, owner) = state.withLock { s -> (Bool, Bool, DeviceID?) in
             guard !s.ended else { return (false, false, nil) }
             s.held += delta
-            return (delta > 0 && s.held > Self.high && !s.paused, true, s.owner)
+            let over = s.held > Self.high || (budget.isOver(s.owner) && s.held >= budget.share)
+            return (delta > 0 && over && !s.paused, true, s.owner)
         }
         if counted { budget.change(delta, device: owner) }
         if stop { stopReading() }
@@ -231,7 +244,7 @@ final class Inbox: Sendable {
             frame = try await withCheckedThrowingContinuation {
                 (continuation: CheckedContinuation<Frame?, any Error>) in
                 enum Now {
-                    case frame(Frame, counted: Bool, resume: Bool)
+                    case frame(Frame, counted: Bool, owner: DeviceID?, resume: Bool)
                     case end(NetError?)
                     case wait
                 }
@@ -246,7 +259,7 @@ final class Inbox: Sendable {
                         // Counted out here while the inbox lives; once it ended, `finish` counted it out.
                         let counted = !s.ended
                         if counted { s.held -= 7 + frame.payload.count }
-                        return .frame(frame, counted: counted, resume: s.paused && !s.ended)
+                        return .frame(frame, counted: counted, owner: s.owner, resume: s.paused && !s.ended)
                     }
                     if s.ended { return .end(s.end) }
                     if s.expired == token { return .end(NetError(.timeout, "the other device did not answer in time")) }
@@ -254,7 +267,7 @@ final class Inbox: Sendable {
                     return .wait
                 }
                 switch now {
-                case .frame(let frame, let counted, let resume):
+                case .frame(let frame, let counted, let owner, let resume):
                     if counted { budget.change(-(7 + frame.payload.count), device: owner) }
                     if resume { readAgainIfDrained() }
                     continuation.resume(returning: frame)

@@ -14,10 +14,25 @@ struct PeerPath {
     /// The names below the location's root (none: the root itself).
     let names: [[UInt8]]
 
+    /// sd's own folders (config with the device key and paired devices, the data folder with the libraries, the
+    /// runtime folder, this library), where they really are: never served nor written, even inside a location.
+    static func protectedFolders(_ library: Library) -> [[[UInt8]]] {
+        let folders = [
+            DeviceIdentity.configDirectory(), LibraryLocator().dataDirectory, DeviceIdentity.runtimeDirectory(),
+            library.path,
+        ]
+        return folders.compactMap { folder in
+            let real = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
+            return try? PlainPath.components(Array(real.utf8), controlBytes: true)
+        }
+    }
+
     /// #### Errors
-    /// `PeerFileError` when the path is not plain or not inside one of this device's locations (or, unless
-    /// `rootToo`, is a location's root itself).
-    init(_ path: String, in library: Library, rootToo: Bool = false) throws(PeerFileError) {
+    /// `PeerFileError` when the path is not plain, not inside one of this device's locations (or, unless
+    /// `rootToo`, is a location's root itself), or inside one of sd's own folders (`protected`).
+    init(_ path: String, in library: Library, rootToo: Bool = false, protected: [[[UInt8]]] = [])
+        throws(PeerFileError)
+    {
         let components: [[UInt8]]
         do throws(PlainPathError) { components = try PlainPath.components(Array(path.utf8)) } catch {
             throw PeerFileError(error.description)
@@ -37,6 +52,17 @@ struct PeerPath {
         }
         self.location = location
         names = Array(components[depth...])
+        // Where it really is (the root as it resolves, then the names, no link below it): not sd's own.
+        let realRoot = URL(fileURLWithPath: String(decoding: location.path, as: UTF8.self)).resolvingSymlinksInPath()
+            .path
+        if let root = try? PlainPath.components(Array(realRoot.utf8), controlBytes: true) {
+            let real = root + names
+            if protected.contains(where: { PlainPath.isWithin(real, $0) }) {
+                throw PeerFileError(
+                    "\(PlainPath.shown(Array(path.utf8))) is in sd's own folders on \(library.device.name)"
+                )
+            }
+        }
     }
 
     /// The location's root, held.
@@ -50,10 +76,18 @@ struct PeerPath {
 struct PeerFileServer: Sendable {
     let library: Library
     let rights: @Sendable () -> PeerRights
+    /// sd's own folders: never served.
+    let protected: [[[UInt8]]]
+
+    init(library: Library, rights: @escaping @Sendable () -> PeerRights) {
+        self.library = library
+        self.rights = rights
+        protected = PeerPath.protectedFolders(library)
+    }
 
     /// Opens `path` for reading, or says why not.
     func open(_ path: String) throws -> ReadOnlyFile {
-        let place = try PeerPath(path, in: library)
+        let place = try PeerPath(path, in: library, protected: protected)
         guard rights().allows(.read, location: place.location.uuid) else {
             throw PeerFileError(
                 "\(library.device.name) does not let this device read files in location '\(place.location.name)'"
@@ -117,8 +151,13 @@ public final class PeerFileReceiver: Sendable {
     let rights: @Sendable () -> PeerRights
     /// The sending device (noted with its temporaries).
     let sender: DeviceID?
-    /// Files announced on this connection: tag -> announced size.
-    private let announced = Mutex<[String: Int64]>([:])
+    /// Files announced on this connection, by tag: the path it goes to and its announced size (later messages
+    /// with the tag must name the same path).
+    private let announced = Mutex<[String: (path: String, size: Int64)]>([:])
+    /// sd's own folders: never written.
+    let protected: [[[UInt8]]]
+    /// Files of one device not finished here (their temporaries) at most.
+    static let unfinishedPerDevice = 256
     /// At most this many files received at once on one connection.
     static let maximumAtOnce = 64
     /// Space left free on a volume whatever is sent.
@@ -131,6 +170,7 @@ public final class PeerFileReceiver: Sendable {
         self.written = written
         self.rights = rights
         self.sender = sender
+        protected = PeerPath.protectedFolders(library)
     }
 
     static func validTag(_ tag: String) -> Bool {
@@ -163,7 +203,7 @@ public final class PeerFileReceiver: Sendable {
     /// Where a file (or folder) sent to `path` goes: its folder, held, and its name; refused without the right
     /// (`overwrite` too when `replacing`).
     private func place(_ path: String, replacing: Bool = false) throws -> (PeerPath, FolderHandle, [UInt8]) {
-        let place = try PeerPath(path, in: library)
+        let place = try PeerPath(path, in: library, protected: protected)
         let granted = rights()
         guard granted.allows(.write, location: place.location.uuid) else {
             throw PeerFileError(
@@ -195,6 +235,16 @@ public final class PeerFileReceiver: Sendable {
         return Self.partName(tag)
     }
 
+    /// The size announced for `tag`, which must have been begun on this connection for this same `path`.
+    private func reception(_ tag: String, _ path: String) throws -> Int64 {
+        guard let begun = announced.withLock({ $0[tag] }), begun.path == path else {
+            throw PeerFileError(
+                "no file is being received for \(path) under this tag (it was not begun on this connection)"
+            )
+        }
+        return begun.size
+    }
+
     private func handle(_ message: SyncMessage, _ path: String) throws -> Int64 {
         switch message {
         case .pushFolder:
@@ -214,9 +264,19 @@ public final class PeerFileReceiver: Sendable {
         case .pushBegin(_, _, let tag, let resumeAt, let size):
             let part = try tagged(tag)
             let (_, folder, _) = try place(path)
-            let isNew = announced.withLock { $0[tag] == nil }
-            if isNew && announced.withLock({ $0.count }) >= Self.maximumAtOnce {
+            // A tag is one file's: begun again only for the same path.
+            let begun = announced.withLock { $0[tag] }
+            if let begun, begun.path != path {
+                throw PeerFileError("tag '\(tag)' is already in use on this connection for another file")
+            }
+            if begun == nil && announced.withLock({ $0.count }) >= Self.maximumAtOnce {
                 throw PeerFileError("more than \(Self.maximumAtOnce) files at once on one connection")
+            }
+            let unfinished = try library.peerIncoming().filter { $0.device == sender?.description }.count
+            if begun == nil && unfinished >= Self.unfinishedPerDevice {
+                throw PeerFileError(
+                    "\(unfinished) files from this device are unfinished on \(library.device.name) (they are removed after 48 hours); finish or abandon some first"
+                )
             }
             var start: Int64 = 0
             let file: PartFile
@@ -246,15 +306,20 @@ public final class PeerFileReceiver: Sendable {
                 device: sender?.description,
                 size: size
             )
-            announced.withLock { $0[tag] = size }
+            announced.withLock { $0[tag] = (path, size) }
             _ = consume file  // closed now; data messages open it again
             return start
         case .pushData(_, _, let tag, let offset, let bytes, let sync):
             let part = try tagged(tag)
-            guard let size = announced.withLock({ $0[tag] }) else {
-                throw PeerFileError("no file is being received for \(path) (it was not begun on this connection)")
-            }
+            let size = try reception(tag, path)
             let (_, folder, _) = try place(path)
+            // The volume keeps its reserve whatever was announced (several files announced at once could
+            // otherwise fill it together).
+            if let free = folder.freeBytes(), free - Self.reserve < Int64(bytes.count) {
+                throw PeerFileError(
+                    "\(path): \(library.device.name) keeps \(Self.reserve >> 20) MiB free on this volume; \(max(0, free)) bytes are"
+                )
+            }
             let file = PartFile(descriptor: try folder.open([part], flags: O_WRONLY), path: folder.shown([part]))
             let have = try file.size()
             // Only within the announced size, and never beyond what is there (no holes: a file grows only by
@@ -270,9 +335,7 @@ public final class PeerFileReceiver: Sendable {
         case .pushCommit(_, _, let tag, let commit):
             let part = try tagged(tag)
             let (_, folder, name) = try place(path, replacing: commit.replace)
-            guard let size = announced.withLock({ $0[tag] }) else {
-                throw PeerFileError("no file is being received for \(path) (it was not begun on this connection)")
-            }
+            let size = try reception(tag, path)
             defer { forget(folder, part, tag) }
             do {
                 guard commit.size == size else {
@@ -314,12 +377,20 @@ public final class PeerFileReceiver: Sendable {
             written?.insert(folder.path)
             return 0
         case .pushAbort(_, _, let tag):
+            // Only with the right to write there, and only a temporary this device began (on this connection,
+            // or on an earlier one: noted with it).
             let part = try tagged(tag)
-            let place = try PeerPath(path, in: library)
-            if let folder = try? place.root().folder(Array(place.names.dropLast())) {
-                folder.remove(part)
-                forget(folder, part, tag)
+            let (_, folder, _) = try place(path)
+            let partName = String(decoding: part, as: UTF8.self)
+            let noted = try library.peerIncoming().contains {
+                $0.folder == Array(folder.path.utf8) && $0.part == partName && sender != nil
+                    && $0.device == sender?.description
             }
+            guard (try? reception(tag, path)) != nil || noted else {
+                throw PeerFileError("no file this device began is being received for \(path) under this tag")
+            }
+            folder.remove(part)
+            forget(folder, part, tag)
             return 0
         default:
             return 0

@@ -1,8 +1,11 @@
 import Foundation
+import NIOCore
+import NIOEmbedded
 import SDCore
-import SDNet
 import SDTestSupport
 import Testing
+
+@testable import SDNet
 
 /// A pairing never replaces a pinned key: a device that claims the id of one already paired, with another key,
 /// is refused on both sides, and the key pinned before stays. (A finding of the security review; it failed on
@@ -42,5 +45,40 @@ import Testing
             _ = try await b.endpoint.join(try fakeA.endpoint.openPairing(host: "127.0.0.1"))
         }
         #expect(try b.endpoint.peers.peer(a.id)?.keyBytes == pinnedA, "b kept a's key")
+    }
+
+    /// Until the hellos are done only small frames are taken: a peer cannot park 8 MiB per connection before
+    /// it is even known. Once known, a frame's bytes count in its budget from the moment its header arrives.
+    @Test func framesAreSmallBeforeTheHelloAndCountedFromTheirHeader() throws {
+        func header(_ payload: Int, kind: UInt16 = 200) -> ByteBuffer {
+            var b = ByteBuffer()
+            b.writeInteger(UInt32(3 + payload), endianness: .big)
+            b.writeInteger(Frame.version)
+            b.writeInteger(kind, endianness: .big)
+            return b
+        }
+        let budget = ReceiveBudget()
+        let stranger = Inbox(budget: budget)
+        let channel = EmbeddedChannel(handlers: [
+            FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: stranger), InboxHandler(inbox: stranger),
+        ])
+        try channel.writeInbound(header(1 << 20))
+        #expect(!channel.isActive, "a big frame before the hello closes the connection")
+        #expect(budget.bytes == 0, "nothing held for a refused frame")
+
+        let known = Inbox(budget: budget)
+        let device = DeviceID.random()
+        let open = EmbeddedChannel(handlers: [
+            FrameDecoder(maximumLength: Frame.defaultMaximumLength, inbox: known), InboxHandler(inbox: known),
+        ])
+        known.belongs(to: device)
+        try open.writeInbound(header(6 << 20))
+        #expect(known.held == 7 + (6 << 20) && budget.bytes == 7 + (6 << 20), "counted from the header")
+        var body = ByteBuffer()
+        body.writeBytes([UInt8](repeating: 1, count: 6 << 20))
+        try open.writeInbound(body)
+        #expect(known.held == 7 + (6 << 20), "whole now, waiting in the inbox: still counted once")
+        _ = try open.finish()
+        #expect(budget.bytes == 0, "a closed connection holds nothing: \(budget.bytes)")
     }
 }

@@ -318,4 +318,86 @@ import Testing
         try pull()
         #expect(try b.library.setting("min-copies") == nil)
     }
+
+    /// A tag is one file's: it cannot be begun for one path and then carry data for another (the other's announced
+    /// size would then bound the first's temporary); aborting needs the right to write there and a temporary of
+    /// the sender's own.
+    @Test func aTagIsOneFilesAndAbortsNeedTheirOwnTemporary() throws {
+        let r = try Replica(0)
+        for folder in ["small", "big"] {
+            try FileManager.default.createDirectory(atPath: r.root + "/" + folder, withIntermediateDirectories: true)
+        }
+        try r.rescan()
+        let server = Self.writer(r.library)
+        _ = try Self.ask(server, .pushBegin(id: 1, path: r.root + "/small/x", tag: "t", resumeAt: 0, size: 1)).get()
+        #expect(
+            Self.refused(
+                try Self.ask(server, .pushBegin(id: 2, path: r.root + "/big/y", tag: "t", resumeAt: 0, size: 1 << 30))
+            )
+        )
+        let data = [UInt8](repeating: 7, count: 4_096)
+        #expect(
+            Self.refused(
+                try Self.ask(
+                    server,
+                    .pushData(id: 3, path: r.root + "/small/x", tag: "t", offset: 0, bytes: data, sync: false)
+                )
+            )
+        )
+        #expect(
+            Self.refused(
+                try Self.ask(
+                    server,
+                    .pushData(id: 4, path: r.root + "/big/y", tag: "t", offset: 0, bytes: [1], sync: false)
+                )
+            )
+        )
+        let part = r.root + "/small/.sd-part-in-t"
+        #expect((try? Directory.stat(Array(part.utf8)).size) == 0)
+        // Another device (default rights, no write) cannot abort it; this one can.
+        let reader = SyncServer(library: r.library)
+        #expect(Self.refused(try Self.ask(reader, .pushAbort(id: 5, path: r.root + "/small/x", tag: "t"))))
+        #expect(FileSystem.exists(part))
+        // A writer on another connection that did not begin it cannot either.
+        let other = Self.writer(r.library)
+        #expect(Self.refused(try Self.ask(other, .pushAbort(id: 6, path: r.root + "/small/x", tag: "t"))))
+        #expect(FileSystem.exists(part))
+        _ = try Self.ask(server, .pushAbort(id: 7, path: r.root + "/small/x", tag: "t")).get()
+        #expect(!FileSystem.exists(part))
+    }
+
+    /// sd's own folders are never served nor written, even inside a location (a location on the home folder
+    /// holds the device key and the libraries).
+    @Test func sdsOwnFoldersAreNeverServedNorWritten() throws {
+        let r = try Replica(0)
+        // A location that holds this library's folder.
+        _ = try r.library.addLocation(path: Array(r.dir.file("data").utf8), name: "data", volume: nil)
+        let database = r.library.databasePath
+        let server = Self.writer(r.library, overwrite: true)
+        guard case .fileInfo(_, let info) = try server.answer(.fileInfoRequest(id: 1, path: database, fullHash: false))
+        else {
+            Issue.record("no answer")
+            return
+        }
+        #expect(info.error?.contains("sd's own folders") == true, "\(info)")
+        guard
+            case .fileData(_, _, let bytes, let error) = try server.answer(
+                .readRequest(id: 2, path: database, offset: 0, length: 100)
+            )
+        else {
+            Issue.record("no answer")
+            return
+        }
+        #expect(bytes.isEmpty && error != nil)
+        #expect(Self.refused(try Self.push(server, r.library.path + "/planted.txt", [1], tag: "p1")))
+        #expect(!FileSystem.exists(r.library.path + "/planted.txt"))
+        // Elsewhere in that location: served.
+        _ = try r.dir.write("data/notes.txt", Array("fine".utf8))
+        guard
+            case .fileInfo(_, let fine) = try server.answer(
+                .fileInfoRequest(id: 3, path: r.dir.file("data/notes.txt"), fullHash: false)
+            )
+        else { return }
+        #expect(fine.error == nil && fine.size == 4, "\(fine)")
+    }
 }

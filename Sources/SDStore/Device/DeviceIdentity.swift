@@ -10,6 +10,14 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
     public var created: Date
 
     /// The config folder: `$SD_CONFIG_DIR`, else `$XDG_CONFIG_HOME/sd`, else `~/.config/sd`.
+    /// The daemon's runtime folder (socket, pid, token): `$SD_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/sd`, else
+    /// `/tmp/sd-UID`.
+    public static func runtimeDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
+        if let explicit = environment["SD_RUNTIME_DIR"], !explicit.isEmpty { return explicit }
+        if let xdg = environment["XDG_RUNTIME_DIR"], !xdg.isEmpty { return xdg + "/sd" }
+        return "/tmp/sd-\(getuid())"
+    }
+
     public static func configDirectory(environment: [String: String] = ProcessInfo.processInfo.environment) -> String {
         if let dir = environment["SD_CONFIG_DIR"], !dir.isEmpty { return dir }
         if let xdg = environment["XDG_CONFIG_HOME"], xdg.hasPrefix("/") { return "\(xdg)/sd" }

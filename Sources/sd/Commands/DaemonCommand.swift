@@ -74,7 +74,13 @@ struct DaemonCommand: ParsableCommand {
             )
             let deadline = Date().addingTimeInterval(15)
             while Date() < deadline {
-                if let info = APIClient().info() {
+                if var info = APIClient().info() {
+                    // A device with paired devices starts listening a moment after the API answers: say where.
+                    let settled = Date().addingTimeInterval(5)
+                    while info.network?.hasPrefix("starting") == true && Date() < settled {
+                        Thread.sleep(forTimeInterval: 0.05)
+                        info = APIClient().info() ?? info
+                    }
                     if global.json { return try Output.json(info) }
                     let tcp = info.tcpPort.map { " and 127.0.0.1:\($0) (token in \(API.tokenPath()))" } ?? ""
                     print("sdd started (pid \(info.pid)): library \(info.libraryName) on \(API.socketPath())\(tcp)")
