@@ -522,7 +522,15 @@ public final class PeerFileSession: Sendable {
         flushed: (Int64) throws -> Void
     ) async throws {
         let file = try ReadOnlyFile(path: source)
-        let start = try await ask { .pushBegin(id: $0, path: path, tag: tag, resumeAt: resumeAt, size: size) }
+        let start: Int64
+        do {
+            start = try await ask { .pushBegin(id: $0, path: path, tag: tag, resumeAt: resumeAt, size: size) }
+        } catch let error as NetError where error.kind == .closed || error.kind == .protocolError {
+            // An sd from before files were announced with their size closes the connection on this message.
+            throw PeerFileError(
+                "\(link.peer.name) closed the connection when asked to take a file: it may run an older sd that cannot (update sd there); \(error.message)"
+            )
+        }
         var asked = start
         var marked = start
         var expected: [(id: UInt64, end: Int64, sync: Bool)] = []
