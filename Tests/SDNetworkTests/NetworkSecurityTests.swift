@@ -42,29 +42,6 @@ import Testing
 
     static func freePort() -> Int { Int.random(in: 20_000..<40_000) }
 
-    /// Runs `sd pair` on `d` in the background until it printed its code; the code, and the process.
-    static func showCode(_ d: Device, _ extra: [String] = []) throws -> (String, ChildProcess) {
-        let out = try ChildProcess.pipe()
-        let shower = try d.sd.start(["pair", "--minutes", "1"] + extra, output: out.write)
-        close(out.write)
-        var text = ""
-        var buffer = [UInt8](repeating: 0, count: 1_024)
-        let deadline = Date().addingTimeInterval(20)
-        while !text.contains("Waiting") && Date() < deadline {
-            let n = read(out.read, &buffer, buffer.count)
-            if n <= 0 { break }
-            text += String(decoding: buffer[0..<n], as: UTF8.self)
-        }
-        close(out.read)
-        guard
-            let code = text.split(whereSeparator: \.isWhitespace).first(where: { $0.contains("/") && $0.contains(":") })
-        else {
-            shower.send(SIGTERM)
-            throw SDBinaryError.daemon("no pairing code in: \(text)")
-        }
-        return (String(code), shower)
-    }
-
     static func canConnect(_ host: String, _ port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
@@ -91,7 +68,7 @@ import Testing
         #expect(!Self.boundPorts("tcp", listening: true).contains(port), "nothing listens on \(port)")
         #expect(!Self.boundPorts("udp", listening: false).contains(udp), "nothing bound on UDP \(udp)")
         // `sd pair` opens the port, and its code names an address the other device can reach.
-        let (code, shower) = try Self.showCode(a)
+        let (code, shower) = try a.showCode()
         let address = try PairingCode(parsing: code)
         #expect(address.port == UInt16(port) && address.host == TestNetwork.lanAddress, "\(code)")
         #expect(Self.canConnect(address.host, Int(address.port)), "\(code) is reachable")
@@ -107,7 +84,7 @@ import Testing
         // Listening on loopback only: the code names loopback, never an address it does not listen on.
         let cPort = Self.freePort()
         try c.run(["daemon", "start", "--peer-port", "\(cPort)", "--peer-host", "127.0.0.1", "--discovery", "off"])
-        let (cCode, cShower) = try Self.showCode(c)
+        let (cCode, cShower) = try c.showCode()
         defer { cShower.send(SIGTERM) }
         let parsed = try PairingCode(parsing: cCode)
         #expect(parsed.host == "127.0.0.1" && Self.canConnect(parsed.host, Int(parsed.port)), "\(cCode)")

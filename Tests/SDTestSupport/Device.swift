@@ -48,10 +48,11 @@ public struct Device: Sendable {
 
     public func stopDaemon() { _ = try? sd.run(["daemon", "stop"]) }
 
-    /// Pairs `other` with this device: this one shows a code, the other joins with it.
-    public func pair(with other: Device) throws {
+    /// Runs `sd pair` here in the background until it printed its code (`extra`: more options); the code and
+    /// the process (which ends once a device joined).
+    public func showCode(_ extra: [String] = []) throws -> (code: String, shower: ChildProcess) {
         let out = try ChildProcess.pipe()
-        let shower = try sd.start(["pair", "--host", "127.0.0.1", "--minutes", "1"], output: out.write)
+        let shower = try sd.start(["pair", "--minutes", "1"] + extra, output: out.write)
         close(out.write)
         var text = ""
         var buffer = [UInt8](repeating: 0, count: 1_024)
@@ -63,14 +64,18 @@ public struct Device: Sendable {
         }
         close(out.read)
         guard
-            let code = text.split(whereSeparator: \.isWhitespace).first(where: {
-                $0.contains("/") && $0.contains("127.0.0.1:")
-            })
+            let code = text.split(whereSeparator: \.isWhitespace).first(where: { $0.contains("/") && $0.contains(":") })
         else {
             shower.send(SIGTERM)
             throw SDBinaryError.daemon("no pairing code in: \(text)")
         }
-        try other.run(["pair", "join", String(code).trimmingCharacters(in: .whitespacesAndNewlines)])
+        return (String(code).trimmingCharacters(in: .whitespacesAndNewlines), shower)
+    }
+
+    /// Pairs `other` with this device: this one shows a code (on loopback), the other joins with it.
+    public func pair(with other: Device) throws {
+        let (code, shower) = try showCode(["--host", "127.0.0.1"])
+        try other.run(["pair", "join", code])
         #expect(shower.wait(seconds: 20), "sd pair ends once paired")
         #expect(shower.termination == .exited(0))
     }
