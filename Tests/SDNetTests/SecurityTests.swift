@@ -45,6 +45,39 @@ import Testing
             _ = try await b.endpoint.join(try fakeA.endpoint.openPairing(host: "127.0.0.1"))
         }
         #expect(try b.endpoint.peers.peer(a.id)?.keyBytes == pinnedA, "b kept a's key")
+
+        // A device that really has a new key: allowed once, explicitly, here; its rights stay.
+        _ = try a.endpoint.peers.setRights(b.id) { $0.allow(.write) }
+        let before = try #require(try a.endpoint.peers.allowRekey(b.id))
+        #expect(before.keyBytes == pinned, "rekey shows the key pinned now")
+        _ = try await impostor.endpoint.join(try a.endpoint.openPairing(host: "127.0.0.1"))
+        let rekeyed = try #require(try a.endpoint.peers.peer(b.id))
+        #expect(rekeyed.keyBytes == impostor.endpoint.key.publicKey && rekeyed.granted.allows(.write))
+        #expect(rekeyed.rekeyUntil == nil || rekeyed.keyBytes != pinned, "the allowance was used")
+        // And not again without a new allowance.
+        let third = try await TestDevice("third-key-as-beta", id: b.id, listen: false)
+        await #expect(throws: NetError.self) {
+            _ = try await third.endpoint.join(try a.endpoint.openPairing(host: "127.0.0.1"))
+        }
+    }
+
+    /// Rights: a new pairing's defaults, per location grants and exceptions, and rights a newer sd stored kept.
+    @Test func rightsAreGrantedAndTakenBackPerLocation() throws {
+        var rights = PeerRights.defaults
+        #expect(rights.allows(.read, location: "L1") && rights.allows(.sync) && rights.allows(.metadata))
+        #expect(!rights.allows(.write, location: "L1") && !rights.allows(.settings) && !rights.allows(.overwrite))
+        rights.allow(.write, location: "L1")
+        #expect(rights.allows(.write, location: "L1") && !rights.allows(.write, location: "L2"))
+        rights.deny(.read, location: "L2")
+        #expect(rights.allows(.read, location: "L1") && !rights.allows(.read, location: "L2"))
+        rights.allow(.read)
+        #expect(rights.allows(.read, location: "L2"), "allowed everywhere again: the exception goes")
+        rights.deny(.write)
+        #expect(!rights.allows(.write, location: "L1"))
+        #expect(rights.described() == ["read", "sync", "metadata"])
+        let stored = #"{"grants":[{"right":"read"},{"right":"teleport"},{"right":"write","location":"L9"}]}"#
+        let decoded = try JSONDecoder().decode(PeerRights.self, from: Data(stored.utf8))
+        #expect(decoded.allows(.read) && decoded.allows(.write, location: "L9") && decoded.grants.count == 3)
     }
 
     /// Until the hellos are done only small frames are taken: a peer cannot park 8 MiB per connection before
