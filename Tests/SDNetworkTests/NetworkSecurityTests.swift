@@ -208,11 +208,13 @@ import Testing
             return (open, waiting)
         }
         var peerHeld = held(port), httpHeld = held(tcpPort)
+        var httpClosedAfter: Double?
         let deadline = Date().addingTimeInterval(60)
         repeat {
             Thread.sleep(forTimeInterval: 0.5)
             peak = max(peak, Self.descriptors(pid))
             (peerHeld, httpHeld) = (held(port), held(tcpPort))
+            if httpHeld.open == 0 && httpClosedAfter == nil { httpClosedAfter = Date().timeIntervalSince(floodStart) }
         } while (peerHeld.open + peerHeld.waiting + httpHeld.open > 0) && Date() < deadline
         let closedAfter = Date().timeIntervalSince(floodStart)
         let after = Self.descriptors(pid)
@@ -223,11 +225,14 @@ import Testing
                 + "local API latency \(latencies.map { String(format: "%.3f", $0) }.joined(separator: ", ")) s; "
                 + "sdd descriptors \(baseline) before, peak \(peak), \(after) after; open on sdd's side after "
                 + "\(String(format: "%.1f", closedAfter)) s: \(peerHeld.open) peer (\(peerHeld.waiting) in the kernel's backlog), "
-                + "\(httpHeld.open) HTTP; seen closed by the clients: \(clientSeesClosed) peer, \(halfClosed) HTTP"
+                + "\(httpHeld.open) HTTP (all HTTP closed after \(String(format: "%.1f", httpClosedAfter ?? -1)) s); "
+                + "seen closed by the clients: \(clientSeesClosed) peer, \(halfClosed) HTTP"
         )
         #expect(latencies.allSatisfy { $0 < 10 }, "the local API answers under the flood: \(latencies)")
         #expect(peerHeld.open == 0 && peerHeld.waiting == 0, "every idle connection was closed: \(peerHeld)")
         #expect(httpHeld.open == 0 && halfClosed == half.count, "every half-sent request was closed")
+        // By the idle timeout (10 s), well before the 30 s they were held (any later than that is no timeout).
+        #expect((httpClosedAfter ?? .infinity) < 25, "half-sent requests closed after \(httpClosedAfter ?? -1) s")
         #expect(after < baseline + 30, "sdd holds no descriptor for the flood: \(baseline) -> \(after)")
         #expect(try a.run(["status"]).status == 0)
     }

@@ -317,6 +317,19 @@ import Testing
         try a.library.setSetting("min-copies", "1")
         try pull()
         #expect(try b.library.setting("min-copies") == nil)
+
+        // A device without the metadata right cannot delete or rename tags here either.
+        var noMetadata = PeerRights.defaults
+        noMetadata.deny(.metadata)
+        let limited = try SyncFollower(library: b.library, peer: a.identity.id, rights: noMetadata)
+        try a.library.deleteTag("keep")
+        limited.startRound()
+        while let request = limited.request() {
+            guard let answer = try SyncServer(library: a.library).answer(request) else { break }
+            try limited.take(try SyncMessage(answer.frame))
+        }
+        #expect(try b.library.tags().map(\.name) == ["keep"], "the deletion was not applied")
+        #expect(try b.library.syncConflicts().contains { $0.record == "tag" && $0.reason != nil }, "but kept to see")
     }
 
     /// A tag is one file's: it cannot be begun for one path and then carry data for another (the other's announced
