@@ -40,7 +40,6 @@ public final class Admission: Sendable {
         var buckets: [String: (tokens: Double, at: ContinuousClock.Instant)] = [:]
         var byDevice: [DeviceID: Int] = [:]
         var authenticated = 0
-        var refused = 0
         /// Addresses a paired device connected from (most recent last): they are not held back by strangers
         /// filling the unauthenticated slots.
         var verified: [String] = []
@@ -49,13 +48,6 @@ public final class Admission: Sendable {
     private let state = Mutex(State())
 
     public init(limits: Limits = Limits()) { self.limits = limits }
-
-    /// Connections refused so far (over a cap or a rate).
-    public var refusedCount: Int { state.withLock { $0.refused } }
-    /// Connections now waiting for their handshake.
-    public var pendingCount: Int { state.withLock { $0.unauthenticated } }
-    /// Authenticated connections now.
-    public var authenticatedCount: Int { state.withLock { $0.authenticated } }
 
     /// The key limits are counted under: the address, or for IPv6 its /64 (one host may hold a whole /64).
     static func key(_ address: String) -> String {
@@ -85,7 +77,6 @@ public final class Admission: Sendable {
                 s.pendingByAddress[address, default: 0] < limits.unauthenticatedPerAddress
             else {
                 s.buckets[address] = bucket
-                s.refused += 1
                 return false
             }
             bucket.tokens -= 1
@@ -108,7 +99,6 @@ public final class Admission: Sendable {
             s.pendingByAddress[address, default: 1] -= 1
             if s.pendingByAddress[address] == 0 { s.pendingByAddress[address] = nil }
             guard s.byDevice[device, default: 0] < limits.perDevice, s.authenticated < limits.authenticated else {
-                s.refused += 1
                 return false
             }
             s.byDevice[device, default: 0] += 1
@@ -279,7 +269,6 @@ final class ReceiveBudget: Sendable {
     private let state = Mutex(State())
 
     var bytes: Int { state.withLock { $0.bytes } }
-    var isOver: Bool { state.withLock { $0.over } }
     func isOver(_ device: DeviceID?) -> Bool {
         state.withLock { s in s.over || device.map { s.overDevices.contains($0) } ?? false }
     }

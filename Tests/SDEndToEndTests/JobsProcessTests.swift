@@ -27,7 +27,7 @@ import Testing
         for _ in 0..<5 where !paused {
             let sd = try victim()
             let run = try Self.start(sd, ["index"])
-            let job = try Self.waitForRunningJob(sd, run)
+            guard let job = try Self.waitForRunningJob(sd, run) else { continue }  // it ended first: again
             let pause = try sd.run(["jobs", "pause", String(job.prefix(6))])
             guard pause.status == 0, run.wait() != .exited(0) else { continue }  // it ended first: again
             paused = true
@@ -46,7 +46,7 @@ import Testing
         for _ in 0..<5 where !cancelled {
             let sd = try victim()
             let run = try Self.start(sd, ["index"])
-            let job = try Self.waitForRunningJob(sd, run)
+            guard let job = try Self.waitForRunningJob(sd, run) else { continue }  // it ended first: again
             let cancel = try sd.run(["jobs", "cancel", job])
             guard cancel.status == 0, run.wait() != .exited(0) else { continue }
             cancelled = true
@@ -63,7 +63,7 @@ import Testing
         let job = try Self.waitForRunningJob(sd, run)
         run.send(SIGKILL)
         run.wait()
-        if let state = try Self.jobs(sd).first?["state"] as? String {
+        if let job, let state = try Self.jobs(sd).first?["state"] as? String {
             #expect(state == "interrupted")
             #expect(try sd.run(["jobs", "resume", job]).status == 0)
         } else {
@@ -80,12 +80,15 @@ import Testing
     }
 
     /// The id of the index job once it runs (its lock held).
-    static func waitForRunningJob(_ sd: SDBinary, _ process: ChildProcess) throws -> String {
+    /// Nil when the run ended before it was seen running (a busy machine can let a whole index pass between two
+    /// looks): the caller tries again.
+    static func waitForRunningJob(_ sd: SDBinary, _ process: ChildProcess) throws -> String? {
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
             if let job = try jobs(sd).first, job["state"] as? String == "running", let id = job["id"] as? String {
                 return id
             }
+            if !process.isRunning, try jobs(sd).isEmpty { return nil }
             Thread.sleep(forTimeInterval: 0.02)
         }
         throw JobsTestError("the index job never showed as running")
