@@ -34,7 +34,7 @@ struct DedupTests {
     @Test func hardLinksAndTrashFreeTheDuplicatesAndUndoGivesThemBack() async throws {
         let f = try CopyFixture([:])
         let root = f.dir.file("tree")
-        try Shared.makeTree(at: root + "/data", files: 600, large: 0, largeMiB: 1)
+        try Scripts.makeTree(at: root + "/data", files: 600, large: 0, largeMiB: 1)
         // A planted collision of sampled ids: equal sampled ranges, one byte apart elsewhere.
         var bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31 >> 2) }
         try f.dir.write("tree/planted/a.bin", bytes)

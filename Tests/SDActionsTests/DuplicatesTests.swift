@@ -13,7 +13,7 @@ struct DuplicatesTests {
     @Test func groupsMatchTheManifestAndVerifySplitsCollisions() throws {
         let f = try CopyFixture([:])
         let tree = f.dir.file("tree/data")
-        try Shared.makeTree(at: tree, files: 800, large: 0, largeMiB: 1)
+        try Scripts.makeTree(at: tree, files: 800, large: 0, largeMiB: 1)
         // The manifest: path, size, the row of the file it duplicates (or -1).
         let rows = try String(contentsOfFile: tree + ".manifest.tsv", encoding: .utf8)
             .split(separator: "\n").dropFirst().map { $0.split(separator: "\t").map(String.init) }

@@ -16,7 +16,7 @@ import Testing
         let seconds = Double(environment["SD_LOAD_SECONDS"] ?? "") ?? 20
         let files = Int(environment["SD_LOAD_FILES"] ?? "") ?? 20_000
         let dir = try TemporaryDirectory(prefix: "sd-load")
-        try Shared.makeTree(at: dir.file("tree"), files: files, large: 0, largeMiB: 1)
+        try Scripts.makeTree(at: dir.file("tree"), files: files, large: 0, largeMiB: 1)
         let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
         try #require(sd.run(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)
         let started = try sd.run(["daemon", "start"])

@@ -20,7 +20,7 @@ struct ActionKillTests {
             return
         }
         let dir = try TemporaryDirectory(prefix: "sd-actionkill")
-        try Shared.makeTree(at: dir.file("a/src"), files: 2000, large: 0, largeMiB: 1)
+        try Scripts.makeTree(at: dir.file("a/src"), files: 2000, large: 0, largeMiB: 1)
         try Self.writeLarge(dir.file("a/src/large.bin"), mib: Self.largeMiB)
         let expected = try Self.contents(dir.file("a/src"))
         let b3sum = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it")

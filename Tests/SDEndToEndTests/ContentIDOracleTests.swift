@@ -2,19 +2,21 @@ import Foundation
 import SDTestSupport
 import Testing
 
-/// `sd hash` against the project's content-id oracle (shared/bench/content-id-ref.py, which uses b3sum).
+/// `sd hash` against the project's content-id oracle (scripts/content-id-oracle: sd's rule written again over
+/// b3sum, sharing no code with sd), on a generated tree with odd names and at the sampling's boundaries.
 struct ContentIDOracleTests {
     @Test func matchesTheOracleOnAGeneratedTreeAndAtTheSampleBoundary() throws {
-        let makeTree = Shared.script("make-tree.py"), oracle = Shared.script("content-id-ref.py")
-        try #require(
-            FileManager.default.fileExists(atPath: oracle),
-            "needs the project's shared folder at \(Shared.directory.path)"
-        )
+        let oracle = Scripts.script("content-id-oracle")
         _ = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it")
         let dir = try TemporaryDirectory(prefix: "sd-oracle")
         let python = Run.which("python3") ?? "/usr/bin/python3"
-        let made = try Run.program(python, [makeTree, "--out", dir.file("tree"), "--files", "1500"])
-        try #require(made.status == 0)
+        try Scripts.makeTree(
+            at: dir.file("tree"),
+            files: 1500,
+            large: 1,
+            largeMiB: 3,
+            extra: ["--odd-names", "--max-kib", "400"]
+        )
         var rng = SeededRNG(seed: 100)
         for size in [102_399, 102_400, 102_401, 16_384, 16_385, 1_000_003] {
             try dir.write("tree/edge-\(size)", rng.bytes(size))

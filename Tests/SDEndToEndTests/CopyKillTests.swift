@@ -8,7 +8,7 @@ import Testing
 struct CopyKillTests {
     @Test(.timeLimit(.minutes(15))) func killedCopiesFinishExactly() throws {
         let dir = try TemporaryDirectory(prefix: "sd-copykill")
-        try Shared.makeTree(at: dir.file("src"), files: 2000, large: 2, largeMiB: 32)
+        try Scripts.makeTree(at: dir.file("src"), files: 2000, large: 2, largeMiB: 32)
         try FileManager.default.createDirectory(atPath: dir.file("dst"), withIntermediateDirectories: true)
         let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
         let started = Date()

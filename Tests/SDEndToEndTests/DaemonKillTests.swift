@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct DaemonKillTests {
     @Test(.timeLimit(.minutes(20))) func killedDaemonResumesIndexAndCopyJobs() throws {
         let dir = try TemporaryDirectory(prefix: "sd-daemonkill")
-        try Shared.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 32)
+        try Scripts.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 32)
         try FileManager.default.createDirectory(atPath: dir.file("backup"), withIntermediateDirectories: true)
         let reference = try SDBinary(dataDirectory: dir.file("ref-data"), configDirectory: dir.file("config"))
         try #require(reference.run(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)

@@ -8,7 +8,7 @@ import Testing
 struct IndexKillTests {
     @Test(.timeLimit(.minutes(15))) func resumesToTheSameIndexAfterKills() throws {
         let dir = try TemporaryDirectory(prefix: "sd-kill")
-        try Shared.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 8)
+        try Scripts.makeTree(at: dir.file("tree"), files: 5000, large: 2, largeMiB: 8)
 
         let reference = try SDBinary(dataDirectory: dir.file("ref-data"), configDirectory: dir.file("config"))
         try #require(reference.run(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)

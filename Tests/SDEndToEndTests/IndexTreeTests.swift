@@ -58,7 +58,7 @@ struct IndexTreeTests {
         let python = Run.which("python3") ?? "/usr/bin/python3"
         let tree = dir.file("tree")
         try #require(
-            try Run.program(python, [Shared.script("make-tree.py"), "--out", tree, "--files", "2000"]).status == 0
+            try Run.program(python, [Scripts.script("make-tree"), "--out", tree, "--files", "2000"]).status == 0
         )
         let manifest = try String(contentsOfFile: dir.file("tree.manifest.tsv"), encoding: .utf8)
             .split(separator: "\n").dropFirst().map { $0.split(separator: "\t", omittingEmptySubsequences: false) }

@@ -8,7 +8,7 @@ import Testing
 @Suite(.serialized) struct JobsProcessTests {
     @Test(.timeLimit(.minutes(15))) func pauseCancelAndResumeAcrossProcesses() throws {
         let dir = try TemporaryDirectory(prefix: "sd-jobs")
-        try Shared.makeTree(at: dir.file("tree"), files: 4000, large: 2, largeMiB: 16)
+        try Scripts.makeTree(at: dir.file("tree"), files: 4000, large: 2, largeMiB: 16)
         let reference = try SDBinary(dataDirectory: dir.file("ref"), configDirectory: dir.file("config"))
         try #require(reference.run(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)
         try #require(reference.run(["index"]).status == 0)

@@ -77,32 +77,33 @@ public enum SDBinaryError: Error, CustomStringConvertible {
     }
 }
 
-/// The project's shared folder (`../shared` beside the repository), with the benchmark tree generator and
-/// the content-id oracle.
-public enum Shared {
-    public static let directory = Fixtures.repositoryRoot.deletingLastPathComponent().appendingPathComponent("shared")
-    public static func script(_ name: String) -> String { directory.appendingPathComponent("bench/\(name)").path }
+/// The repository's own scripts the tests use: the tree generator (`scripts/make-tree`) and the content-id
+/// oracle (`scripts/content-id-oracle`, over b3sum). Nothing outside the repository.
+public enum Scripts {
+    public static let directory = Fixtures.repositoryRoot.appendingPathComponent("scripts")
+    public static func script(_ name: String) -> String { directory.appendingPathComponent(name).path }
 
-    /// Makes a tree with `make-tree.py` (files, plus `large` files of `largeMiB` MiB each).
+    /// Makes a tree with `scripts/make-tree` (files, plus `large` files of `largeMiB` MiB each); its manifest is
+    /// `PATH.manifest.tsv`.
     ///
     /// #### Errors
-    /// `SharedError` with the script's own message when it fails.
-    public static func makeTree(at path: String, files: Int, large: Int, largeMiB: Int) throws {
+    /// `ScriptError` with the script's own message when it fails.
+    public static func makeTree(at path: String, files: Int, large: Int, largeMiB: Int, extra: [String] = []) throws {
         let python = Run.which("python3") ?? "/usr/bin/python3"
         let made = try Run.program(
             python,
             [
-                script("make-tree.py"), "--out", path, "--files", "\(files)", "--large", "\(large)", "--large-mib",
+                script("make-tree"), "--out", path, "--files", "\(files)", "--large", "\(large)", "--large-mib",
                 "\(largeMiB)",
-            ]
+            ] + extra
         )
         guard made.status == 0 else {
-            throw SharedError("make-tree.py failed: \(String(decoding: made.err, as: UTF8.self))")
+            throw ScriptError("make-tree failed: \(String(decoding: made.err, as: UTF8.self))")
         }
     }
 }
 
-public struct SharedError: Error, CustomStringConvertible {
+public struct ScriptError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
 }
