@@ -172,6 +172,17 @@ extension Operations {
             throw RequestError("copy between two other devices one step at a time: to this one, then from it")
         }
         let paths = byID || fromPeer != nil ? request.paths : try request.paths.map { try resolve($0, library) }
+        // sd's own files (a library, the config or runtime folder) are never a source or target of an action.
+        let named =
+            (byID || fromPeer != nil ? [] : paths)
+            + (toPeer == nil ? [try request.destination.map { try resolve($0, library) }].compactMap { $0 } : [])
+        for path in named {
+            if let folder = OwnFolders.holding(path, library: library) {
+                throw RequestError(
+                    "'\(path)' is in sd's own folder \(folder): sd never acts on its own files (`sd library` and `sd config` manage them)"
+                )
+            }
+        }
         func needPaths(_ what: String) throws {
             if request.paths.isEmpty { throw RequestError("give \(what)") }
         }

@@ -354,6 +354,11 @@ extension Operations {
         guard !request.path.split(separator: "/").contains("..") else {
             throw RequestError("a path with '..' is not allowed; give it resolved")
         }
+        if let folder = OwnFolders.holding(request.path, library: library) {
+            throw RequestError(
+                "'\(request.path)' is in sd's own folder \(folder); a location holds your files, not sd's"
+            )
+        }
         let volume = Mounts.volume(containing: request.path, in: Mounts.list())
         do {
             return try library.addLocation(

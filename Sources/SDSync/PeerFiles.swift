@@ -17,14 +17,7 @@ struct PeerPath {
     /// sd's own folders (config with the device key and paired devices, the data folder with the libraries, the
     /// runtime folder, this library), where they really are: never served nor written, even inside a location.
     static func protectedFolders(_ library: Library) -> [[[UInt8]]] {
-        let folders = [
-            DeviceIdentity.configDirectory(), LibraryLocator().dataDirectory, DeviceIdentity.runtimeDirectory(),
-            library.path,
-        ]
-        return folders.compactMap { folder in
-            let real = URL(fileURLWithPath: folder).resolvingSymlinksInPath().path
-            return try? PlainPath.components(Array(real.utf8), controlBytes: true)
-        }
+        OwnFolders.list(library).compactMap { try? PlainPath.components(Array($0.utf8), controlBytes: true) }
     }
 
     /// #### Errors
@@ -57,7 +50,9 @@ struct PeerPath {
             .path
         if let root = try? PlainPath.components(Array(realRoot.utf8), controlBytes: true) {
             let real = root + names
-            if protected.contains(where: { PlainPath.isWithin(real, $0) }) {
+            if protected.contains(where: { PlainPath.isWithin(real, $0) })
+                || names.contains(where: FolderListing.isLibraryFolder)
+            {
                 throw PeerFileError(
                     "\(PlainPath.shown(Array(path.utf8))) is in sd's own folders on \(library.device.name)"
                 )

@@ -33,10 +33,20 @@ public struct FolderListing: Sendable {
     }
 
     /// sd's own files among the user's, never indexed: a copy's hidden temporaries (`.sd-part-...`) and the
-    /// trash folders on other filesystems (`.sd-trash-UID`).
+    /// trash folders on other filesystems (`.sd-trash-UID`), library folders (`NAME.sdlibrary`).
     public static func isPrivate(_ name: [UInt8]) -> Bool {
-        name.starts(with: partPrefix) || name.starts(with: trashPrefix)
+        name.starts(with: partPrefix) || name.starts(with: trashPrefix) || isLibraryFolder(name)
     }
+
+    /// A library's folder (`NAME.sdlibrary`), or one being made (`.NAME.sdlibrary.creating-...`): sd's own,
+    /// never indexed nor acted on.
+    public static func isLibraryFolder(_ name: [UInt8]) -> Bool {
+        name.count > libraryExtension.count
+            && (name.suffix(libraryExtension.count).elementsEqual(libraryExtension)
+                || name.firstRange(of: libraryExtension + Array(".creating-".utf8)) != nil)
+    }
+
+    static let libraryExtension = Array(".sdlibrary".utf8)
 
     public static let partPrefix = Array(".sd-part-".utf8)
     public static let trashPrefix = Array(".sd-trash-".utf8)
