@@ -22,7 +22,7 @@ struct ActionKillTests {
         let dir = try TemporaryDirectory(prefix: "sd-actionkill")
         try Scripts.makeTree(at: dir.file("a/src"), files: 2000, large: 0, largeMiB: 1)
         try Self.writeLarge(dir.file("a/src/large.bin"), mib: Self.largeMiB)
-        let expected = try Self.contents(dir.file("a/src"))
+        let expected = try Oracle.b3sums(dir.file("a/src"))
         let b3sum = try #require(Run.which("b3sum"), "b3sum is needed: scripts/test installs it")
         let largeHash = try Self.fullHash(dir.file("a/src/large.bin"), b3sum)
         try FileManager.default.createDirectory(atPath: shm.file("b"), withIntermediateDirectories: true)
@@ -33,7 +33,7 @@ struct ActionKillTests {
         }
         try #require(try sd.run(["index"]).status == 0)
 
-        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
+        var rng = SeededRNG.announced("action kill test")
         var kills = 0
         var jobsDone = 0
         var inA = true  // where src is now
@@ -83,9 +83,9 @@ struct ActionKillTests {
                 #expect(FileSystem.exists(from) && jobID == nil, "a job vanished before it was done")
             }
             // Exactly once at the target (and still at the source for a copy), same content ids.
-            #expect(try Self.contents(target) == expected, "round \(round): \(command)")
+            #expect(try Oracle.b3sums(target) == expected, "round \(round): \(command)")
             if copying {
-                #expect(try Self.contents(from) == expected)
+                #expect(try Oracle.b3sums(from) == expected)
                 try FileManager.default.removeItem(atPath: destination)
             } else {
                 #expect(!FileSystem.exists(from), "the move left its source")
@@ -121,19 +121,6 @@ struct ActionKillTests {
     }
 
     /// relative path -> content id (or the size, for empty files), of every file below `root`.
-    static func contents(_ root: String) throws -> [String: String] {
-        var result: [String: String] = [:]
-        let hasher = ContentHasher()
-        for relative in try FileManager.default.subpathsOfDirectory(atPath: root) {
-            let path = "\(root)/\(relative)"
-            var isDir: ObjCBool = false
-            _ = FileManager.default.fileExists(atPath: path, isDirectory: &isDir)
-            if isDir.boolValue { continue }
-            let reader = try LocalFileReader(path: path)
-            result[relative] = try hasher.contentID(of: reader)?.hex ?? "size \(try reader.size())"
-        }
-        return result
-    }
 
     /// The file's BLAKE3 by `b3sum` (this test's build is unoptimised; b3sum is not).
     static func fullHash(_ path: String, _ b3sum: String) throws -> String {

@@ -19,7 +19,7 @@ struct IndexKillTests {
         let expectedContents = try Self.contents(reference)
         #expect(expected.split(separator: "\n").count == 5000 + 2 + 1 + Int(try folderCount(dir.file("tree"))))
 
-        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
+        var rng = SeededRNG.announced("index kill test")
         var window = fullRun.seconds * 1.2
         var interruptions = 0
         var compared = 0

@@ -343,7 +343,7 @@ import Testing
         let previewID = try #require((preview as? [String: Any])?["id"] as? String, "\(preview)")
         let committed = try daemon.post("/v1/actions/\(previewID)/commit", "{}") as? [String: Any]
         let job = try #require(committed?["id"] as? String)
-        var rng = SeededRNG(seed: UInt64(Date().timeIntervalSince1970))
+        var rng = SeededRNG.announced("peer kill test")
         let kills = try daemon.killWhileRunning(job, times: 2, &rng)
         return (kills, try daemon.waitUntilFinished(job))
     }

@@ -8,6 +8,16 @@ public struct SeededRNG: RandomNumberGenerator, Sendable {
 
     public init(seed: UInt64) { state = seed }
 
+    /// A generator for a randomised test, its seed printed before the test uses it: `$SD_SEED` when set (to
+    /// repeat a run), else a new one.
+    public static func announced(_ test: String) -> SeededRNG {
+        let seed =
+            ProcessInfo.processInfo.environment["SD_SEED"].flatMap { UInt64($0) }
+            ?? UInt64.random(in: 0...UInt64(UInt32.max))
+        print("\(test): seed \(seed) (SD_SEED=\(seed) repeats it)")
+        return SeededRNG(seed: seed)
+    }
+
     public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state

@@ -88,3 +88,29 @@ extension TemporaryDirectory {
         return result
     }
 }
+
+/// Independent oracles for what files hold.
+public enum Oracle {
+    /// Every file below `root` (relative path) with its BLAKE3 as `b3sum` computes it (not sd's code).
+    ///
+    /// #### Errors
+    /// `ScriptError` when b3sum is missing or fails (scripts/test installs it).
+    public static func b3sums(_ root: String) throws -> [String: String] {
+        guard let b3sum = Run.which("b3sum") else { throw ScriptError("b3sum is needed: scripts/test installs it") }
+        let files = (FileManager.default.enumerator(atPath: root)?.allObjects as? [String] ?? []).filter {
+            var isDir: ObjCBool = false
+            return FileManager.default.fileExists(atPath: root + "/" + $0, isDirectory: &isDir) && !isDir.boolValue
+        }
+        var result: [String: String] = [:]
+        for chunk in stride(from: 0, to: files.count, by: 500).map({ Array(files[$0..<min($0 + 500, files.count)]) }) {
+            let r = try Run.program(b3sum, ["--no-names"] + chunk.map { root + "/" + $0 })
+            guard r.status == 0 else { throw ScriptError("b3sum failed: \(String(decoding: r.err, as: UTF8.self))") }
+            let hashes = String(decoding: r.out, as: UTF8.self).split(separator: "\n").map(String.init)
+            guard hashes.count == chunk.count else {
+                throw ScriptError("b3sum answered \(hashes.count) of \(chunk.count)")
+            }
+            for (name, hash) in zip(chunk, hashes) { result[name] = hash }
+        }
+        return result
+    }
+}
