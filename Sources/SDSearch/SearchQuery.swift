@@ -12,7 +12,10 @@ import SDStore
 /// - filters: `kind:document`, `ext:pdf`, `size:>1MB` (`<`, `>=`, `<=`, `10MB..2GB`), `modified:2025`
 ///   (`2025-06`, `2025-06-01`, `2024..2025-06`, `..2025`, `2025..`, `today`, `7d`), `tag:finance`,
 ///   `in:~/Documents`, `location:Pictures`, `is:dupe`.
-/// An unknown `key:value` is searched as plain words (and said so); an impossible filter is an error.
+/// - `ファ`, `🎉`, `ab`: text in a script written without spaces, with no letter or digit, or of one or two
+///   characters is found anywhere in the name (case and accents ignored).
+/// An unknown `key:value` is searched as plain words (and said so); an impossible filter, a filter without a
+/// value and an empty phrase are errors.
 public struct SearchQuery: Sendable, Equatable {
     /// Folded words, each matched as a word prefix.
     public var words: [String] = []
@@ -20,6 +23,10 @@ public struct SearchQuery: Sendable, Equatable {
     public var phrases: [[String]] = []
     /// Substrings, lower-cased.
     public var substrings: [String] = []
+    /// Folded text found anywhere in the folded name (as Unicode scalars): short terms (one or two
+    /// characters), terms in scripts written without spaces (CJK, Thai, ...) and terms with no letter or digit
+    /// (emoji, symbols), which word starts cannot find.
+    public var inside: [String] = []
     /// Folded words and phrases that must not match.
     public var excluded: [[String]] = []
     public var kinds: [FileCategory] = []
@@ -38,11 +45,11 @@ public struct SearchQuery: Sendable, Equatable {
     public init() {}
 
     /// Whether there is text to match (else the filters alone list entries).
-    public var hasText: Bool { !words.isEmpty || !phrases.isEmpty || !substrings.isEmpty }
+    public var hasText: Bool { !words.isEmpty || !phrases.isEmpty || !substrings.isEmpty || !inside.isEmpty }
 
     /// The positive text, folded, for exact-name and name-prefix matching.
     public var foldedText: String {
-        (phrases.map { $0.joined(separator: " ") } + words).joined(separator: " ")
+        (phrases.map { $0.joined(separator: " ") } + words + inside).joined(separator: " ")
     }
 }
 
@@ -105,6 +112,13 @@ public enum SearchQueryParser {
             if j > i && j < chars.count && chars[j] == ":" && j + 1 < chars.count && !chars[j + 1].isWhitespace {
                 key = String(chars[i..<j]).lowercased()
                 i = j + 1
+            } else if j > i && j < chars.count && chars[j] == ":"
+                && filterKeys.contains(String(chars[i..<j]).lowercased())
+            {
+                // A filter with nothing after it (`kind:`): kept, so that it is refused rather than searched.
+                tokens.append(Token(text: "", quoted: false, negated: negated, key: String(chars[i..<j]).lowercased()))
+                i = j + 1
+                continue
             }
             if chars[i] == "\"" {
                 var end = i + 1
@@ -136,8 +150,15 @@ public enum SearchQueryParser {
         }
         let folded = SearchText.fold(token.text)
         let words = SearchText.words(folded)
+        if token.quoted && words.isEmpty && token.text.allSatisfy(\.isWhitespace) {
+            throw SearchQueryError("an empty phrase (\"\"): put words between the quotes, or leave them out")
+        }
         if token.negated {
             if !words.isEmpty { query.excluded.append(words) }
+            return
+        }
+        if !token.quoted, let inside = insideTerm(token.text, folded: folded, words: words) {
+            query.inside.append(inside)
             return
         }
         if token.quoted {
@@ -157,6 +178,40 @@ public enum SearchQueryParser {
         }
     }
 
+    /// The folded text to find anywhere in names, when word starts cannot find `text`: it is written in a
+    /// script without spaces between words, has no letter or digit (emoji, symbols), or is one or two
+    /// characters long. Nil for ordinary words.
+    static func insideTerm(_ text: String, folded: String, words: [String]) -> String? {
+        let trimmed = folded.trimmingCharacters(in: .whitespaces)
+        guard !trimmed.isEmpty else { return nil }
+        if words.isEmpty { return trimmed }
+        if trimmed.unicodeScalars.contains(where: isWrittenWithoutSpaces) { return trimmed }
+        if words.count == 1 && trimmed.unicodeScalars.count <= 2 { return trimmed }
+        return nil
+    }
+
+    /// Scripts written without spaces between words: a name's "word" there is a whole phrase.
+    static func isWrittenWithoutSpaces(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.value {
+        case 0x0E00...0x0EFF,  // Thai, Lao
+            0x1000...0x109F,  // Myanmar
+            0x1780...0x17FF,  // Khmer
+            0x0F00...0x0FFF,  // Tibetan
+            0x2E80...0x2FDF,  // CJK radicals
+            0x3000...0x30FF,  // CJK punctuation, Hiragana, Katakana
+            0x3100...0x31FF,  // Bopomofo, Hangul compatibility, Katakana extensions
+            0x3400...0x4DBF,  // CJK extension A
+            0x4E00...0x9FFF,  // CJK unified ideographs
+            0xAC00...0xD7AF,  // Hangul syllables
+            0xF900...0xFAFF,  // CJK compatibility ideographs
+            0xFF66...0xFF9F,  // half-width Katakana
+            0x20000...0x3134F:  // CJK extensions B to G
+            return true
+        default:
+            return false
+        }
+    }
+
     static func applyFilter(
         _ key: String,
         _ value: String,
@@ -165,6 +220,15 @@ public enum SearchQueryParser {
         now: Date
     ) throws(SearchQueryError) {
         if negated { throw SearchQueryError("'-\(key):' is not supported: filters cannot be negated yet") }
+        if value.trimmingCharacters(in: .whitespaces).isEmpty {
+            let example =
+                [
+                    "kind": "kind:image", "ext": "ext:pdf", "size": "size:>1MB", "modified": "modified:2025",
+                    "tag": "tag:finance", "in": "in:~/Documents", "location": "location:Pictures", "is": "is:dupe",
+                ][key]
+                ?? "\(key):VALUE"
+            throw SearchQueryError("\(key): needs a value, e.g. \(example)")
+        }
         switch key {
         case "kind":
             for part in value.split(separator: ",") {

@@ -67,7 +67,7 @@ struct Stage1 {
         candidates += try confirm(ids, query, idf: idf, folders: nil)
         let grams =
             (query.words + phraseWords).flatMap(SearchGrams.wordGrams)
-            + query.substrings.flatMap(SearchGrams.substringGrams)
+            + (query.substrings + query.inside).flatMap(SearchGrams.substringGrams)
         // Indexed names with every gram, newest first, a window at a time until enough are confirmed (the
         // grams give a superset). A query they cannot narrow (one letter, a two-letter substring) reads names.
         let enough = max(want * 2, 100)
@@ -219,7 +219,22 @@ struct Stage1 {
         }
         for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
         for substring in query.substrings where !Self.contains(raw, lowercased: substring) { return false }
+        for text in query.inside where !Self.contains(folded, scalars: text) { return false }
         return true
+    }
+
+    /// Whether the folded name holds `text` as a run of Unicode scalars (an emoji found inside its
+    /// skin-toned forms; a combining mark is its own scalar).
+    static func contains(_ folded: String, scalars text: String) -> Bool {
+        let needle = Array(text.unicodeScalars)
+        guard !needle.isEmpty else { return true }
+        let hay = Array(folded.unicodeScalars)
+        guard hay.count >= needle.count else { return false }
+        outer: for start in 0...(hay.count - needle.count) {
+            for k in 0..<needle.count where hay[start + k] != needle[k] { continue outer }
+            return true
+        }
+        return false
     }
 
     /// `sequence` appears in `words` consecutively (its last word as a prefix).

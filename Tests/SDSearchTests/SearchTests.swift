@@ -192,6 +192,87 @@ struct SearchTests {
         #expect(!open.notes.isEmpty)
     }
 
+    /// A filter without a value and an empty phrase are errors: `kind:` succeeded with no matches, and
+    /// `sd search '"'` listed arbitrary files.
+    @Test func malformedQueriesAreErrors() throws {
+        for bad in [
+            "kind:", "size:", "in:", "tag:", "modified:", "ext:", "is:", "location:", "report kind:", "\"", "\"\"",
+            "\" \"",
+        ] {
+            #expect(throws: SearchQueryError.self, "\(bad)") { try SearchQueryParser.parse(bad) }
+        }
+        #expect(try SearchQueryParser.parse("🎉").inside == ["🎉"])
+        #expect(try SearchQueryParser.parse("ファ").inside == ["ファ"])
+        #expect(try SearchQueryParser.parse("ab").inside == ["ab"])
+        #expect(try SearchQueryParser.parse("report").words == ["report"])
+    }
+
+    /// Short and non-Latin queries find what a substring scan of the names finds: `sd search 🎉` said "nothing
+    /// to search for" and `ファ` did not find `日本語のファイル.txt`. Random names of CJK, Hangul, Thai, emoji,
+    /// combining marks and accented Latin; the oracle folds case and accents with Foundation and scans scalars.
+    @Test func shortAndNonLatinQueriesFindWhatASubstringScanFinds() async throws {
+        var rng = SeededRNG.announced("shortAndNonLatinQueriesFindWhatASubstringScanFinds")
+        let alphabet = [
+            "a", "b", "e", "É", "é", "ö", "n", "Ñ", "x", "1", "日", "本", "語", "の", "フ", "ァ", "イ", "ル", "한", "국",
+            "ก", "ข", "🎉", "👍", "🏽", "e\u{301}", "o\u{308}",
+        ]
+        var names: Set<String> = ["日本語のファイル.txt"]
+        while names.count < 250 {
+            let length = Int.random(in: 1...7, using: &rng)
+            names.insert((0..<length).map { _ in alphabet.randomElement(using: &rng)! }.joined() + ".dat")
+        }
+        let f = try SearchFixture(Dictionary(uniqueKeysWithValues: names.map { ($0, "x") }))
+        func fold(_ text: String) -> [Unicode.Scalar] {
+            Array(text.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).unicodeScalars)
+        }
+        func holds(_ name: String, _ query: String) -> Bool {
+            let (hay, needle) = (fold(name), fold(query))
+            guard !needle.isEmpty, hay.count >= needle.count else { return needle.isEmpty }
+            return (0...(hay.count - needle.count)).contains { Array(hay[$0..<($0 + needle.count)]) == needle }
+        }
+        var queries = ["ファ", "🎉", "日本", "ル", "한국", "e", "1"]
+        let sorted = names.sorted()
+        while queries.count < 60 {
+            // A run of one to three characters of a name, or any one or two characters.
+            let name = Array(sorted.randomElement(using: &rng)!.dropLast(4))
+            let start = Int.random(in: 0..<name.count, using: &rng)
+            let run = String(name[start..<min(name.count, start + Int.random(in: 1...3, using: &rng))])
+            let any = (0..<Int.random(in: 1...2, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+                .joined()
+            for query in [run, any] where !fold(query).isEmpty {
+                let latinOnly = query.unicodeScalars.allSatisfy { $0.value < 0x2000 }
+                // (Longer Latin terms are word starts, by design: not this property.)
+                if latinOnly && query.count > 2 { continue }
+                queries.append(query)
+            }
+        }
+        for query in queries {
+            let page = try await f.page(query, limit: 10_000)
+            let found = Set(page.hits.filter { $0.kind != "folder" }.map(\.name))
+            let expected = Set(names.filter { holds($0, query) })
+            #expect(
+                found == expected,
+                "'\(query)': missing \(expected.subtracting(found)), extra \(found.subtracting(expected))"
+            )
+        }
+        #expect(try await f.find("ファ").contains("日本語のファイル.txt"))
+    }
+
+    /// A tag filter covers the tags below it: `tag:finance` did not match `finance/tax`.
+    @Test func tagFilterCoversTheTagsBelow() async throws {
+        let f = try SearchFixture(Self.tree)
+        _ = try f.library.createTag("finance/tax")
+        _ = try f.library.createTag("financed")
+        _ = try f.library.setTag("finance/tax", on: [f.root + "/Docs/Taxes/notes.txt"], present: true)
+        _ = try f.library.setTag("financed", on: [f.root + "/Music/song.mp3"], present: true)
+        #expect(try await f.find("tag:finance") == ["Docs/Taxes/notes.txt"])
+        #expect(try await f.find("tag:FINANCE/tax") == ["Docs/Taxes/notes.txt"])
+        #expect(try await f.find("notes tag:finance") == ["Docs/Taxes/notes.txt"])
+        #expect(try await f.find("tag:financed") == ["Music/song.mp3"])
+        #expect(try await f.find("tag:fin") == [])
+        #expect(try await f.find("tag:finance/tax/2024") == [])
+    }
+
     /// Tiers dominate; within a tier BM25 (a rarer word counts more, a shorter name more) and recency order.
     @Test func rankingRules() async throws {
         let now = Date()

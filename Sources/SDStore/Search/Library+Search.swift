@@ -257,13 +257,24 @@ public struct SearchSnapshot {
         ).map(Self.row)
     }
 
-    /// The entries carrying every one of these tags (names compared case-insensitively; deleted tags and links
+    /// A LIKE pattern for the tags below `tag` (`tag/...`), its own `%`, `_` and `\` escaped.
+    static func descendants(of tag: String) -> String {
+        var pattern = ""
+        for c in tag {
+            if c == "%" || c == "_" || c == "\\" { pattern.append("\\") }
+            pattern.append(c)
+        }
+        return pattern + "/%"
+    }
+
+    /// The entries carrying every one of these tags or a tag below them (names compared case-insensitively;
+    /// deleted tags and links
     /// left out), with what listings sort them by (names only when asked: most listings sort by date).
     func taggedEntries(_ tags: [String], names: Bool) throws -> [(id: Int64, mtime: Int64, size: Int64, name: [UInt8])]
     {
         var result: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])]?
         let tagUUIDs = try db.cachedStatement(
-            sql: "SELECT uuid FROM tags WHERE name = ? COLLATE NOCASE AND deleted = 0"
+            sql: "SELECT uuid FROM tags WHERE (name = ? COLLATE NOCASE OR name LIKE ? ESCAPE '\\') AND deleted = 0"
         )
         let statement = try db.cachedStatement(
             sql: """
@@ -282,7 +293,8 @@ public struct SearchSnapshot {
         )
         for tag in tags {
             var found: [Int64: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])] = [:]
-            for tagUUID in try String.fetchAll(tagUUIDs, arguments: [tag]) {
+            // The tag and every tag below it (`finance` covers `finance/tax`).
+            for tagUUID in try String.fetchAll(tagUUIDs, arguments: [tag, Self.descendants(of: tag)]) {
                 for source in [statement, onContent] {
                     let q = RawQuery(source, db, text: tagUUID)
                     while try q.next() {
@@ -445,11 +457,14 @@ public struct SearchSnapshot {
             // Entries by uuid from the tag's links (both indexed), not a lookup per entry.
             conditions.append(
                 """
-                e.uuid IN (SELECT et.entry_uuid FROM tags t JOIN entry_tags et ON et.tag_uuid = t.uuid
-                    WHERE t.name = ? COLLATE NOCASE AND t.deleted = 0 AND et.deleted = 0)
+                (e.uuid IN (SELECT et.entry_uuid FROM tags t JOIN entry_tags et ON et.tag_uuid = t.uuid
+                    WHERE (t.name = ? COLLATE NOCASE OR t.name LIKE ? ESCAPE '\\') AND t.deleted = 0 AND et.deleted = 0)
+                OR e.content_id IN (SELECT ct.content_id FROM tags t JOIN content_tags ct ON ct.tag_uuid = t.uuid
+                    WHERE (t.name = ? COLLATE NOCASE OR t.name LIKE ? ESCAPE '\\') AND t.deleted = 0 AND ct.deleted = 0))
                 """
             )
-            arguments += [tag]
+            // (On the file itself, or on its content: every copy carries a content's tags.)
+            arguments += [tag, SearchSnapshot.descendants(of: tag), tag, SearchSnapshot.descendants(of: tag)]
         }
         if f.duplicatesOnly {
             conditions.append(
