@@ -109,6 +109,7 @@ final class Peering: Sendable {
     private func discover(on udpPort: Int, listening: Int) async {
         let peers = endpoint.peers
         let hints = self.hints
+        let sync = self.sync
         let logger = self.logger
         do {
             let started = try await LANDiscovery.start(
@@ -125,6 +126,8 @@ final class Peering: Sendable {
                     logger.info(
                         "heard paired device \(announcement.device) announce \(address) (a hint until verified)"
                     )
+                    // A new address to try: following it need not wait out a pause after earlier failures.
+                    sync.wake(announcement.device)
                 }
             }
             discovery.withLock { $0 = started }

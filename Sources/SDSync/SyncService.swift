@@ -59,6 +59,8 @@ public final class SyncService: Sendable {
     let log: @Sendable (String) -> Void
     private let live = Mutex<[DeviceID: PeerSyncStatus]>([:])
     private let running = Mutex<[DeviceID: Task<Void, Never>]>([:])
+    /// Followers to wake from their pause after failures: their device just showed itself.
+    private let wakeups = Mutex<Set<DeviceID>>([])
     /// How often a follower looks even when told nothing.
     public let interval: Duration
     /// How often served connections check for changes to announce.
@@ -118,6 +120,8 @@ public final class SyncService: Sendable {
                     )
                 }
                 try await link.send(SyncMessage.opened(library: id, name: library.manifest.name).frame)
+                // It is up and syncing with us: following it need not wait out a pause after earlier failures.
+                wake(link.peer.id)
                 try await answer(link)
             default:
                 await link.close(refusing: "expected a library to open")
@@ -222,9 +226,31 @@ public final class SyncService: Sendable {
                 }
                 log("sync: following \(device): \(error)")
             }
-            try? await Task.sleep(for: pause)
-            pause = min(pause * 2, .seconds(30))
+            if await sleep(pause, orUntilWoken: device) {
+                pause = .milliseconds(500)
+            } else {
+                pause = min(pause * 2, .seconds(30))
+            }
         }
+    }
+
+    /// Tells the follower of `device` to try again now (it showed itself: it connected here, or was heard at a
+    /// new address).
+    public func wake(_ device: DeviceID) {
+        _ = wakeups.withLock { $0.insert(device) }
+    }
+
+    /// Sleeps for `pause`, or until `wake(device)` (looked at four times a second); true when woken.
+    /// (Polled: a follower only waits like this while its device is unreachable.)
+    func sleep(_ pause: Duration, orUntilWoken device: DeviceID) async -> Bool {
+        let end = ContinuousClock.now + pause
+        while !Task.isCancelled {
+            if wakeups.withLock({ $0.remove(device) != nil }) { return true }
+            let left = end - ContinuousClock.now
+            if left <= .zero { return false }
+            try? await Task.sleep(for: min(left, .milliseconds(250)))
+        }
+        return false
     }
 
     /// A connection to `device` (at any of its known addresses) with this library opened on it.
