@@ -380,6 +380,11 @@ extension Operations {
         return found
     }
 
+    /// What removing the location would forget (nothing is changed).
+    public static func locationRemoval(_ location: Location, _ library: Library) throws -> LocationRemoval {
+        try library.locationRemoval(id: location.id)
+    }
+
     public static func removeLocation(_ location: Location, _ library: Library) throws -> RemovedLocation {
         RemovedLocation(location: location.name, removedEntries: try library.removeLocation(id: location.id))
     }

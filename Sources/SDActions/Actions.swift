@@ -60,6 +60,9 @@ public struct FileOperation: Codable, Sendable, Equatable {
     /// Deduplication: `target`'s permission bits and modification time (ns) before it was replaced.
     public var mode: UInt32?
     public var mtime: Int64?
+    /// Tagging: this copy changes because it has the content of the named path `sameContentAs` (a tag is kept
+    /// on the content).
+    public var sameContentAs: String?
 
     public init(
         kind: Kind,
@@ -176,6 +179,12 @@ public struct ActionPreview: Codable, Sendable {
     /// Whether the user allowed going below `min-copies` (`--force-last-copy`).
     public var forceLastCopy = false
     public var estimatedSeconds = 0.0
+    /// Tagging: copies of the changed contents on other devices, which the change reaches too (by sync).
+    public var copiesOnOtherDevices: Int?
+    /// Removals: the links left behind (symbolic links that would dangle, hard links that keep the bytes).
+    public var links: [LinkNote]?
+    /// Removals: links left behind beyond those listed in `links`.
+    public var linksNotListed: Int?
 
     public init(action: String, destination: String?) {
         self.action = action

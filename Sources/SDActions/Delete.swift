@@ -92,6 +92,10 @@ public enum DeletePlanner {
         if request.permanent {
             preview.lastCopies = (try? Copies.belowMinimum(deleting: preview.operations.map(\.source), library)) ?? []
         }
+        // Links that point at what goes, or share its bytes: named, so that nothing breaks unannounced.
+        let links = LinkCheck.leftBehind(removing: preview.operations.map(\.source), library: library)
+        if !links.notes.isEmpty { preview.links = links.notes }
+        if links.more > 0 { preview.linksNotListed = links.more }
         preview.estimatedSeconds = Double(preview.files) * 2e-5 + Double(preview.operations.count) * 1e-4
         return preview
     }

@@ -7,7 +7,8 @@ import SDStore
 /// are so already, which are not in the index. Reads the index only.
 ///
 /// A tag goes on a file's content when it has a content id (so every copy carries it): naming two copies of
-/// one content changes one record, and the second counts as already so.
+/// one content changes one record, and the second counts as already so. The preview lists every copy the
+/// change reaches (named or not), so that it states exactly what the commit does.
 public enum TagPlanner {
     public static func preview(tag: String, paths: [String], present: Bool, library: Library) -> ActionPreview {
         var preview = ActionPreview(action: present ? "tag" : "untag", destination: nil)
@@ -28,6 +29,16 @@ public enum TagPlanner {
         for item in changes.changes {
             preview.operations.append(FileOperation(kind: .tag, source: item.path, target: tag, files: 1))
             if item.isFolder { preview.folders += 1 } else { preview.files += 1 }
+            // The tag is on the content: its other copies change with it, and the preview says so.
+            for copy in item.copies {
+                var operation = FileOperation(kind: .tag, source: copy, target: tag, files: 1)
+                operation.sameContentAs = item.path
+                preview.operations.append(operation)
+                preview.files += 1
+            }
+            if item.copiesElsewhere > 0 {
+                preview.copiesOnOtherDevices = (preview.copiesOnOtherDevices ?? 0) + item.copiesElsewhere
+            }
         }
         for path in changes.unchanged {
             preview.operations.append(FileOperation(kind: .tag, source: path, target: tag, skip: true))

@@ -255,6 +255,10 @@ struct ErrorMiddleware: RouterMiddleware {
         } catch let error as HTTPError {
             return JSON.error(error.status, error.body ?? "\(error.status.reasonPhrase)")
         } catch {
+            if let damage = LibraryError.damage(error) {
+                logger.error("the library is damaged", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
+                return JSON.error(.internalServerError, damage.message)
+            }
             logger.error("request failed", metadata: ["path": "\(request.uri.path)", "error": "\(error)"])
             return JSON.error(.internalServerError, "\(error)")
         }
@@ -340,6 +344,15 @@ extension Daemon {
 }
 
 /// The API's routes.
+extension Routes {
+    /// A path parameter, percent-decoded (a location's path travels escaped, `/` as %2F).
+    static func pathParameter(_ context: BasicRequestContext, _ name: String) throws -> String {
+        let raw = try context.parameters.require(name)
+        guard let decoded = raw.removingPercentEncoding else { throw BadRequest("\(name): bad escaping in '\(raw)'") }
+        return decoded
+    }
+}
+
 struct Routes {
     let daemon: Daemon
     let conductor: Conductor
@@ -390,8 +403,13 @@ struct Routes {
         }
         let conductor = self.conductor
         // Its entries go, never its files; the watcher lets go of it first.
+        // (The key is escaped in the path, `/` included: a location's path is a key too.)
+        router.get("/v1/locations/{key}/removal") { _, context in
+            let location = try Operations.location(try Self.pathParameter(context, "key"), library)
+            return try JSON.response(try Operations.locationRemoval(location, library))
+        }
         router.post("/v1/locations/{key}/remove") { _, context in
-            let location = try Operations.location(try context.parameters.require("key"), library)
+            let location = try Operations.location(try Self.pathParameter(context, "key"), library)
             let removed = try await conductor.withWatcherStopped { try Operations.removeLocation(location, library) }
             return try JSON.response(removed)
         }

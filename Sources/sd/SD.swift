@@ -22,7 +22,10 @@ struct SD: ParsableCommand {
               sd kind report.pdf
 
             EXIT STATUS
-              0 success; 1 a user error (missing file, bad path, bad arguments); 2 an internal error.
+              0 success; 1 a user error (missing file, bad path, bad arguments, an action refused, a library
+              that cannot be opened); 2 an internal error (a bug: please report it); 3 the command worked and
+              found problems (scrub found corruption, `library info --check` found damage, redundancy found
+              content at risk).
             """,
         version: "0.1.0",
         subcommands: [
@@ -70,6 +73,7 @@ struct SD: ParsableCommand {
             // Every library error is something the user can act on; the message says what.
             Output.fatal(libraryError.message, status: 1)
         }
+        if let damage = LibraryError.damage(error) { Output.fatal(damage.message, status: 1) }
         if code == .validationFailure {
             // Bad arguments: argument-parser's message and usage, but our exit status for a user error.
             FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
@@ -92,6 +96,16 @@ struct UserError: Error, CustomStringConvertible {
 struct GlobalOptions: ParsableArguments {
     @Flag(name: .long, help: "Print machine-readable JSON instead of text.")
     var json = false
+}
+
+/// The exit statuses, one meaning each (documented in `sd --help` and the README).
+enum ExitStatus {
+    /// A user error: a missing file, a bad path or argument, an action refused, a library that cannot open.
+    static let userError: Int32 = 1
+    /// A bug in sd.
+    static let internalError: Int32 = 2
+    /// The command did its work and found problems (corruption, damage, content at risk).
+    static let foundProblems: Int32 = 3
 }
 
 enum Output {

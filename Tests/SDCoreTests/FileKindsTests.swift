@@ -428,6 +428,20 @@ struct FileKindsTests {
         #expect(confirmed.method == .extensionAndMagic)
     }
 
+    /// A name of a binary format whose bytes have no signature and read as text is text (`sd kind
+    /// --check-content` called a text file named .png an image); without the bytes, or with binary bytes, the
+    /// name stands.
+    @Test func textBehindABinaryNameIsText() {
+        for name in ["notes.png", "todo.jpg", "list.pdf", "x.zip", "a.mp3"] {
+            let kind = FileKinds.identify(name: name, header: Self.b("shopping list:\n- milk\n- bread\n"))
+            #expect(kind.category == .text && kind.mime == "text/plain" && kind.method == .content, "\(name): \(kind)")
+        }
+        #expect(FileKinds.identify(name: "notes.png", header: nil).mime == "image/png")
+        #expect(FileKinds.identify(name: "empty.png", header: []).mime == "image/png")
+        #expect(FileKinds.identify(name: "noise.png", header: [0, 1, 2, 3, 0xFF, 0x00, 0x10]).mime == "image/png")
+        #expect(FileKinds.identify(name: "notes.md", header: Self.b("plain words")).category == .text)
+    }
+
     @Test func textFormatsDoNotContradictTextExtensions() {
         let kind = FileKinds.identify(name: "notes.md", header: Self.b("<html>not really</html>"))
         #expect(kind.category == .text)

@@ -139,6 +139,8 @@ import Testing
         try call("POST", "/v1/locations", "/v1/locations", more, expect: 200)
         try call("POST", "/v1/locations", "/v1/locations", more, expect: 400)
         try call("POST", "/v1/locations", "/v1/locations", #"{"path": "relative"}"#, expect: 400)
+        try call("GET", "/v1/locations/{key}/removal", "/v1/locations/more/removal", expect: 200)
+        try call("GET", "/v1/locations/{key}/removal", "/v1/locations/nowhere/removal", expect: 404)
         try call("POST", "/v1/locations/{key}/remove", "/v1/locations/more/remove", expect: 200)
         try call("POST", "/v1/locations/{key}/remove", "/v1/locations/more/remove", expect: 404)
         try call("GET", "/v1/search", "/v1/search?q=report&limit=1", expect: 200)

@@ -38,4 +38,45 @@ struct MigrationTests {
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM entries") == 3)
         }
     }
+
+    /// v11 adds the link indexes over existing entries: the queries for symbolic links and hard links use them
+    /// and find what was there before the migration.
+    @Test func linkIndexesCoverExistingEntries() throws {
+        let db = try DatabaseQueue()
+        var migrator = Schema.makeMigrator()
+        migrator.eraseDatabaseOnSchemaChange = false
+        try migrator.migrate(db, upTo: "v10-peer-safety")
+        try db.write { db in
+            try db.execute(
+                sql: """
+                    INSERT INTO devices (id, uuid, name, os, created_at, last_seen_at, sync_seq) VALUES (1, 'd', 'd', 'linux', 0, 0, 0);
+                    INSERT INTO locations (id, uuid, device_id, name, path, created_at) VALUES (1, 'l', 1, 'l', x'2f74', 0);
+                    INSERT INTO entries (id, uuid, device_id, location_id, parent_id, name, type, added_epoch,
+                        inode, device_number, link_count, symlink_target)
+                    VALUES (1, x'01', 1, 1, NULL, x'2f74', 1, 1, 10, 5, 1, NULL),
+                           (2, x'02', 1, 1, 1, x'61', 0, 1, 11, 5, 2, NULL),
+                           (3, x'03', 1, 1, 1, x'62', 0, 1, 11, 5, 2, NULL),
+                           (4, x'04', 1, 1, 1, x'63', 2, 1, 12, 5, 1, x'61');
+                    """
+            )
+        }
+        try migrator.migrate(db)
+        try db.read { db in
+            let indexes = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index'")
+            #expect(indexes.contains("entries_symlinks") && indexes.contains("entries_hardlinks"))
+            let links = try Int64.fetchAll(db, sql: "SELECT id FROM entries WHERE type = 2 AND device_id = 1")
+            #expect(links == [4])
+            let names = try Int64.fetchAll(
+                db,
+                sql: "SELECT id FROM entries WHERE device_number = 5 AND inode = 11 AND link_count > 1 ORDER BY id"
+            )
+            #expect(names == [2, 3])
+            let plan = try Row.fetchAll(
+                db,
+                sql:
+                    "EXPLAIN QUERY PLAN SELECT id FROM entries WHERE device_number = 5 AND inode = 11 AND link_count > 1"
+            ).map { $0["detail"] as String }
+            #expect(plan.joined().contains("entries_hardlinks"), "\(plan)")
+        }
+    }
 }

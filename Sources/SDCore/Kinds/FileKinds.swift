@@ -127,7 +127,14 @@ public enum FileKinds {
     static func identify(_ lookup: NameLookup, name: String, header h: Header) -> FileKind {
         let magic = MagicSignatures.match(h)
         if var kind = lookup.kind, !lookup.needsContent {
-            guard let magic else { return kind }
+            guard let magic else {
+                // Named for a binary format whose signature is missing, and reads as text: the name lies.
+                if h.count > 0, MagicSignatures.binaryFamilies.contains(lookup.family ?? ""), TextCheck.looksLikeText(h)
+                {
+                    return FileKind(category: .text, mime: "text/plain", method: .content)
+                }
+                return kind
+            }
             if magic.family == lookup.family {
                 kind.method = .extensionAndMagic
                 return kind

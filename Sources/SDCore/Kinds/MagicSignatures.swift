@@ -58,6 +58,16 @@ struct Header {
 
 enum MagicSignatures {
     /// The format named by `header`, or nil when no signature matches.
+    /// The binary families a signature identifies: a file named for one of them that has no signature and
+    /// reads as text is text (a `.png` holding notes is not an image).
+    static let binaryFamilies: Set<String> = [
+        "7z", "aac", "age", "aiff", "amr", "ar", "asf", "blend", "bmp", "bzip2", "cab", "class", "djvu", "ebml", "elf",
+        "exr", "fbx", "flac", "flv", "ftyp", "gif", "glb", "gzip", "ico", "jp2", "jpeg", "jxl", "kdbx", "lnk", "luks",
+        "lz4", "macho", "midi", "mobi", "mp3", "mpeg", "mpegts", "ogg", "ole", "otf", "parquet", "pdf", "pe", "ply",
+        "png", "psd", "qoi", "rar", "riff", "rpm", "sqlite", "tar", "tiff", "ttc", "ttf", "wasm", "woff", "woff2",
+        "xcf", "xz", "zip", "zstd",
+    ]
+
     static func match(_ h: Header) -> MagicMatch? {
         guard h.count >= 2 else { return nil }
         // Images

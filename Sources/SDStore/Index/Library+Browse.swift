@@ -175,7 +175,8 @@ extension Library {
                 folders: try one("SELECT count(*) FROM entries WHERE type = 1"),
                 bytes: try one("SELECT coalesce(sum(size), 0) FROM entries WHERE type = 0"),
                 kinds: kinds,
-                contents: try one("SELECT count(*) FROM content_identities"),
+                // Contents some entry has (a content whose last copy left is not counted).
+                contents: try one("SELECT count(DISTINCT content_id) FROM entries WHERE content_id IS NOT NULL"),
                 duplicateGroups: dupes[0],
                 duplicateFiles: dupes[1],
                 wastedBytes: dupes[2],

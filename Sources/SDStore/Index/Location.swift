@@ -262,7 +262,7 @@ extension Library {
     /// Returns the number of entries removed.
     @discardableResult
     public func removeLocation(id: Int64) throws -> Int {
-        try database.write { db in
+        let removed = try database.write { db in
             let count =
                 try Int.fetchOne(db, sql: "SELECT count(*) FROM entries WHERE location_id = ?", arguments: [id]) ?? 0
             try db.execute(sql: "DELETE FROM scan_removals WHERE location_id = ?", arguments: [id])
@@ -273,10 +273,118 @@ extension Library {
             try db.execute(sql: "DELETE FROM entries WHERE location_id = ?", arguments: [id])
             try db.execute(sql: "UPDATE sync_state SET quiet = 0 WHERE id = 1")
             try db.execute(sql: "DELETE FROM locations WHERE id = ?", arguments: [id])
+            try Self.removeOrphans(db)
             return count
+        }
+        try giveBackSpace()
+        return removed
+    }
+
+    /// Removes what no entry uses any more: content identities whose last copy left the index (their tags,
+    /// kept by content id, stay), and analysis tasks of entries gone.
+    static func removeOrphans(_ db: Database) throws {
+        // Only with the content index in place (an index run killed midway may have left it dropped): without
+        // it each row would scan every entry.
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM sqlite_master WHERE name = 'entries_content'") == true
+        else { return }
+        try db.execute(
+            sql: """
+                DELETE FROM content_identities
+                WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.content_id = content_identities.id)
+                """
+        )
+        try db.execute(
+            sql:
+                "DELETE FROM analysis_queue WHERE NOT EXISTS (SELECT 1 FROM entries e WHERE e.id = analysis_queue.entry_id)"
+        )
+    }
+
+    /// Gives free pages back to the disk once they are over a quarter of the file: an incremental vacuum
+    /// (libraries made since schema 11), or a full one that also turns incremental vacuuming on (older ones).
+    func giveBackSpace() throws {
+        let (mode, pages, free) = try database.read { db in
+            (
+                try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0,
+                try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0,
+                try Int.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
+            )
+        }
+        guard free >= 64 && free * 4 > pages else { return }
+        try database.writeWithoutTransaction { db in
+            if mode == 2 {
+                try db.execute(sql: "PRAGMA incremental_vacuum")
+            } else {
+                try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL")
+                try db.execute(sql: "VACUUM")
+            }
+            try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)")
         }
     }
 
+    /// What removing a location forgets besides its entries: the shared metadata kept on them (by entry), and
+    /// the tags kept on their contents, which stay (and come back when the location is added again).
+    public func locationRemoval(id: Int64) throws -> LocationRemoval {
+        try database.read { db in
+            func one(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql, arguments: [id]) ?? 0 }
+            let inLocation = "JOIN entries e ON e.uuid = m.entry_uuid WHERE e.location_id = ?"
+            let liveTags =
+                "AND m.deleted = 0 AND EXISTS (SELECT 1 FROM tags t WHERE t.uuid = m.tag_uuid AND t.deleted = 0)"
+            var removal = LocationRemoval(
+                location: try String.fetchOne(db, sql: "SELECT name FROM locations WHERE id = ?", arguments: [id])
+                    ?? "",
+                entries: try one("SELECT count(*) FROM entries WHERE location_id = ?"),
+                ratings: try one("SELECT count(*) FROM user_metadata m \(inLocation) AND m.rating IS NOT NULL"),
+                favorites: try one("SELECT count(*) FROM user_metadata m \(inLocation) AND m.favorite = 1"),
+                notes: try one("SELECT count(*) FROM user_metadata m \(inLocation) AND coalesce(m.note, '') != ''"),
+                entryTags: try one("SELECT count(*) FROM entry_tags m \(inLocation) \(liveTags)"),
+                contentTagged: try one(
+                    """
+                    SELECT count(DISTINCT e.id) FROM entries e JOIN content_tags m ON m.content_id = e.content_id
+                    WHERE e.location_id = ? \(liveTags)
+                    """
+                ),
+                examples: []
+            )
+            let ids = try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT e.id FROM entries e WHERE e.location_id = ? AND (
+                        EXISTS (SELECT 1 FROM user_metadata m WHERE m.entry_uuid = e.uuid
+                            AND (m.rating IS NOT NULL OR m.favorite = 1 OR coalesce(m.note, '') != ''))
+                        OR EXISTS (SELECT 1 FROM entry_tags m WHERE m.entry_uuid = e.uuid \(liveTags)))
+                    ORDER BY e.id LIMIT 10
+                    """,
+                arguments: [id]
+            )
+            removal.examples = try ids.compactMap { try Self.entryPath(id: $0, db) }.map {
+                String(decoding: $0, as: UTF8.self)
+            }
+            return removal
+        }
+    }
+}
+
+/// What removing a location forgets (`sd location remove` shows it and asks when metadata goes).
+public struct LocationRemoval: Codable, Sendable, Equatable {
+    public var location: String
+    /// Index entries that go (files on disk are never touched).
+    public var entries: Int
+    /// Shared metadata kept on those entries, which goes with them.
+    public var ratings: Int
+    public var favorites: Int
+    public var notes: Int
+    /// Tags put on files and folders themselves (folder tags, and files not identified by content).
+    public var entryTags: Int
+    /// Files whose content carries tags: those stay, on the content, and are back when it is indexed again.
+    public var contentTagged: Int
+    /// Up to 10 paths whose metadata goes.
+    public var examples: [String]
+
+    /// Whether any metadata goes.
+    public var losesMetadata: Bool { ratings + favorites + notes + entryTags > 0 }
+}
+
+extension Library {
     /// Marks a location online or offline (with the reason), without touching its entries.
     public func setLocationState(id: Int64, state: String, reason: String?) throws {
         try database.write { db in

@@ -22,14 +22,29 @@ public struct LibraryInfo: Codable, Sendable {
 }
 
 extension Library {
+    /// Identity, schema and counts. With `checkIntegrity`, SQLite's integrity check too, and damage is reported
+    /// (in `integrity`; a count that cannot be read is -1), not thrown.
     public func info(checkIntegrity: Bool = false) throws -> LibraryInfo {
-        try database.read { db in
+        // A check reads outside a transaction: SQLite ends a transaction that met damage, and the commit would
+        // then fail with the damage the check had already reported.
+        return checkIntegrity ? try database.unsafeRead(gather) : try database.read(gather)
+        func gather(_ db: Database) throws -> LibraryInfo {
+            var damaged: [String] = []
             func count(_ table: String) throws -> Int {
-                try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0
+                do { return try Int.fetchOne(db, sql: "SELECT count(*) FROM \(table)") ?? 0 } catch {
+                    guard checkIntegrity, let message = Self.damageMessage(error) else { throw error }
+                    damaged.append("\(table): \(message)")
+                    return -1
+                }
             }
             var integrity: String?
             if checkIntegrity {
-                integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+                do {
+                    integrity = try String.fetchAll(db, sql: "PRAGMA integrity_check").joined(separator: "; ")
+                } catch {
+                    guard let message = Self.damageMessage(error) else { throw error }
+                    integrity = "damaged: \(message)"
+                }
             }
             let pageCount = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
@@ -43,10 +58,13 @@ extension Library {
                 locations: try count("locations"),
                 entries: try count("entries"),
                 contentIdentities: try count("content_identities"),
-                tags: try count("tags"),
+                tags: try count("tags WHERE deleted = 0"),
                 jobs: try count("jobs"),
                 databaseBytes: UInt64(pageCount * pageSize),
-                integrity: integrity
+                integrity: damaged.isEmpty
+                    ? integrity
+                    : ([integrity ?? ""] + damaged).filter { !$0.isEmpty }
+                        .joined(separator: "; ")
             )
         }
     }

@@ -73,6 +73,8 @@ public final class Library: Sendable {
             // Made empty (SQLite takes it as a new database) with the mode its journals then copy.
             try FileSystem.createEmpty("\(staging)/\(databaseName)", mode: 0o600)
             let pool = try openPool("\(staging)/\(databaseName)")
+            // Before the first table: space freed later (a location removed) can be given back to the disk.
+            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
             try Schema.makeMigrator().migrate(pool)
             try pool.write { db in try registerDevice(device, db) }
             try checkpointAndClose(pool)
@@ -235,13 +237,39 @@ public final class Library: Sendable {
         )
     }
 
+    /// SQLite's words when `error` says the database is damaged (malformed, or not a database), else nil.
+    static func damageMessage(_ error: any Error) -> String? {
+        guard let db = error as? DatabaseError,
+            [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(db.resultCode.primaryResultCode)
+        else { return nil }
+        return "SQLite: \(db.message ?? "\(db.resultCode)")"
+    }
+
+    /// SQLite's integrity check of the library folder at `path`, run on a read-only connection without opening
+    /// the library (no migration, no write): "ok", what SQLite found wrong, or why the file cannot be read at
+    /// all. For a library too damaged to open.
+    public static func checkDatabase(libraryAt path: String) -> String {
+        let databasePath = "\(path)/\(databaseName)"
+        guard FileSystem.exists(databasePath) else { return "damaged: '\(databasePath)' is missing" }
+        do {
+            var config = Configuration()
+            config.readonly = true
+            let queue = try DatabaseQueue(path: databasePath, configuration: config)
+            defer { try? queue.close() }
+            let found = try queue.read { db in try String.fetchAll(db, sql: "PRAGMA integrity_check") }
+            return found == ["ok"] ? "ok" : "damaged: " + found.joined(separator: "; ")
+        } catch {
+            return "damaged: " + (damageMessage(error) ?? "\(error)")
+        }
+    }
+
     static func describe(_ error: any Error, path: String) -> LibraryError {
         if let db = error as? DatabaseError,
             [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(db.resultCode.primaryResultCode)
         {
             return LibraryError(
                 .corrupt,
-                "'\(path)' is damaged (SQLite: \(db.message ?? "\(db.resultCode)")). sd has not changed it; restore the library folder from a backup copy",
+                "'\(path)' is damaged (SQLite: \(db.message ?? "\(db.resultCode)")). sd has not changed it; `sd library info --check` shows the damage; restore the library folder from a backup copy, or create a new library and index again",
                 underlying: error
             )
         }

@@ -32,3 +32,18 @@ public struct LibraryError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+extension LibraryError {
+    /// `error` as a damaged library when that is what it is (SQLite found a malformed page, or a file that is
+    /// not a database), with what to do; nil for any other error. Damage can show in any query, long after the
+    /// library opened.
+    public static func damage(_ error: any Error) -> LibraryError? {
+        guard let message = Library.damageMessage(error) else { return nil }
+        return LibraryError(
+            .corrupt,
+            "the library's index is damaged (\(message)); sd has not changed it. `sd library info --check` shows "
+                + "the damage; restore the library folder from a copy, or create a new library and index again",
+            underlying: error
+        )
+    }
+}

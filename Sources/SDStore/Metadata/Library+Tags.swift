@@ -17,6 +17,11 @@ public struct TagChanges: Sendable, Codable, Equatable {
     public struct Item: Sendable, Codable, Equatable {
         public var path: String
         public var isFolder: Bool
+        /// The other indexed copies of the file's content on this device: a tag is kept on the content, so
+        /// the change reaches them too.
+        public var copies: [String] = []
+        /// Copies of the content on other devices, which the change reaches as well (by sync).
+        public var copiesElsewhere = 0
     }
 
     public var changes: [Item] = []
@@ -237,6 +242,7 @@ extension Library {
         let (targets, missing) = try indexedEntries(paths)
         var result = TagChanges()
         result.notIndexed = missing
+        var contents: [Int: Int64] = [:]
         try database.read { db in
             let tag = try liveTag(db, name)
             var seen = Set<String>()
@@ -248,9 +254,23 @@ extension Library {
                 if !seen.insert(state.key).inserted || state.isSo(present) {
                     result.unchanged.append(target.path)
                 } else {
+                    if let content = state.content { contents[result.changes.count] = content }
                     result.changes.append(TagChanges.Item(path: target.path, isFolder: state.isFolder))
                 }
             }
+        }
+        // What the commit reaches besides the named paths: every other copy of a content whose tag changes.
+        let named = Set(targets.map(\.path))
+        let here = device.id.description
+        for (index, content) in contents.sorted(by: { $0.key < $1.key }) {
+            for copy in try copyDetails(of: ContentID(int64: content)) where !named.contains(copy.path) {
+                if copy.device == here {
+                    result.changes[index].copies.append(copy.path)
+                } else {
+                    result.changes[index].copiesElsewhere += 1
+                }
+            }
+            result.changes[index].copies.sort()
         }
         return result
     }

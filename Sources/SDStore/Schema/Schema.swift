@@ -27,6 +27,7 @@ enum Schema {
         ("v8-shared-changes", v8),
         ("v9-sync", v9),
         ("v10-peer-safety", v10),
+        ("v11-links", v11),
     ]
 
     static var version: Int { migrations.count }
@@ -637,6 +638,19 @@ enum Schema {
                     started_at INTEGER NOT NULL,
                     UNIQUE (folder, part)
                 ) STRICT;
+                """
+        )
+    }
+
+    // MARK: - v11
+
+    /// Links, found fast: a removal's preview names the symbolic links it would leave dangling and the hard
+    /// links that keep a removed file's bytes (few rows: partial indexes).
+    static func v11(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                CREATE INDEX entries_symlinks ON entries(device_id) WHERE type = 2;
+                CREATE INDEX entries_hardlinks ON entries(device_number, inode) WHERE link_count > 1;
                 """
         )
     }

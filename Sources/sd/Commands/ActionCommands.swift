@@ -226,6 +226,14 @@ struct ConfigCommand: ParsableCommand {
 
     static let keys = ["min-copies", "sync-retention-days"]
 
+    /// A setting as `config set|get --json` print it.
+    struct Setting: Encodable {
+        var key: String
+        var value: String?
+        var tag: String?
+        var isDefault = false
+    }
+
     static func scope(_ tag: String?, _ library: Library) throws -> String {
         guard let tag else { return "" }
         guard let uuid = try library.tagUUID(named: tag) else { throw UserError("no tag named '\(tag)'") }
@@ -234,6 +242,7 @@ struct ConfigCommand: ParsableCommand {
 
     struct Set: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Set a setting (library-wide, or for a tag).")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument(help: "min-copies or sync-retention-days") var key: String
         @Argument(help: "The value (min-copies: 0 to 100; sync-retention-days: 1 to 3650).") var value: String
@@ -253,12 +262,14 @@ struct ConfigCommand: ParsableCommand {
             let library = try libraryOptions.open()
             defer { try? library.close() }
             try library.setSetting(key, String(number), scope: try ConfigCommand.scope(tag, library))
+            if global.json { return try Output.json(Setting(key: key, value: String(number), tag: tag)) }
             print("\(key) = \(number)\(tag.map { " for tag \($0)" } ?? "")")
         }
     }
 
     struct Get: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Show a setting.")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument(help: "min-copies or sync-retention-days") var key: String
         @Option(help: "For this tag.") var tag: String?
@@ -268,6 +279,13 @@ struct ConfigCommand: ParsableCommand {
             defer { try? library.close() }
             let value = try library.setting(key, scope: try ConfigCommand.scope(tag, library))
             let defaults = ["min-copies": "1 (default)", "sync-retention-days": "90 (default)"]
+            if global.json {
+                // The value in force: the one set, else (library-wide) the default; null when a tag has none.
+                let inForce = value ?? (tag == nil ? defaults[key].map { String($0.prefix { $0 != " " }) } : nil)
+                return try Output.json(
+                    Setting(key: key, value: inForce, tag: tag, isDefault: value == nil && inForce != nil)
+                )
+            }
             print(value ?? (tag == nil ? defaults[key] : nil) ?? "not set")
         }
     }

@@ -80,9 +80,9 @@ enum Actions {
         let answer = try daemon.post("/v1/actions/preview", request, PreviewAnswer.self)
         let preview = answer.preview
         if !global.json { for note in answer.notes { print(note) } }
-        if global.json && options.preview { return try Output.json(preview) }
+        if global.json && options.preview { return try previewed(preview, json: true) }
         if !global.json { print(describe(preview)) }
-        if options.preview { return }
+        if options.preview { return try previewed(preview, json: false) }
         if preview.canCommit && !yes {
             guard isatty(0) == 1 else {
                 throw UserError("add -y to go ahead without asking (standard input is not a terminal)")
@@ -110,6 +110,13 @@ enum Actions {
         }
     }
 
+    /// The end of `--preview`: a preview that could not commit exits as the same command with `-y` would (a
+    /// user error: it would be refused), so a script that previews first learns the same thing.
+    static func previewed(_ preview: ActionPreview, json: Bool) throws {
+        if json { try Output.json(preview) }
+        if !preview.canCommit { throw ExitCode(ExitStatus.userError) }
+    }
+
     static func ask(_ question: String) -> Bool {
         FileHandle.standardError.write(Data("\(question) [y/N] ".utf8))
         guard let answer = readLine(), ["y", "yes"].contains(answer.lowercased()) else { return false }
@@ -126,7 +133,7 @@ enum Actions {
         yes: Bool,
         question: String
     ) throws {
-        if global.json && previewOnly { return try Output.json(preview) }
+        if global.json && previewOnly { return try previewed(preview, json: true) }
         if !global.json { print(describe(preview)) }
         // Say so when a crash left jobs behind (a daemon resumes them by itself).
         let left = (try? JobRunner(library: library, kinds: kinds(library)).interrupted()) ?? []
@@ -139,7 +146,7 @@ enum Actions {
                 )
             )
         }
-        if previewOnly { return }
+        if previewOnly { return try previewed(preview, json: false) }
         if preview.canCommit && !yes {
             guard isatty(0) == 1 else {
                 throw UserError("add -y to go ahead without asking (standard input is not a terminal)")
@@ -225,10 +232,29 @@ enum Actions {
                 case .rename: lines.append("  \(op.source) -> \(op.target)")
                 case .folder where p.action == "mkdir": lines.append("  make \(op.target)")
                 case .trash, .delete: lines.append("  \(op.source)")
-                case .tag where !op.skip: lines.append("  \(op.source)")
+                case .tag where !op.skip:
+                    lines.append("  \(op.source)" + (op.sameContentAs.map { " (same content as \($0))" } ?? ""))
                 default: break
                 }
             }
+        }
+        for link in (p.links ?? []).prefix(20) {
+            switch link.kind {
+            case .symlink: lines.append("  left dangling: \(link.path) -> \(link.target)")
+            case .hardlink where link.path.isEmpty:
+                lines.append(
+                    "  \(link.target): \(link.others ?? 0) other hard link(s), not in the index, keep its bytes"
+                )
+            case .hardlink: lines.append("  \(link.path): a hard link of \(link.target); it keeps the bytes")
+            }
+        }
+        let unlisted = max(0, (p.links?.count ?? 0) - 20) + (p.linksNotListed ?? 0)
+        if unlisted > 0 { lines.append("  and \(unlisted) more links left behind (--json lists them)") }
+        if p.operations.contains(where: { $0.sameContentAs != nil }) {
+            lines.append("  note: a tag is kept on a file's content, so every copy of it changes")
+        }
+        if let elsewhere = p.copiesOnOtherDevices, elsewhere > 0 {
+            lines.append("  and \(elsewhere) copies on other devices (by sync)")
         }
         if let free = p.freeBytes, p.bytesToWrite > 0 {
             lines.append(

@@ -92,7 +92,8 @@ struct StatusCommand: ParsableCommand {
         print(
             "duplicates  \(s.duplicateGroups) groups, \(s.duplicateFiles) files, \(ByteFormat.string(s.wastedBytes)) wasted"
         )
-        print("pending     \(s.pendingContent) files to identify, \(s.pendingAnalysis) analysis tasks queued")
+        // (Analysis tasks are queued for the analysis sd does not run yet: not shown as pending work.)
+        print("pending     \(s.pendingContent) files to identify")
         print("errors      \(s.errors) entries could not be read")
         print("jobs        \(s.runningJobs) running or interrupted")
         for (kind, k) in s.kinds.sorted(by: { $0.value.files > $1.value.files }) {

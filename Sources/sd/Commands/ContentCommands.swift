@@ -193,7 +193,12 @@ struct RedundancyCommand: ParsableCommand {
         let report = try Via.get(libraryOptions, target) {
             try Operations.redundancy($0, minCopies: minCopies, kind: kind)
         }
-        if global.json { return try Output.json(report) }
+        let atRisk = report.contents > 0 ? ExitCode(ExitStatus.foundProblems) : nil
+        if global.json {
+            try Output.json(report)
+            if let atRisk { throw atRisk }
+            return
+        }
         print(
             "\(report.contents) contents with fewer than \(report.minCopies) copies: "
                 + "\(ByteFormat.string(report.bytesAtRisk)) at risk"
@@ -213,6 +218,7 @@ struct RedundancyCommand: ParsableCommand {
             }
         }
         if report.pendingFiles > 0 { print("not identified yet (not counted): \(report.pendingFiles) files") }
+        if let atRisk { throw atRisk }
     }
 
     func lost(_ what: String) throws {
@@ -379,7 +385,7 @@ struct ScrubCommand: ParsableCommand {
         let state =
             try result.checkpoint.map { try JSONDecoder().decode(ScrubState.self, from: Data($0.utf8)) } ?? ScrubState()
         if global.json && !repair {
-            return try Output.json(
+            try Output.json(
                 Report(
                     job: result.id,
                     state: result.state,
@@ -391,6 +397,9 @@ struct ScrubCommand: ParsableCommand {
                     corruptions: state.corruptions
                 )
             )
+            if result.state != "completed" { throw ExitCode(ExitStatus.userError) }
+            if !state.corruptions.isEmpty { throw ExitCode(ExitStatus.foundProblems) }
+            return
         }
         if !global.json {
             for c in state.corruptions {
@@ -409,7 +418,7 @@ struct ScrubCommand: ParsableCommand {
         guard repair, !state.corruptions.isEmpty else {
             if !state.corruptions.isEmpty {
                 if !global.json { print("`sd scrub --repair` restores those with a good copy") }
-                throw ExitCode(2)
+                throw ExitCode(ExitStatus.foundProblems)
             }
             return
         }

@@ -99,12 +99,25 @@ struct DaemonCommand: ParsableCommand {
 
     struct Stop: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Stop sdd (SIGTERM: it finishes what it does).")
+        @OptionGroup var global: GlobalOptions
+
+        /// What happened, as text or (--json) `{"stopped": Bool, "message": ...}`.
+        func say(_ stopped: Bool, _ message: String) throws {
+            if global.json { return try Output.json(StopAnswer(stopped: stopped, message: message)) }
+            print(message)
+        }
+
+        struct StopAnswer: Encodable {
+            var stopped: Bool
+            var message: String
+        }
+
         func run() throws {
-            guard let info = APIClient().info() else { return print("no daemon runs") }
+            guard let info = APIClient().info() else { return try say(false, "no daemon runs") }
             // The pid to signal is the one the kernel says holds the socket, this user's, and sdd: never only
             // what the answer names.
             let socket = API.socketPath()
-            guard let server = try? UnixHTTP.server(of: socket) else { return print("no daemon runs") }
+            guard let server = try? UnixHTTP.server(of: socket) else { return try say(false, "no daemon runs") }
             let name = ProcessLimits.processName(server.pid)
             guard server.uid == geteuid(), server.pid == info.pid, name == "sdd" else {
                 throw UserError(
@@ -117,7 +130,7 @@ struct DaemonCommand: ParsableCommand {
             let deadline = Date().addingTimeInterval(30)
             while Date() < deadline {
                 // The pid file goes last, once everything stopped (the socket goes as the server stops listening).
-                if !FileSystem.exists(API.pidPath()) || kill(info.pid, 0) != 0 { return print("sdd stopped") }
+                if !FileSystem.exists(API.pidPath()) || kill(info.pid, 0) != 0 { return try say(true, "sdd stopped") }
                 Thread.sleep(forTimeInterval: 0.02)
             }
             throw UserError("sdd (pid \(info.pid)) did not stop within 30 s")

@@ -95,6 +95,14 @@ struct LibraryCommand: ParsableCommand {
         }
     }
 
+    /// What `library info --check --json` says of a library too damaged to open.
+    struct DamagedLibrary: Encodable {
+        var path: String
+        var opened: Bool
+        var integrity: String
+        var error: String
+    }
+
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a library's identity, schema and counts.",
@@ -111,10 +119,30 @@ struct LibraryCommand: ParsableCommand {
         @Flag(help: "Also run SQLite's full integrity check (slow on large libraries).") var check = false
 
         func run() throws {
-            let library = try libraryOptions.open()
+            let library: Library
+            do {
+                library = try libraryOptions.open()
+            } catch let error as LibraryError where check && error.code == .corrupt {
+                // Too damaged to open: the check still runs (read-only) and reports what it found.
+                let path = libraryOptions.locator.path(for: libraryOptions.library ?? LibraryLocator.defaultName)
+                let integrity = Library.checkDatabase(libraryAt: path)
+                if global.json {
+                    try Output.json(
+                        DamagedLibrary(path: path, opened: false, integrity: integrity, error: error.message)
+                    )
+                } else {
+                    print("path         \(path)\nintegrity    \(integrity)\n\n\(error.message)")
+                }
+                throw ExitCode(integrity == "ok" ? 1 : ExitStatus.foundProblems)
+            }
             defer { try? library.close() }
             let info = try library.info(checkIntegrity: check)
-            if global.json { return try Output.json(info) }
+            let damaged = info.integrity.map { $0 != "ok" } ?? false
+            if global.json {
+                try Output.json(info)
+                if damaged { throw ExitCode(ExitStatus.foundProblems) }
+                return
+            }
             print(
                 """
                 library      \(info.name) (\(info.id))
@@ -132,7 +160,7 @@ struct LibraryCommand: ParsableCommand {
                 """
             )
             if let integrity = info.integrity { print("integrity    \(integrity)") }
-            if let integrity = info.integrity, integrity != "ok" { throw ExitCode(1) }
+            if damaged { throw ExitCode(ExitStatus.foundProblems) }
         }
     }
 }

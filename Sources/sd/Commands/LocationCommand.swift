@@ -70,22 +70,70 @@ struct LocationCommand: ParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a location and its index data. Files on disk are never touched.",
-            discussion: "Example:\n  sd location remove 2"
+            discussion: """
+                The ratings, favorite marks, notes and tags kept on the location's files and folders go with
+                their index entries: sd lists them and asks first. Tags on files' contents stay, and are back
+                when the location is added and indexed again.
+
+                Examples:
+                  sd location remove 2 --preview
+                  sd location remove ~/Old -y
+                """
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument(help: "The location: its number, name, uuid or path.") var location: String
+        @Flag(help: "Only show what would be forgotten.") var preview = false
+        @Flag(name: [.customShort("y"), .long], help: "Do not ask, even when metadata goes.") var yes = false
 
         func run() throws {
-            let key = location
-            let target = "/v1/locations/\(APIClient.query(key).replacingOccurrences(of: "/", with: "%2F"))/remove"
-            let removed = try Via.post(libraryOptions, target, [String: String]()) {
-                try Operations.removeLocation(try Operations.location(key, $0), $0)
+            let key = APIClient.query(location).replacingOccurrences(of: "/", with: "%2F")
+            let removal = try Via.get(libraryOptions, "/v1/locations/\(key)/removal") {
+                try Operations.locationRemoval(try Operations.location(location, $0), $0)
+            }
+            if preview {
+                if global.json { return try Output.json(removal) }
+                return print(Self.describe(removal))
+            }
+            if removal.losesMetadata && !yes {
+                if !global.json { print(Self.describe(removal)) }
+                guard isatty(0) == 1 else {
+                    throw UserError(
+                        "metadata on the location's files goes with it: add -y to remove it anyway (standard input is not a terminal)"
+                    )
+                }
+                guard Actions.ask("Remove the location and forget that metadata?") else { return print("nothing done") }
+            }
+            let removed = try Via.post(libraryOptions, "/v1/locations/\(key)/remove", [String: String]()) {
+                try Operations.removeLocation(try Operations.location(location, $0), $0)
             }
             if global.json { return try Output.json(["removedEntries": removed.removedEntries]) }
             print(
                 "removed location '\(removed.location)' and \(removed.removedEntries) index entries; no file was touched"
+                    + (removal.losesMetadata ? "; the metadata listed above is forgotten" : "")
             )
+        }
+
+        static func describe(_ r: LocationRemoval) -> String {
+            var lines = ["removing location '\(r.location)' forgets \(r.entries) index entries (no file is touched)"]
+            if r.losesMetadata {
+                let parts = [
+                    (r.ratings, "rating"), (r.favorites, "favorite mark"), (r.notes, "note"),
+                    (r.entryTags, "tag on a file or folder"),
+                ].filter { $0.0 > 0 }.map { "\($0.0) \($0.0 == 1 ? $0.1 : Self.plural($0.1))" }
+                lines.append("  and the metadata kept on them: " + parts.joined(separator: ", "))
+                for path in r.examples { lines.append("    \(path)") }
+            }
+            if r.contentTagged > 0 {
+                lines.append(
+                    "  tags on the contents of \(r.contentTagged) files stay: they are back when the location is indexed again"
+                )
+            }
+            return lines.joined(separator: "\n")
+        }
+
+        static func plural(_ noun: String) -> String {
+            noun == "tag on a file or folder" ? "tags on files and folders" : noun + "s"
         }
     }
 }

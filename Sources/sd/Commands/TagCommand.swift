@@ -23,10 +23,11 @@ struct TagCommand: ParsableCommand {
         defaultSubcommand: List.self
     )
 
-    static func edit(_ edit: TagEdit, _ options: LibraryOptions) throws {
+    static func edit(_ edit: TagEdit, _ options: LibraryOptions, _ global: GlobalOptions) throws {
         let answer = try Via.post(options, "/v1/tags/edit", edit) {
             MessageAnswer(message: try Operations.editTag(edit, $0))
         }
+        if global.json { return try Output.json(answer) }
         print(answer.message)
     }
 
@@ -36,11 +37,14 @@ struct TagCommand: ParsableCommand {
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tag (and its missing parents).")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument(help: "Its name, e.g. photos or finance/tax.") var name: String
         @Option(help: "A color, #rrggbb.") var color: String?
 
-        func run() throws { try TagCommand.edit(TagEdit(action: "create", name: name, color: color), libraryOptions) }
+        func run() throws {
+            try TagCommand.edit(TagEdit(action: "create", name: name, color: color), libraryOptions, global)
+        }
     }
 
     struct List: ParsableCommand {
@@ -58,12 +62,13 @@ struct TagCommand: ParsableCommand {
 
     struct Rename: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Rename a tag (its children follow).")
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument var name: String
         @Argument var newName: String
 
         func run() throws {
-            try TagCommand.edit(TagEdit(action: "rename", name: name, newName: newName), libraryOptions)
+            try TagCommand.edit(TagEdit(action: "rename", name: name, newName: newName), libraryOptions, global)
         }
     }
 
@@ -71,10 +76,11 @@ struct TagCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Delete a tag and the tags below it (files are untouched)."
         )
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument var name: String
 
-        func run() throws { try TagCommand.edit(TagEdit(action: "delete", name: name), libraryOptions) }
+        func run() throws { try TagCommand.edit(TagEdit(action: "delete", name: name), libraryOptions, global) }
     }
 
     /// Tagging is an action: previewed (what changes, what is so already, what is not indexed), then a job,
@@ -156,6 +162,7 @@ struct MetaCommand: ParsableCommand {
             commandName: "set",
             abstract: "Change the rating, favorite mark or note."
         )
+        @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
         @Argument(help: "Paths or SdPaths.") var paths: [String]
         @Option(help: "A rating from 0 to 5.") var rating: Int?
@@ -173,6 +180,11 @@ struct MetaCommand: ParsableCommand {
             )
             let answer = try Via.post(libraryOptions, "/v1/meta", request) { try Operations.setMetadata(request, $0) }
             let (changed, missing) = (answer.changed, answer.notIndexed)
+            if global.json {
+                try Output.json(answer)
+                if !missing.isEmpty { throw ExitCode(ExitStatus.userError) }
+                return
+            }
             print("changed \(changed) item(s)")
             for path in missing.prefix(10) {
                 Output.error("not in the index (see `sd location add`, `sd index`): \(path)")
