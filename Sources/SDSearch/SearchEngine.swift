@@ -127,48 +127,169 @@ public final class SearchEngine: Sendable {
         self.candidateLimit = candidateLimit
     }
 
+    /// One page. Every sort is a total order ending with the entry id, and `nextCursor` is a keyset cursor
+    /// on it: walking the pages gives every match once, and while the index changes between pages, nothing
+    /// is repeated and nothing that existed throughout is skipped.
+    ///
+    /// A text search's order: first its head (every name match down to where the first page's reading of
+    /// the newest candidates stopped, and the exact and prefix matches) in the asked order (relevance: tier,
+    /// BM25, recency, scored with the first page's clock and word statistics), then the rest of its matches
+    /// (older names, entries matched through their folders' names), newest first.
     public func search(_ request: SearchRequest) async throws -> SearchPage {
         let start = ContinuousClock.now
-        let offset = try Self.offset(request.cursor)
+        let sort = request.sort
+        let fingerprint = Self.fingerprint(request.query, sort)
+        let cursor = try SearchCursor.decode(request.cursor, fingerprint: fingerprint)
+        var query = cursor?.fallback == true ? Self.substringsInstead(request.query) : request.query
+        let limit = max(1, request.limit)
+        let filters = try Self.filters(query, library)
+        if !query.hasText {
+            let (rows, more) = try await inSnapshot(query, sort, filters, limit) { stage in
+                try Self.filtersOnly(stage, after: cursor?.key, limit: limit)
+            }
+            let shown = rows.map { SearchCandidate(row: $0, tier: .word, nameWords: [], idf: []) }
+            var next: SearchCursor?
+            if more, let last = rows.last {
+                next = SearchCursor(fingerprint: fingerprint, phase: 0, id: last.id, now: 0)
+                next?.key = SearchKey(last)
+            }
+            return try render(shown, next, query.notes, start)
+        }
+        var base = SearchCursor(
+            fingerprint: fingerprint,
+            phase: 1,
+            id: 0,
+            now: cursor?.now ?? Date().timeIntervalSince1970,
+            idf: cursor?.idf,
+            nameBound: cursor?.nameBound ?? 0,
+            exactBound: cursor?.exactBound ?? 0,
+            fallback: cursor?.fallback ?? false
+        )
+        var notes = query.notes
+        var shown: [SearchCandidate] = []
+        var next: SearchCursor?
+        if cursor == nil || cursor?.phase == 1 {
+            let given = cursor.map { HeadBounds(name: $0.nameBound, exact: $0.exactBound) }
+            var head = try await inSnapshot(query, sort, filters, limit) {
+                try $0.head(bounds: given, idf: cursor?.idf)
+            }
+            // Words in no name nor folder name: looked for inside names instead (and so on every later page).
+            if cursor == nil && head.candidates.isEmpty && Self.mayFallBack(query) {
+                let bounds = head.bounds
+                let none = try await inSnapshot(query, sort, filters, limit) {
+                    try $0.rest(before: .max, bounds: bounds, need: 1).isEmpty
+                }
+                if none {
+                    let words = query.words.map { "'\($0)'" }.joined(separator: ", ")
+                    query = Self.substringsInstead(query)
+                    base.fallback = true
+                    head = try await inSnapshot(query, sort, filters, limit) { try $0.head(bounds: nil, idf: nil) }
+                    if !head.candidates.isEmpty {
+                        head.notes.append("no name has the words \(words): searched inside names")
+                    }
+                }
+            }
+            notes = head.notes
+            base.idf = head.idf
+            (base.nameBound, base.exactBound) = (head.bounds.name, head.bounds.exact)
+            var ordered = head.candidates
+            if sort == .relevance {
+                let ranker =
+                    reranker is LexicalReranker
+                    ? LexicalReranker(now: Date(timeIntervalSince1970: base.now)) : reranker
+                ordered = try await ranker.rerank(query, ordered)
+            }
+            ordered.sort { Self.precedes($0, $1, sort) }
+            if let cursor { ordered = ordered.filter { Self.follows($0, cursor, sort) } }
+            shown = Array(ordered.prefix(limit))
+            if ordered.count > limit, let last = shown.last { next = base.at(last, phase: 1) }
+        }
+        try Task.checkCancellation()
+        if next == nil {
+            // The head is done: the rest, newest first, below the last of it given.
+            let below = cursor?.phase == 2 ? cursor?.id ?? .max : .max
+            let need = limit - shown.count
+            let bounds = HeadBounds(name: base.nameBound, exact: base.exactBound)
+            let rest = try await inSnapshot(query, sort, filters, limit) {
+                try $0.rest(before: below, bounds: bounds, need: need + 1)
+            }
+            shown += rest.prefix(need)
+            if rest.count > need {
+                next = base
+                next?.phase = 2
+                next?.id = rest.prefix(need).last?.row.id ?? below
+            }
+        }
+        return try render(shown, next, notes, start)
+    }
+
+    /// Runs `body` on a first stage over one read snapshot of the library, off the caller's thread; a
+    /// cancelled task stops it between steps.
+    func inSnapshot<T: Sendable>(
+        _ query: SearchQuery,
+        _ sort: SearchSort,
+        _ filters: SearchFilters,
+        _ limit: Int,
+        _ body: @escaping @Sendable (Stage1) throws -> T
+    ) async throws -> T {
         let cancelled = CancelFlag()
         let library = self.library
-        let limit = max(1, request.limit)
-        let want = offset + limit
-        let candidateLimit = max(self.candidateLimit, want * 4)
-        let filters = try Self.filters(request.query, library)
-        let (candidates, notes, more) = try await withTaskCancellationHandler {
+        let candidateLimit = max(self.candidateLimit, limit * 4)
+        let value = try await withTaskCancellationHandler {
             try await Task.detached {
                 try library.withSearchSnapshot { snapshot in
-                    try Stage1(
+                    var request = SearchRequest(query: query)
+                    request.sort = sort
+                    request.limit = limit
+                    let stage = Stage1(
                         snapshot: snapshot,
                         request: request,
                         filters: filters,
-                        want: want,
+                        want: limit,
                         candidateLimit: candidateLimit,
                         cancelled: { cancelled.isSet }
-                    ).run()
+                    )
+                    return try body(stage)
                 }
             }.value
         } onCancel: {
             cancelled.set()
         }
         try Task.checkCancellation()
-        var ordered: [SearchCandidate]
-        switch request.sort {
-        case .relevance:
-            ordered = request.query.hasText ? try await reranker.rerank(request.query, candidates) : candidates
-        case .name: ordered = candidates.sorted { $0.row.name.lexicographicallyPrecedes($1.row.name) }
-        case .size: ordered = candidates.sorted { ($0.row.size, $1.row.id) > ($1.row.size, $0.row.id) }
-        case .modified:
-            ordered = candidates.sorted {
-                ($0.row.mtimeNanoseconds ?? 0, $1.row.id) > ($1.row.mtimeNanoseconds ?? 0, $0.row.id)
-            }
+        return value
+    }
+
+    /// A page of a search by filters alone, after `key`: `limit` rows, and whether more follow.
+    static func filtersOnly(_ stage: Stage1, after key: SearchKey?, limit: Int) throws -> (
+        rows: [SearchRow], more: Bool
+    ) {
+        var kept: [SearchRow] = []
+        var last = key
+        while kept.count <= limit {
+            try stage.check()
+            let rows = try stage.snapshot.filtered(
+                stage.filters,
+                sort: stage.request.sort,
+                after: last,
+                limit: limit + 1
+            )
+            guard let end = rows.last else { break }
+            last = SearchKey(end)
+            kept +=
+                stage.query.excluded.isEmpty
+                ? rows : rows.filter { !stage.excludedByName(SearchText.words(SearchText.fold($0.name))) }
+            if rows.count <= limit { break }
         }
-        try Task.checkCancellation()
-        let pageRows = ordered.dropFirst(offset).prefix(limit)
+        return (Array(kept.prefix(limit)), kept.count > limit)
+    }
+
+    /// The hits of a page, with their paths.
+    func render(_ shown: [SearchCandidate], _ next: SearchCursor?, _ notes: [String], _ start: ContinuousClock.Instant)
+        throws -> SearchPage
+    {
         let hits = try library.withSearchSnapshot { snapshot in
-            let paths = try snapshot.paths(of: pageRows.map(\.row))
-            return zip(pageRows, paths).map { c, path in
+            let paths = try snapshot.paths(of: shown.map(\.row))
+            return zip(shown, paths).map { c, path in
                 let path = path ?? c.row.name
                 return SearchHit(
                     id: c.row.id,
@@ -183,13 +304,60 @@ public final class SearchEngine: Sendable {
                 )
             }
         }
-        let hasMore = ordered.count > want || more
         return SearchPage(
             hits: hits,
-            nextCursor: hasMore && !hits.isEmpty ? Self.cursor(offset: want) : nil,
+            nextCursor: try next?.encoded(),
             notes: notes,
             seconds: (ContinuousClock.now - start).seconds
         )
+    }
+
+    /// The order of a head: the sort's key, then the entry id.
+    static func precedes(_ a: SearchCandidate, _ b: SearchCandidate, _ sort: SearchSort) -> Bool {
+        switch sort {
+        case .relevance: a.score > b.score || (a.score == b.score && a.row.id < b.row.id)
+        case .name:
+            a.row.name.lexicographicallyPrecedes(b.row.name) || (a.row.name == b.row.name && a.row.id < b.row.id)
+        case .size: a.row.size > b.row.size || (a.row.size == b.row.size && a.row.id < b.row.id)
+        case .modified:
+            (a.row.mtimeNanoseconds ?? .min) > (b.row.mtimeNanoseconds ?? .min)
+                || ((a.row.mtimeNanoseconds ?? .min) == (b.row.mtimeNanoseconds ?? .min) && a.row.id < b.row.id)
+        }
+    }
+
+    /// Whether `c` comes after the cursor's position in the head's order.
+    static func follows(_ c: SearchCandidate, _ cursor: SearchCursor, _ sort: SearchSort) -> Bool {
+        var last = c
+        last.row.id = cursor.id
+        last.score = cursor.score ?? 0
+        if let key = cursor.key {
+            last.row.name = key.name
+            last.row.size = key.size
+            last.row.mtimeNanoseconds = key.mtimeNanoseconds
+        }
+        return precedes(last, c, sort)
+    }
+
+    static func mayFallBack(_ query: SearchQuery) -> Bool {
+        query.substrings.isEmpty && query.phrases.isEmpty && query.inside.isEmpty && !query.words.isEmpty
+            && query.words.allSatisfy { $0.count >= 3 }
+    }
+
+    static func substringsInstead(_ query: SearchQuery) -> SearchQuery {
+        var query = query
+        query.substrings += query.words
+        query.words = []
+        return query
+    }
+
+    /// What a cursor belongs to: the query (as parsed) and the sort, hashed (FNV-1a).
+    static func fingerprint(_ query: SearchQuery, _ sort: SearchSort) -> String {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in "\(query)|\(sort.rawValue)".utf8 {
+            hash ^= UInt64(byte)
+            hash &*= 0x100_0000_01b3
+        }
+        return String(hash, radix: 16)
     }
 
     /// The query's filters in the library's terms (locations and folders by id).
@@ -232,14 +400,60 @@ public final class SearchEngine: Sendable {
         return f
     }
 
-    static func cursor(offset: Int) -> String { Data("o\(offset)".utf8).base64EncodedString() }
+}
 
-    static func offset(_ cursor: String?) throws -> Int {
-        guard let cursor else { return 0 }
-        guard let data = Data(base64Encoded: cursor), let text = String(data: data, encoding: .utf8),
-            text.hasPrefix("o"), let n = Int(text.dropFirst()), n >= 0
-        else { throw SearchQueryError("the cursor '\(cursor)' is not one this search gave; start without --cursor") }
-        return n
+/// A keyset cursor: where a page ended in its search's order, and what keeps that order the same on the
+/// pages after (the clock and word statistics relevance was scored with, the bounds of the head).
+struct SearchCursor: Codable, Sendable {
+    var version = 1
+    var fingerprint: String
+    /// 0: a search by filters alone; 1: in the head; 2: in the rest (newest first).
+    var phase: Int
+    /// The last entry given (phase 2: the rest continues below it).
+    var id: Int64
+    var now: Double
+    var idf: [Double]?
+    var nameBound: Int64 = 0
+    var exactBound: Int64 = 0
+    var fallback = false
+    /// The last entry's relevance score (phase 1).
+    var score: Double?
+    /// The last entry's sort keys (phase 1, and searches by filters alone).
+    var key: SearchKey?
+
+    /// This cursor, placed after `c`.
+    func at(_ c: SearchCandidate, phase: Int) -> SearchCursor {
+        var cursor = self
+        cursor.phase = phase
+        cursor.id = c.row.id
+        cursor.score = c.score
+        cursor.key = SearchKey(c.row)
+        return cursor
+    }
+
+    func encoded() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return try encoder.encode(self).base64EncodedString()
+    }
+
+    /// The cursor `text` stands for; nil for none.
+    ///
+    /// #### Errors
+    /// `SearchQueryError` for a cursor this search did not give (garbled, or of another query or sort).
+    static func decode(_ text: String?, fingerprint: String) throws -> SearchCursor? {
+        guard let text else { return nil }
+        guard let data = Data(base64Encoded: text), let cursor = try? JSONDecoder().decode(Self.self, from: data),
+            cursor.version == 1
+        else {
+            throw SearchQueryError(
+                "the cursor '\(text.prefix(40))' is not one this search gave; start without --cursor"
+            )
+        }
+        guard cursor.fingerprint == fingerprint else {
+            throw SearchQueryError("that cursor belongs to another query or sort; start without --cursor")
+        }
+        return cursor
     }
 }
 

@@ -2,6 +2,19 @@ import Foundation
 import SDCore
 import SDStore
 
+/// Where the head of a text search ends (see `Stage1.head`): names at or above `name`, exact and prefix
+/// matches at or above `exact` (0: all).
+struct HeadBounds: Codable, Equatable {
+    var name: Int64
+    var exact: Int64
+
+    /// Whether a candidate belongs to the head (entries matched through their folders never do).
+    func holds(_ c: SearchCandidate) -> Bool {
+        guard c.tier != .path else { return false }
+        return c.row.id >= name || ((c.tier == .exact || c.tier == .prefix) && c.row.id >= exact)
+    }
+}
+
 /// The first stage of a search, inside one read snapshot: candidates from the indexes, rows through the
 /// filters, every candidate confirmed against its real name (and its folders' names), and its tier.
 struct Stage1 {
@@ -11,141 +24,221 @@ struct Stage1 {
     let want: Int
     let candidateLimit: Int
     let cancelled: () -> Bool
-    /// Whether a query whose words match no name is tried again with them as substrings.
-    var substringFallback = true
-
     var query: SearchQuery { request.query }
 
     func check() throws { if cancelled() { throw CancellationError() } }
 
-    func run() throws -> (candidates: [SearchCandidate], notes: [String], more: Bool) {
-        var notes = query.notes
-        if !query.hasText {
-            let rows = try snapshot.filtered(filters, sort: request.sort, offset: 0, limit: want + 1)
-            let kept =
-                query.excluded.isEmpty
-                ? rows : rows.filter { !excludedByName(SearchText.words(SearchText.fold($0.name))) }
-            let candidates = kept.prefix(want).map {
-                SearchCandidate(row: $0, tier: .word, nameWords: [], idf: [])
-            }
-            return (Array(candidates), notes, rows.count > want)
-        }
+    /// What `head` found: the head's members, what the parser and the index had to say, and the bounds that
+    /// define the head (for the pages after).
+    struct Head {
+        var candidates: [SearchCandidate]
+        var notes: [String]
+        var bounds: HeadBounds
+        var idf: [Double]
+    }
+
+    /// The query as searched: words that start no word of any name are looked for inside names instead.
+    func effectiveQuery() throws -> (query: SearchQuery, notes: [String]) {
         var query = self.query
-        // IDF of the query's words, in the order the reranker reads them (words, then phrases' words).
-        let frequencies = try snapshot.documentFrequencies(query.words)
-        let phraseWords = query.phrases.flatMap { $0 }
-        let phraseFrequencies = try snapshot.documentFrequencies(phraseWords)
-        let total = Double(frequencies.total)
-        let idf = (frequencies.counts + phraseFrequencies.counts).map { df in
-            log(1 + (total - Double(df) + 0.5) / (Double(df) + 0.5))
-        }
-        // Words no name has (as a word start) are looked for inside names instead.
+        var notes = query.notes
         if try snapshot.indexedThrough() > 0 {
+            let frequencies = try snapshot.documentFrequencies(query.words)
             for (word, count) in zip(query.words, frequencies.counts) where count == 0 && word.count >= 3 {
                 query.words.removeAll { $0 == word }
                 query.substrings.append(word)
                 notes.append("no name has a word starting with '\(word)': searched inside names instead")
             }
         }
-        var ids: [Int64] = []
-        var seen: Set<Int64> = []
-        var more = false
-        func add(_ found: [Int64], limit: Int) {
-            if found.count >= limit { more = true }
-            for id in found where seen.insert(id).inserted { ids.append(id) }
+        return (query, notes)
+    }
+
+    /// The head of a text search: every entry whose name matches and whose id is at or above `bounds.name`,
+    /// and every exact-name or name-prefix match at or above `bounds.exact`. Without `bounds` (a first page)
+    /// the newest candidates are read a window at a time until enough are confirmed, and the bounds are where
+    /// that stopped (0: nothing was left out). The head is what the sort orders; the rest of the matches
+    /// follow it, newest first (`rest`).
+    func head(bounds given: HeadBounds?, idf frozen: [Double]?) throws -> Head {
+        let (query, notes) = try effectiveQuery()
+        // IDF of the query's words, in the order the reranker reads them (words, then phrases' words).
+        let phraseWords = query.phrases.flatMap { $0 }
+        let idf: [Double]
+        if let frozen {
+            idf = frozen
+        } else {
+            let frequencies = try snapshot.documentFrequencies(self.query.words)
+            let phraseFrequencies = try snapshot.documentFrequencies(phraseWords)
+            let total = Double(frequencies.total)
+            idf = (frequencies.counts + phraseFrequencies.counts).map { df in
+                log(1 + (total - Double(df) + 0.5) / (Double(df) + 0.5))
+            }
         }
+        var seen: Set<Int64> = []
         var candidates: [SearchCandidate] = []
+        var bounds = given ?? HeadBounds(name: 0, exact: 0)
         // Exact names and name prefixes first, whatever their age (a name's start and end are grams too).
         let folded = query.foldedText
         if !folded.isEmpty && query.substrings.isEmpty {
-            for grams in SearchGrams.exactGrams(folded) {
-                add(try snapshot.postingMatches(grams, limit: 200), limit: 200)
+            var ids: [Int64] = []
+            var lowest: Int64 = 0
+            let sets =
+                SearchGrams.exactGrams(folded).map { ($0, 200) } + [(SearchGrams.prefixGrams(folded), max(want, 100))]
+            for (grams, limit) in sets {
+                if let given {
+                    ids += try snapshot.postingMatches(grams, limit: .max, downTo: given.exact)
+                } else {
+                    let found = try snapshot.postingMatches(grams, limit: limit)
+                    // A list cut at its limit: the head takes what is at or above where it was cut.
+                    if found.count >= limit, let last = found.last { lowest = max(lowest, last) }
+                    ids += found
+                }
             }
-            let grams = SearchGrams.prefixGrams(folded)
-            add(try snapshot.postingMatches(grams, limit: max(want, 100)), limit: max(want, 100))
+            if given == nil { bounds.exact = lowest }
+            candidates += try confirm(ids.filter { seen.insert($0).inserted }, query, idf: idf, folders: nil)
         }
-        candidates += try confirm(ids, query, idf: idf, folders: nil)
         let grams =
             (query.words + phraseWords).flatMap(SearchGrams.wordGrams)
             + (query.substrings + query.inside).flatMap(SearchGrams.substringGrams)
-        // Indexed names with every gram, newest first, a window at a time until enough are confirmed (the
-        // grams give a superset). A query they cannot narrow (one letter, a two-letter substring) reads names.
+        // Indexed names with every gram, newest first, a window at a time (the grams give a superset). A query
+        // they cannot narrow (one letter, a two-letter substring) reads names.
         let enough = max(want * 2, 100)
         var before = Int64.max
         var scanned = 0
-        // The first window is what a page needs; later ones (the first did not confirm enough) are larger.
         var windowSize = min(candidateLimit, enough + enough / 2)
-        while candidates.count < enough {
+        // Whether every posting was read (else the head ends where the reading stopped).
+        var exhausted = false
+        while given != nil || candidates.count < enough {
             try check()
             let window: [Int64]
-            // Ids the window read (postings matched, or names read when the grams cannot narrow).
             let read: Int
+            let downTo = given?.name ?? .min
             if !grams.isEmpty {
-                window = try snapshot.postingMatches(grams, limit: windowSize, before: before)
+                window = try snapshot.postingMatches(grams, limit: windowSize, before: before, downTo: downTo)
                 read = window.count
-                guard let last = window.last else { break }
+                guard let last = window.last else {
+                    exhausted = true
+                    break
+                }
                 before = last
             } else {
-                let rows = try snapshot.indexedEntries(before: before, limit: 20_000)
+                let rows = try snapshot.indexedEntries(before: before, limit: 20_000).filter { $0.id >= downTo }
                 read = rows.count
-                guard let last = rows.last else { break }
+                guard let last = rows.last else {
+                    exhausted = true
+                    break
+                }
                 before = last.id
                 window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
             }
             let full = read == (grams.isEmpty ? 20_000 : windowSize)
             scanned += read
-            let fresh = window.filter { seen.insert($0).inserted }
-            candidates += try confirm(fresh, query, idf: idf, folders: nil)
-            if !full { break }
-            windowSize = candidateLimit
-            if scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 20) {
-                more = true
+            candidates += try confirm(window.filter { seen.insert($0).inserted }, query, idf: idf, folders: nil)
+            if !full {
+                exhausted = true
                 break
             }
-            if candidates.count >= enough { more = true }
+            windowSize = candidateLimit
+            if given == nil && scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 20) { break }
         }
-        ids = []
-        // Entries the search index has not caught up with yet (new, renamed): read their names.
-        let renamed = try snapshot.renamedEntries()
-        add(renamed.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id), limit: .max)
+        // (Never started, because exact and prefix matches were enough: the head has only those.)
+        if given == nil { bounds.name = exhausted ? 0 : before }
+        // Entries the search index has not caught up with yet (new, renamed): read their names. (Renamed ones
+        // below the bound belong to the rest.)
+        var late: [Int64] = []
+        let renamed = try snapshot.renamedEntries().filter { $0.id >= bounds.name }
+        late += renamed.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
         var after = try snapshot.indexedThrough()
         while true {
             try check()
             let tail = try snapshot.unindexedEntries(after: after, limit: 50_000)
             guard let last = tail.last else { break }
             after = last.id
-            let matching = tail.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
-            add(matching, limit: .max)
+            late += tail.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
         }
         try check()
-        candidates += try confirm(ids, query, idf: idf, folders: nil)
-        // Words found in folders' names: entries below them, when the name tiers do not fill the page.
-        if candidates.count < want && !query.words.isEmpty {
+        candidates += try confirm(late.filter { seen.insert($0).inserted }, query, idf: idf, folders: nil)
+        // The head is defined by the bounds alone, whatever else was read on the way.
+        candidates = candidates.filter { bounds.holds($0) }
+        return Head(candidates: candidates, notes: notes, bounds: bounds, idf: idf)
+    }
+
+    /// The matches outside the head, newest first, below the id `before`: `need` of them at most. Names
+    /// below `bounds.name` (but not exact or prefix matches the head keeps), and entries matched through the
+    /// names of the folders above them (at any id).
+    func rest(before: Int64, bounds: HeadBounds, need: Int) throws -> [SearchCandidate] {
+        guard need > 0 else { return [] }
+        let (query, _) = try effectiveQuery()
+        let idf = [Double](repeating: 1, count: query.words.count + query.phrases.flatMap { $0 }.count)
+        var found: [Int64: SearchCandidate] = [:]
+        // Names below the bound.
+        if bounds.name > 0 {
+            let ceiling = min(before, bounds.name)
+            let phraseWords = query.phrases.flatMap { $0 }
+            let grams =
+                (query.words + phraseWords).flatMap(SearchGrams.wordGrams)
+                + (query.substrings + query.inside).flatMap(SearchGrams.substringGrams)
+            var cursor = ceiling
+            var named: [SearchCandidate] = []
+            while named.count < need {
+                try check()
+                let window: [Int64]
+                let full: Bool
+                if !grams.isEmpty {
+                    window = try snapshot.postingMatches(grams, limit: candidateLimit, before: cursor)
+                    full = window.count == candidateLimit
+                    guard let last = window.last else { break }
+                    cursor = last
+                } else {
+                    let rows = try snapshot.indexedEntries(before: cursor, limit: 20_000)
+                    full = rows.count == 20_000
+                    guard let last = rows.last else { break }
+                    cursor = last.id
+                    window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+                }
+                named += try confirm(window, query, idf: idf, folders: nil).filter { !bounds.holds($0) }
+                if !full { break }
+            }
+            // Entries the search index has not caught up with (renamed, or new): by their names.
+            let renamed = try snapshot.renamedEntries().filter { $0.id < ceiling }
+            var late = renamed.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+            var after = try snapshot.indexedThrough()
+            while after < ceiling {
+                try check()
+                let tail = try snapshot.unindexedEntries(after: after, limit: 50_000).filter { $0.id < ceiling }
+                guard let last = tail.last else { break }
+                after = last.id
+                late += tail.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+                if tail.count < 50_000 { break }
+            }
+            named += try confirm(late, query, idf: idf, folders: nil).filter { !bounds.holds($0) }
+            for c in named { found[c.row.id] = c }
+        }
+        // Entries below folders whose names hold the words.
+        if !query.words.isEmpty {
+            try check()
             let folders = FolderCoverage(try snapshot.folders(), query)
-            var pathIDs: [Int64] = []
-            pathIDs += try snapshot.children(of: folders.complete, limit: candidateLimit)
+            var ids = try snapshot.children(of: folders.complete, before: before, limit: need)
             for missing in folders.missingMasks.prefix(8) {
                 let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map(\.element)
-                pathIDs += try snapshot.postingMatches(words.flatMap(SearchGrams.wordGrams), limit: candidateLimit)
+                let grams = words.flatMap(SearchGrams.wordGrams)
+                var cursor = before
+                var kept = 0
+                while kept < need {
+                    let window = try snapshot.postingMatches(grams, limit: candidateLimit, before: cursor)
+                    guard let last = window.last else { break }
+                    cursor = last
+                    let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
+                    kept += confirmed.count
+                    ids += confirmed.map(\.row.id)
+                    if window.count < candidateLimit { break }
+                }
             }
-            try check()
-            let known = Set(candidates.map(\.row.id))
-            candidates += try confirm(pathIDs.filter { !known.contains($0) }, query, idf: idf, folders: folders)
-            if pathIDs.count >= candidateLimit { more = true }
+            let known = Set(found.keys)
+            for c in try confirm(Array(Set(ids)).filter { !known.contains($0) }, query, idf: idf, folders: folders)
+            where c.tier == .path {
+                found[c.row.id] = c
+            }
         }
-        if candidates.isEmpty && substringFallback && query.substrings.isEmpty && query.phrases.isEmpty
-            && !query.words.isEmpty && query.words.allSatisfy({ $0.count >= 3 })
-        {
-            var again = self
-            again.substringFallback = false
-            again.request.query.substrings = query.words
-            again.request.query.words = []
-            let retry = try again.run()
-            let note =
-                "no name has the words \(query.words.map { "'\($0)'" }.joined(separator: ", ")): searched inside names"
-            return (retry.candidates, retry.notes + (retry.candidates.isEmpty ? [] : [note]), retry.more)
-        }
-        return (candidates, notes, more)
+        return Array(found.values.sorted { $0.row.id > $1.row.id }.prefix(need))
     }
 
     /// Rows of the candidates that pass the filters and really match; each with its tier.

@@ -44,11 +44,15 @@ import Testing
         #expect(stat(socket, &st) == 0 && st.st_mode & 0o777 == 0o600, "only the owner can connect")
         #expect(try sd.run(["daemon", "start"]).status == 1, "one daemon per socket")
 
+        // (A next page's cursor carries the clock its first page scored with: compared by what follows it.)
+        func masked(_ text: String) -> String {
+            text.replacingOccurrences(of: #"--cursor [A-Za-z0-9+/=]+"#, with: "--cursor C", options: .regularExpression)
+        }
         for (command, expected) in zip(commands, direct) {
             let through = try sd.run(command)
             #expect(through.status == expected.status, "\(command)")
             #expect(through.stdout == expected.stdout, "\(command)")
-            #expect(through.stderr == expected.stderr, "\(command)")
+            #expect(masked(through.stderr) == masked(expected.stderr), "\(command)")
         }
 
         // Bad requests: a clear 4xx in JSON, and the daemon goes on.

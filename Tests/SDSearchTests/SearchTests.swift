@@ -317,6 +317,115 @@ struct SearchTests {
         await #expect(throws: SearchQueryError.self) { try await f.page("report", cursor: "garbage!") }
     }
 
+    /// Walking every page of a query yields every match exactly once, in every sort, also while the index
+    /// changes between pages (no duplicates; nothing that existed throughout is skipped). The offset cursor
+    /// over an unstable order repeated and skipped results (164 distinct of 5,559). The oracle is a scan of
+    /// the entries table: a name word or a folder word above it starts with the query word.
+    @Test(arguments: SearchSort.allCases) func pagesGiveEveryMatchOnceWhileTheIndexChanges(_ sort: SearchSort)
+        async throws
+    {
+        var rng = SeededRNG.announced("pagesGiveEveryMatchOnceWhileTheIndexChanges \(sort)")
+        var files: [String: String] = [:]
+        let words = ["report", "invoice", "reporter", "notes", "draft"]
+        for i in 0..<900 {
+            let a = words.randomElement(using: &rng)!, b = words.randomElement(using: &rng)!
+            files["d\(i % 7)/\(a)_\(i)_\(b).txt"] = String(repeating: "x", count: Int.random(in: 0..<50, using: &rng))
+        }
+        for i in 0..<40 { files["Reports \(i % 3)/plain_\(i).txt"] = "p" }
+        let f = try SearchFixture(files)
+        let engine = SearchEngine(library: f.library, candidateLimit: 40)
+        func matches() async throws -> Set<Int64> {
+            try await f.library.database.read { db in
+                let rows = try Row.fetchAll(db, sql: "SELECT id, parent_id, name FROM entries")
+                var byID: [Int64: (parent: Int64?, words: [String])] = [:]
+                for row in rows {
+                    byID[row[0]] = (row[1], SearchText.words(SearchText.fold([UInt8](row[2] as Data))))
+                }
+                func holds(_ id: Int64, _ own: Bool) -> Bool {
+                    guard let entry = byID[id] else { return false }
+                    if entry.words.contains(where: { $0.hasPrefix("report") }) { return true }
+                    return entry.parent.map { holds($0, false) } ?? false
+                }
+                // (The location's root is named by its path, which holds no query word.)
+                return Set(byID.keys.filter { holds($0, true) && byID[$0]?.parent != nil })
+            }
+        }
+        let before = try await matches()
+        #expect(before.count > 300)
+        var seen: [Int64] = []
+        var cursor: String?
+        var pages = 0
+        var removed: Set<Int64> = []
+        repeat {
+            var request = SearchRequest(query: try SearchQueryParser.parse("report"))
+            request.sort = sort
+            request.limit = 37
+            request.cursor = cursor
+            let page = try await engine.search(request)
+            seen += page.hits.map(\.id)
+            cursor = page.nextCursor
+            pages += 1
+            if pages % 3 == 0 {
+                // Between pages: some matching files go, some new ones come, and the index follows.
+                let names = try FileManager.default.contentsOfDirectory(atPath: f.root + "/d\(pages % 7)")
+                for name in names.shuffled(using: &rng).prefix(4) {
+                    try FileManager.default.removeItem(atPath: f.root + "/d\(pages % 7)/" + name)
+                }
+                for k in 0..<4 { try f.dir.write("tree/new/report_new_\(pages)_\(k).txt", [0x41]) }
+                let prior = try await matches()
+                _ = try Indexer(library: f.library).index(f.location)
+                removed.formUnion(prior.subtracting(try await matches()))
+            }
+        } while cursor != nil && pages < 200
+        #expect(cursor == nil, "the walk ends")
+        #expect(seen.count == Set(seen).count, "no entry twice: \(seen.count - Set(seen).count) repeated")
+        let throughout = before.subtracting(removed)
+        #expect(
+            throughout.isSubset(of: Set(seen)),
+            "skipped: \(throughout.subtracting(seen).count) of \(throughout.count)"
+        )
+        // Without changes, a walk gives exactly the matches.
+        var again: [Int64] = []
+        cursor = nil
+        repeat {
+            var request = SearchRequest(query: try SearchQueryParser.parse("report"))
+            request.sort = sort
+            request.limit = 50
+            request.cursor = cursor
+            let page = try await engine.search(request)
+            again += page.hits.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        let now = try await matches()
+        #expect(again.count == Set(again).count)
+        #expect(
+            Set(again) == now,
+            "missing \(now.subtracting(again).count), extra \(Set(again).subtracting(now).count)"
+        )
+        // A search by filters alone pages by its sort keys too.
+        var listed: [Int64] = []
+        cursor = nil
+        repeat {
+            var request = SearchRequest(query: try SearchQueryParser.parse("ext:txt -draft"))
+            request.sort = sort
+            request.limit = 41
+            request.cursor = cursor
+            let page = try await engine.search(request)
+            listed += page.hits.map(\.id)
+            cursor = page.nextCursor
+        } while cursor != nil
+        let txt = try await f.library.database.read { db in
+            try Row.fetchAll(db, sql: "SELECT id, name FROM entries WHERE type = 0").filter {
+                let name = String(decoding: [UInt8]($0[1] as Data), as: UTF8.self)
+                return name.hasSuffix(".txt") && !name.lowercased().contains("draft")
+            }.map { $0[0] as Int64 }
+        }
+        #expect(
+            listed.count == Set(listed).count && Set(listed) == Set(txt),
+            "\(listed.count) listed, \(txt.count) expected"
+        )
+    }
+
     @Test func cancelledSearchStops() async throws {
         let f = try SearchFixture(Self.tree)
         let task = Task {

@@ -46,6 +46,44 @@ public enum SearchSort: String, Sendable, CaseIterable, Codable {
     case relevance, name, size, modified
 }
 
+/// Where a page of a listing ended: the last row's sort keys and id (a keyset cursor's position).
+public struct SearchKey: Sendable, Codable, Equatable {
+    public var id: Int64
+    public var name: [UInt8]
+    public var size: Int64
+    public var mtimeNanoseconds: Int64?
+
+    public init(id: Int64, name: [UInt8], size: Int64, mtimeNanoseconds: Int64?) {
+        self.id = id
+        self.name = name
+        self.size = size
+        self.mtimeNanoseconds = mtimeNanoseconds
+    }
+
+    public init(_ row: SearchRow) {
+        self.init(id: row.id, name: row.name, size: row.size, mtimeNanoseconds: row.mtimeNanoseconds)
+    }
+
+    enum CodingKeys: String, CodingKey { case id, name, size, mtime }
+
+    // The name as base64 (bytes, not necessarily UTF-8; short in a cursor).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(Int64.self, forKey: .id)
+        name = [UInt8](try c.decode(Data.self, forKey: .name))
+        size = try c.decode(Int64.self, forKey: .size)
+        mtimeNanoseconds = try c.decodeIfPresent(Int64.self, forKey: .mtime)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(Data(name), forKey: .name)
+        try c.encode(size, forKey: .size)
+        try c.encodeIfPresent(mtimeNanoseconds, forKey: .mtime)
+    }
+}
+
 extension Library {
 
     // MARK: - Queries
@@ -99,10 +137,12 @@ public struct SearchSnapshot {
         }
     }
 
-    /// Entry ids below `before` whose names have every one of `grams` (checked for the four rarest), newest
-    /// first: a superset of what the grams stand for (the caller confirms each on its name). Empty when a gram
+    /// Entry ids below `before` (and at or above `downTo`) whose names have every one of `grams` (checked for
+    /// the four rarest), newest first: a superset of what the grams stand for (the caller confirms each on its name). Empty when a gram
     /// is in no name, or `grams` is empty.
-    public func postingMatches(_ grams: [UInt32], limit: Int, before: Int64 = .max) throws -> [Int64] {
+    public func postingMatches(_ grams: [UInt32], limit: Int, before: Int64 = .max, downTo: Int64 = .min) throws
+        -> [Int64]
+    {
         let unique = Array(Set(grams))
         guard !unique.isEmpty, limit > 0 else { return [] }
         let counts = try gramCounts(unique)
@@ -114,7 +154,7 @@ public struct SearchSnapshot {
         defer { for cursor in cursors { cursor.close() } }
         var result: [Int64] = []
         let driver = cursors[0]
-        outer: while result.count < limit, let id = try driver.next() {
+        outer: while result.count < limit, let id = try driver.next(), id >= downTo {
             for filter in cursors.dropFirst() where !(try filter.contains(id)) { continue outer }
             result.append(id)
         }
@@ -211,7 +251,13 @@ public struct SearchSnapshot {
     }
 
     /// Entries passing `filters` alone (no words), in `sort` order.
-    public func filtered(_ filters: SearchFilters, sort: SearchSort, offset: Int, limit: Int) throws -> [SearchRow] {
+    public func filtered(
+        _ filters: SearchFilters,
+        sort: SearchSort,
+        after: SearchKey? = nil,
+        offset: Int = 0,
+        limit: Int
+    ) throws -> [SearchRow] {
         if !filters.tags.isEmpty {
             // Tagged entries are few next to the index: their ids and sort keys come from the tags' links, are
             // sorted here, and only the rows a page needs are read (SQLite sorted 1,000 whole rows in a temporary
@@ -219,11 +265,22 @@ public struct SearchSnapshot {
             var rest = filters
             rest.tags = []
             var keyed = try taggedEntries(filters.tags, names: sort == .name)
-            switch sort {
-            case .name:
-                keyed.sort { $0.name.lexicographicallyPrecedes($1.name) || ($0.name == $1.name && $0.id < $1.id) }
-            case .size: keyed.sort { ($0.size, $1.id) > ($1.size, $0.id) }
-            case .modified, .relevance: keyed.sort { ($0.mtime, $0.id) > ($1.mtime, $1.id) }
+            func precedes(
+                _ a: (id: Int64, mtime: Int64, size: Int64, name: [UInt8]),
+                _ b: (id: Int64, mtime: Int64, size: Int64, name: [UInt8])
+            ) -> Bool {
+                switch sort {
+                case .name: a.name.lexicographicallyPrecedes(b.name) || (a.name == b.name && a.id < b.id)
+                case .size: (a.size, b.id) > (b.size, a.id)
+                case .modified, .relevance: (a.mtime, a.id) > (b.mtime, b.id)
+                }
+            }
+            keyed.sort(by: precedes)
+            if let after {
+                // Keyset: what comes after the last row given (its sort key, then its id).
+                let last = (after.id, after.mtimeNanoseconds ?? .min, after.size, after.name)
+                // (Tagged entries without a time sort as the oldest.)
+                keyed = keyed.filter { precedes(last, $0) }
             }
             var result: [SearchRow] = []
             var start = 0
@@ -243,6 +300,26 @@ public struct SearchSnapshot {
         case .modified, .relevance: order = "e.mtime_ns DESC, e.id DESC"
         }
         var conditions2 = conditions
+        var keyArguments: [(any DatabaseValueConvertible)?] = []
+        if let after {
+            // Keyset: strictly after the last row given, in the same order (its sort key, then its id).
+            switch sort {
+            case .name:
+                conditions2.append("(e.name > ? OR (e.name = ? AND e.id > ?))")
+                keyArguments = [Data(after.name), Data(after.name), after.id]
+            case .size:
+                conditions2.append("(e.size < ? OR (e.size = ? AND e.id > ?))")
+                keyArguments = [after.size, after.size, after.id]
+            case .modified, .relevance:
+                if let mtime = after.mtimeNanoseconds {
+                    conditions2.append("(e.mtime_ns < ? OR (e.mtime_ns = ? AND e.id < ?) OR e.mtime_ns IS NULL)")
+                    keyArguments = [mtime, mtime, after.id]
+                } else {
+                    conditions2.append("(e.mtime_ns IS NULL AND e.id < ?)")
+                    keyArguments = [after.id]
+                }
+            }
+        }
         var from = Self.rowColumns
         // Only large files wanted: read them from their small index rather than scan every entry in date order.
         if let min = filters.minSize, min >= SearchFilters.largeFile, try hasIndex("entries_large") {
@@ -253,7 +330,7 @@ public struct SearchSnapshot {
         return try Row.fetchAll(
             db,
             sql: "\(from) \(condition) ORDER BY \(order) LIMIT ? OFFSET ?",
-            arguments: arguments + [limit, offset]
+            arguments: arguments + StatementArguments(keyArguments) + [limit, offset]
         ).map(Self.row)
     }
 
@@ -316,20 +393,22 @@ public struct SearchSnapshot {
         }
     }
 
-    /// Children of these folders (for entries matched through their path), newest ids first.
-    public func children(of folders: [Int64], limit: Int) throws -> [Int64] {
-        guard !folders.isEmpty else { return [] }
+    /// Children of these folders (for entries matched through their path) below `before`: the `limit` newest.
+    public func children(of folders: [Int64], before: Int64 = .max, limit: Int) throws -> [Int64] {
+        guard !folders.isEmpty, limit > 0 else { return [] }
         var result: [Int64] = []
-        for start in stride(from: 0, to: folders.count, by: 5_000) where result.count < limit {
+        for start in stride(from: 0, to: folders.count, by: 5_000) {
             let chunk = Array(folders[start..<min(folders.count, start + 5_000)])
             result += try Int64.fetchAll(
                 db,
-                sql:
-                    "SELECT id FROM entries WHERE parent_id IN (\(chunk.map { _ in "?" }.joined(separator: ","))) LIMIT ?",
-                arguments: StatementArguments(chunk) + [limit - result.count]
+                sql: """
+                    SELECT id FROM entries WHERE parent_id IN (\(chunk.map { _ in "?" }.joined(separator: ",")))
+                    AND id < ? ORDER BY id DESC LIMIT ?
+                    """,
+                arguments: StatementArguments(chunk) + [before, limit]
             )
         }
-        return result
+        return Array(result.sorted(by: >).prefix(limit))
     }
 
     /// The absolute paths of these rows (nil for one that has gone), each folder above them read once.
