@@ -141,6 +141,10 @@ public final class SearchEngine: Sendable {
         let fingerprint = Self.fingerprint(request.query, sort)
         let cursor = try SearchCursor.decode(request.cursor, fingerprint: fingerprint)
         var query = cursor?.fallback == true ? Self.substringsInstead(request.query) : request.query
+        if let cursor {
+            query.modifiedFrom = cursor.modifiedFrom.map { Date(timeIntervalSince1970: $0) }
+            query.modifiedBefore = cursor.modifiedBefore.map { Date(timeIntervalSince1970: $0) }
+        }
         let limit = max(1, request.limit)
         let filters = try Self.filters(query, library)
         if !query.hasText {
@@ -152,6 +156,8 @@ public final class SearchEngine: Sendable {
             if more, let last = rows.last {
                 next = SearchCursor(fingerprint: fingerprint, phase: 0, id: last.id, now: 0)
                 next?.key = SearchKey(last)
+                next?.modifiedFrom = query.modifiedFrom?.timeIntervalSince1970
+                next?.modifiedBefore = query.modifiedBefore?.timeIntervalSince1970
             }
             return try render(shown, next, query.notes, start)
         }
@@ -163,7 +169,10 @@ public final class SearchEngine: Sendable {
             idf: cursor?.idf,
             nameBound: cursor?.nameBound ?? 0,
             exactBound: cursor?.exactBound ?? 0,
-            fallback: cursor?.fallback ?? false
+            fallback: cursor?.fallback ?? false,
+            moved: cursor?.moved,
+            modifiedFrom: query.modifiedFrom?.timeIntervalSince1970,
+            modifiedBefore: query.modifiedBefore?.timeIntervalSince1970
         )
         var notes = query.notes
         var shown: [SearchCandidate] = []
@@ -171,19 +180,22 @@ public final class SearchEngine: Sendable {
         if cursor == nil || cursor?.phase == 1 {
             let given = cursor.map { HeadBounds(name: $0.nameBound, exact: $0.exactBound) }
             var head = try await inSnapshot(query, sort, filters, limit) {
-                try $0.head(bounds: given, idf: cursor?.idf)
+                try $0.head(bounds: given, idf: cursor?.idf, moved: cursor?.moved)
             }
             // Words in no name nor folder name: looked for inside names instead (and so on every later page).
             if cursor == nil && head.candidates.isEmpty && Self.mayFallBack(query) {
-                let bounds = head.bounds
+                let (bounds, moved) = (head.bounds, head.moved)
                 let none = try await inSnapshot(query, sort, filters, limit) {
-                    try $0.rest(before: .max, bounds: bounds, need: 1).isEmpty
+                    let rest = try $0.rest(before: .max, bounds: bounds, moved: moved, need: 1)
+                    return rest.candidates.isEmpty && rest.floor == nil
                 }
                 if none {
                     let words = query.words.map { "'\($0)'" }.joined(separator: ", ")
                     query = Self.substringsInstead(query)
                     base.fallback = true
-                    head = try await inSnapshot(query, sort, filters, limit) { try $0.head(bounds: nil, idf: nil) }
+                    head = try await inSnapshot(query, sort, filters, limit) {
+                        try $0.head(bounds: nil, idf: nil, moved: nil)
+                    }
                     if !head.candidates.isEmpty {
                         head.notes.append("no name has the words \(words): searched inside names")
                     }
@@ -191,6 +203,7 @@ public final class SearchEngine: Sendable {
             }
             notes = head.notes
             base.idf = head.idf
+            base.moved = head.moved
             (base.nameBound, base.exactBound) = (head.bounds.name, head.bounds.exact)
             var ordered = head.candidates
             if sort == .relevance {
@@ -210,14 +223,20 @@ public final class SearchEngine: Sendable {
             let below = cursor?.phase == 2 ? cursor?.id ?? .max : .max
             let need = limit - shown.count
             let bounds = HeadBounds(name: base.nameBound, exact: base.exactBound)
+            let moved = base.moved
             let rest = try await inSnapshot(query, sort, filters, limit) {
-                try $0.rest(before: below, bounds: bounds, need: need + 1)
+                try $0.rest(before: below, bounds: bounds, moved: moved, need: need + 1)
             }
-            shown += rest.prefix(need)
-            if rest.count > need {
+            shown += rest.candidates.prefix(need)
+            if rest.candidates.count > need {
                 next = base
                 next?.phase = 2
-                next?.id = rest.prefix(need).last?.row.id ?? below
+                next?.id = rest.candidates.prefix(need).last?.row.id ?? below
+            } else if let floor = rest.floor {
+                // The page read as many names as one may: the next goes on below where it stopped.
+                next = base
+                next?.phase = 2
+                next?.id = floor
             }
         }
         return try render(shown, next, notes, start)
@@ -352,6 +371,10 @@ public final class SearchEngine: Sendable {
 
     /// What a cursor belongs to: the query (as parsed) and the sort, hashed (FNV-1a).
     static func fingerprint(_ query: SearchQuery, _ sort: SearchSort) -> String {
+        // (Without the dates: `modified:7d` means other dates on the next page; the cursor keeps the first's.)
+        var query = query
+        query.modifiedFrom = nil
+        query.modifiedBefore = nil
         var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for byte in "\(query)|\(sort.rawValue)".utf8 {
             hash ^= UInt64(byte)
@@ -416,6 +439,11 @@ struct SearchCursor: Codable, Sendable {
     var nameBound: Int64 = 0
     var exactBound: Int64 = 0
     var fallback = false
+    /// The words the first page searched inside names instead (see `Stage1.effectiveQuery`).
+    var moved: [String]?
+    /// The dates a relative `modified:` (today, 7d) meant on the first page.
+    var modifiedFrom: Double?
+    var modifiedBefore: Double?
     /// The last entry's relevance score (phase 1).
     var score: Double?
     /// The last entry's sort keys (phase 1, and searches by filters alone).
@@ -445,6 +473,14 @@ struct SearchCursor: Codable, Sendable {
         guard let text else { return nil }
         guard let data = Data(base64Encoded: text), let cursor = try? JSONDecoder().decode(Self.self, from: data),
             cursor.version == 1
+        else {
+            throw SearchQueryError(
+                "the cursor '\(text.prefix(40))' is not one this search gave; start without --cursor"
+            )
+        }
+        // (A cursor is the user's text: scores from its numbers must stay numbers.)
+        guard (cursor.idf ?? []).allSatisfy({ $0.isFinite && $0 >= 0 && $0 < 1_000 }), cursor.now.isFinite,
+            cursor.score.map(\.isFinite) ?? true, (cursor.idf?.count ?? 0) <= 64
         else {
             throw SearchQueryError(
                 "the cursor '\(text.prefix(40))' is not one this search gave; start without --cursor"

@@ -35,21 +35,29 @@ struct Stage1 {
         var notes: [String]
         var bounds: HeadBounds
         var idf: [Double]
+        /// The words searched inside names instead (see `effectiveQuery`).
+        var moved: [String]
     }
 
     /// The query as searched: words that start no word of any name are looked for inside names instead.
-    func effectiveQuery() throws -> (query: SearchQuery, notes: [String]) {
+    /// `moved`: those words as the first page found them (later pages keep its choice, whatever the index
+    /// learned meanwhile).
+    func effectiveQuery(moved given: [String]?) throws -> (query: SearchQuery, notes: [String], moved: [String]) {
         var query = self.query
         var notes = query.notes
-        if try snapshot.indexedThrough() > 0 {
+        var moved: [String] = []
+        if let given {
+            moved = given.filter { query.words.contains($0) }
+        } else if try snapshot.indexedThrough() > 0 {
             let frequencies = try snapshot.documentFrequencies(query.words)
-            for (word, count) in zip(query.words, frequencies.counts) where count == 0 && word.count >= 3 {
-                query.words.removeAll { $0 == word }
-                query.substrings.append(word)
-                notes.append("no name has a word starting with '\(word)': searched inside names instead")
-            }
+            moved = zip(query.words, frequencies.counts).filter { $0.1 == 0 && $0.0.count >= 3 }.map(\.0)
         }
-        return (query, notes)
+        for word in moved {
+            query.words.removeAll { $0 == word }
+            query.substrings.append(word)
+            notes.append("no name has a word starting with '\(word)': searched inside names instead")
+        }
+        return (query, notes, moved)
     }
 
     /// The head of a text search: every entry whose name matches and whose id is at or above `bounds.name`,
@@ -57,8 +65,8 @@ struct Stage1 {
     /// the newest candidates are read a window at a time until enough are confirmed, and the bounds are where
     /// that stopped (0: nothing was left out). The head is what the sort orders; the rest of the matches
     /// follow it, newest first (`rest`).
-    func head(bounds given: HeadBounds?, idf frozen: [Double]?) throws -> Head {
-        let (query, notes) = try effectiveQuery()
+    func head(bounds given: HeadBounds?, idf frozen: [Double]?, moved: [String]?) throws -> Head {
+        let (query, notes, movedWords) = try effectiveQuery(moved: moved)
         // IDF of the query's words, in the order the reranker reads them (words, then phrases' words).
         let phraseWords = query.phrases.flatMap { $0 }
         let idf: [Double]
@@ -87,8 +95,13 @@ struct Stage1 {
                     ids += try snapshot.postingMatches(grams, limit: .max, downTo: given.exact)
                 } else {
                     let found = try snapshot.postingMatches(grams, limit: limit)
-                    // A list cut at its limit: the head takes what is at or above where it was cut.
-                    if found.count >= limit, let last = found.last { lowest = max(lowest, last) }
+                    // A list cut at its limit: the head takes what is at or above where it was cut. A list the
+                    // grams cannot give (one character) is all cut: its matches are in the rest.
+                    if grams.isEmpty {
+                        lowest = .max
+                    } else if found.count >= limit, let last = found.last {
+                        lowest = max(lowest, last)
+                    }
                     ids += found
                 }
             }
@@ -141,10 +154,10 @@ struct Stage1 {
         }
         // (Never started, because exact and prefix matches were enough: the head has only those.)
         if given == nil { bounds.name = exhausted ? 0 : before }
-        // Entries the search index has not caught up with yet (new, renamed): read their names. (Renamed ones
-        // below the bound belong to the rest.)
+        // Entries the search index has not caught up with yet (new, renamed): read their names. (Those the
+        // bounds leave out are filtered below: they belong to the rest.)
         var late: [Int64] = []
-        let renamed = try snapshot.renamedEntries().filter { $0.id >= bounds.name }
+        let renamed = try snapshot.renamedEntries()
         late += renamed.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
         var after = try snapshot.indexedThrough()
         while true {
@@ -158,15 +171,21 @@ struct Stage1 {
         candidates += try confirm(late.filter { seen.insert($0).inserted }, query, idf: idf, folders: nil)
         // The head is defined by the bounds alone, whatever else was read on the way.
         candidates = candidates.filter { bounds.holds($0) }
-        return Head(candidates: candidates, notes: notes, bounds: bounds, idf: idf)
+        return Head(candidates: candidates, notes: notes, bounds: bounds, idf: idf, moved: movedWords)
     }
 
     /// The matches outside the head, newest first, below the id `before`: `need` of them at most. Names
     /// below `bounds.name` (but not exact or prefix matches the head keeps), and entries matched through the
     /// names of the folders above them (at any id).
-    func rest(before: Int64, bounds: HeadBounds, need: Int) throws -> [SearchCandidate] {
-        guard need > 0 else { return [] }
-        let (query, _) = try effectiveQuery()
+    ///
+    /// One page reads at most 200,000 names (or `candidateLimit * 20` postings): when it stops there, `floor`
+    /// is the id it read down to, the candidates are those at or above it, and the next page goes on below.
+    func rest(before: Int64, bounds: HeadBounds, moved: [String]?, need: Int) throws
+        -> (candidates: [SearchCandidate], floor: Int64?)
+    {
+        guard need > 0 else { return ([], nil) }
+        var floor: Int64?
+        let (query, _, _) = try effectiveQuery(moved: moved)
         let idf = [Double](repeating: 1, count: query.words.count + query.phrases.flatMap { $0 }.count)
         var found: [Int64: SearchCandidate] = [:]
         // Names below the bound.
@@ -178,18 +197,25 @@ struct Stage1 {
                 + (query.substrings + query.inside).flatMap(SearchGrams.substringGrams)
             var cursor = ceiling
             var named: [SearchCandidate] = []
+            var scanned = 0
             while named.count < need {
+                if scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 20) {
+                    floor = cursor
+                    break
+                }
                 try check()
                 let window: [Int64]
                 let full: Bool
                 if !grams.isEmpty {
                     window = try snapshot.postingMatches(grams, limit: candidateLimit, before: cursor)
                     full = window.count == candidateLimit
+                    scanned += window.count
                     guard let last = window.last else { break }
                     cursor = last
                 } else {
                     let rows = try snapshot.indexedEntries(before: cursor, limit: 20_000)
                     full = rows.count == 20_000
+                    scanned += rows.count
                     guard let last = rows.last else { break }
                     cursor = last.id
                     window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
@@ -216,7 +242,21 @@ struct Stage1 {
         if !query.words.isEmpty {
             try check()
             let folders = FolderCoverage(try snapshot.folders(), query)
-            var ids = try snapshot.children(of: folders.complete, before: before, limit: need)
+            var ids: [Int64] = []
+            // Children a window at a time until `need` of them match through their folders (filters and names
+            // leave some out).
+            var below = before
+            var kept = 0
+            while kept < need {
+                try check()
+                let window = try snapshot.children(of: folders.complete, before: below, limit: max(need, 256))
+                guard let last = window.last else { break }
+                below = last
+                let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
+                kept += confirmed.count
+                ids += confirmed.map(\.row.id)
+                if window.count < max(need, 256) { break }
+            }
             for missing in folders.missingMasks.prefix(8) {
                 let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map(\.element)
                 let grams = words.flatMap(SearchGrams.wordGrams)
@@ -238,7 +278,8 @@ struct Stage1 {
                 found[c.row.id] = c
             }
         }
-        return Array(found.values.sorted { $0.row.id > $1.row.id }.prefix(need))
+        let kept = found.values.filter { $0.row.id >= (floor ?? .min) }.sorted { $0.row.id > $1.row.id }
+        return (Array(kept.prefix(need)), floor)
     }
 
     /// Rows of the candidates that pass the filters and really match; each with its tier.

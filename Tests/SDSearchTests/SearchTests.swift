@@ -402,6 +402,38 @@ struct SearchTests {
             Set(again) == now,
             "missing \(now.subtracting(again).count), extra \(Set(again).subtracting(now).count)"
         )
+        // One character (found anywhere in names, read name by name) and a relative date (`7d` means other
+        // dates by the next page) page alike.
+        for (text, oracle) in [
+            ("r", { (name: String) in SearchText.fold(Array(name.utf8)).contains("r") }),
+            (
+                "report modified:7d",
+                { (name: String) in
+                    SearchText.words(SearchText.fold(Array(name.utf8))).contains { $0.hasPrefix("report") }
+                }
+            ),
+        ] {
+            var walked: [Int64] = []
+            cursor = nil
+            repeat {
+                var request = SearchRequest(query: try SearchQueryParser.parse(text))
+                request.sort = sort
+                request.limit = 97
+                request.cursor = cursor
+                let page = try await SearchEngine(library: f.library, candidateLimit: 40).search(request)
+                walked += page.hits.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            let files = try await f.library.database.read { db in
+                try Row.fetchAll(db, sql: "SELECT id, name FROM entries WHERE type = 0").map {
+                    (id: $0[0] as Int64, name: String(decoding: [UInt8]($0[1] as Data), as: UTF8.self))
+                }
+            }
+            let expected = files.filter { oracle($0.name) }.map(\.id)
+            let named = Set(walked).intersection(Set(expected))
+            #expect(walked.count == Set(walked).count, "'\(text)': repeated")
+            #expect(named == Set(expected), "'\(text)': \(Set(expected).subtracting(walked).count) missing")
+        }
         // A search by filters alone pages by its sort keys too.
         var listed: [Int64] = []
         cursor = nil
