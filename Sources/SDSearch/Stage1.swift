@@ -140,7 +140,9 @@ struct Stage1 {
                     break
                 }
                 before = last.id
-                window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+                window = rows.filter {
+                    !cannotHold($0.name, query) && matchesName(SearchText.fold($0.name), raw: $0.name, query)
+                }.map(\.id)
             }
             let full = read == (grams.isEmpty ? 20_000 : windowSize)
             scanned += read
@@ -178,8 +180,9 @@ struct Stage1 {
     /// below `bounds.name` (but not exact or prefix matches the head keeps), and entries matched through the
     /// names of the folders above them (at any id).
     ///
-    /// One page reads at most 200,000 names (or `candidateLimit * 20` postings): when it stops there, `floor`
-    /// is the id it read down to, the candidates are those at or above it, and the next page goes on below.
+    /// One page reads at most 200,000 names, or `candidateLimit * 4` postings or children per source: when a
+    /// source stops there, `floor` is the id it read down to, the candidates are those at or above it, and the
+    /// next page goes on below.
     func rest(before: Int64, bounds: HeadBounds, moved: [String]?, need: Int) throws
         -> (candidates: [SearchCandidate], floor: Int64?)
     {
@@ -199,7 +202,7 @@ struct Stage1 {
             var named: [SearchCandidate] = []
             var scanned = 0
             while named.count < need {
-                if scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 20) {
+                if scanned >= (grams.isEmpty ? 200_000 : candidateLimit * 4) {
                     floor = cursor
                     break
                 }
@@ -218,7 +221,9 @@ struct Stage1 {
                     scanned += rows.count
                     guard let last = rows.last else { break }
                     cursor = last.id
-                    window = rows.filter { matchesName(SearchText.fold($0.name), raw: $0.name, query) }.map(\.id)
+                    window = rows.filter {
+                        !cannotHold($0.name, query) && matchesName(SearchText.fold($0.name), raw: $0.name, query)
+                    }.map(\.id)
                 }
                 named += try confirm(window, query, idf: idf, folders: nil).filter { !bounds.holds($0) }
                 if !full { break }
@@ -245,13 +250,23 @@ struct Stage1 {
             var ids: [Int64] = []
             // Children a window at a time until `need` of them match through their folders (filters and names
             // leave some out).
+            // Each source reads a bounded amount per page; one that stopped early sets the floor (the page keeps
+            // what is at or above it; the next goes on below).
+            func stopped(at id: Int64) { floor = max(floor ?? .min, id) }
+            let budget = candidateLimit * 4
             var below = before
             var kept = 0
+            var read = 0
             while kept < need {
                 try check()
+                if read >= budget {
+                    stopped(at: below)
+                    break
+                }
                 let window = try snapshot.children(of: folders.complete, before: below, limit: max(need, 256))
                 guard let last = window.last else { break }
                 below = last
+                read += window.count
                 let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
                 kept += confirmed.count
                 ids += confirmed.map(\.row.id)
@@ -262,10 +277,17 @@ struct Stage1 {
                 let grams = words.flatMap(SearchGrams.wordGrams)
                 var cursor = before
                 var kept = 0
+                var read = 0
                 while kept < need {
+                    try check()
+                    if read >= candidateLimit {
+                        stopped(at: cursor)
+                        break
+                    }
                     let window = try snapshot.postingMatches(grams, limit: candidateLimit, before: cursor)
                     guard let last = window.last else { break }
                     cursor = last
+                    read += window.count
                     let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
                     kept += confirmed.count
                     ids += confirmed.map(\.row.id)
@@ -319,6 +341,13 @@ struct Stage1 {
         query.excluded.contains { Self.hasSequence(words, $0) }
     }
 
+    /// Whether a name plainly cannot match, before it is folded: an ASCII name folds to ASCII, so it holds no
+    /// term with other characters (a CJK query read against mostly ASCII names).
+    func cannotHold(_ raw: [UInt8], _ query: SearchQuery) -> Bool {
+        guard query.inside.contains(where: { !$0.utf8.allSatisfy { $0 < 0x80 } }) else { return false }
+        return raw.allSatisfy { $0 < 0x80 }
+    }
+
     /// Every term matches the name itself.
     func matchesName(_ folded: String, raw: [UInt8], _ query: SearchQuery) -> Bool {
         matchesWithPath(SearchText.words(folded), folded, raw: raw, query, pathMask: 0)
@@ -353,7 +382,14 @@ struct Stage1 {
         }
         for phrase in query.phrases where !Self.hasSequence(words, phrase) { return false }
         for substring in query.substrings where !Self.contains(raw, lowercased: substring) { return false }
-        for text in query.inside where !Self.contains(folded, scalars: text) { return false }
+        if !query.inside.isEmpty {
+            // An ASCII name folds to ASCII: it cannot hold a term with other characters (most names, read fast).
+            let asciiName = raw.allSatisfy { $0 < 0x80 }
+            for text in query.inside {
+                if asciiName && !text.utf8.allSatisfy({ $0 < 0x80 }) { return false }
+                if !Self.contains(folded, scalars: text) { return false }
+            }
+        }
         return true
     }
 
