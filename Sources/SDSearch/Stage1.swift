@@ -247,51 +247,38 @@ struct Stage1 {
         if !query.words.isEmpty {
             try check()
             let folders = FolderCoverage(try snapshot.folders(), query)
+            // Each source reads a window at a time (newest first) until `need` of its entries match through
+            // their folders (filters and names leave some out), but a bounded amount per page; one that stopped
+            // early sets the floor (the page keeps what is at or above it; the next goes on below).
             var ids: [Int64] = []
-            // Children a window at a time until `need` of them match through their folders (filters and names
-            // leave some out).
-            // Each source reads a bounded amount per page; one that stopped early sets the floor (the page keeps
-            // what is at or above it; the next goes on below).
-            func stopped(at id: Int64) { floor = max(floor ?? .min, id) }
-            let budget = candidateLimit * 4
-            var below = before
-            var kept = 0
-            var read = 0
-            while kept < need {
-                try check()
-                if read >= budget {
-                    stopped(at: below)
-                    break
-                }
-                let window = try snapshot.children(of: folders.complete, before: below, limit: max(need, 256))
-                guard let last = window.last else { break }
-                below = last
-                read += window.count
-                let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
-                kept += confirmed.count
-                ids += confirmed.map(\.row.id)
-                if window.count < max(need, 256) { break }
-            }
-            for missing in folders.missingMasks.prefix(8) {
-                let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map(\.element)
-                let grams = words.flatMap(SearchGrams.wordGrams)
-                var cursor = before
-                var kept = 0
-                var read = 0
+            func read(budget: Int, window size: Int, _ next: (Int64) throws -> [Int64]) throws {
+                var below = before
+                var (kept, read) = (0, 0)
                 while kept < need {
                     try check()
-                    if read >= candidateLimit {
-                        stopped(at: cursor)
-                        break
+                    if read >= budget {
+                        floor = max(floor ?? .min, below)
+                        return
                     }
-                    let window = try snapshot.postingMatches(grams, limit: candidateLimit, before: cursor)
-                    guard let last = window.last else { break }
-                    cursor = last
+                    let window = try next(below)
+                    guard let last = window.last else { return }
+                    below = last
                     read += window.count
                     let confirmed = try confirm(window, query, idf: idf, folders: folders).filter { $0.tier == .path }
                     kept += confirmed.count
                     ids += confirmed.map(\.row.id)
-                    if window.count < candidateLimit { break }
+                    if window.count < size { return }
+                }
+            }
+            let size = max(need, 256)
+            try read(budget: candidateLimit * 4, window: size) {
+                try snapshot.children(of: folders.complete, before: $0, limit: size)
+            }
+            for missing in folders.missingMasks.prefix(8) {
+                let words = query.words.enumerated().filter { missing & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+                let grams = words.flatMap(SearchGrams.wordGrams)
+                try read(budget: candidateLimit, window: candidateLimit) {
+                    try snapshot.postingMatches(grams, limit: candidateLimit, before: $0)
                 }
             }
             let known = Set(found.keys)

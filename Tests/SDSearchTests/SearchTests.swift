@@ -385,17 +385,22 @@ struct SearchTests {
             "skipped: \(throughout.subtracting(seen).count) of \(throughout.count)"
         )
         // Without changes, a walk gives exactly the matches.
-        var again: [Int64] = []
-        cursor = nil
-        repeat {
-            var request = SearchRequest(query: try SearchQueryParser.parse("report"))
-            request.sort = sort
-            request.limit = 50
-            request.cursor = cursor
-            let page = try await engine.search(request)
-            again += page.hits.map(\.id)
-            cursor = page.nextCursor
-        } while cursor != nil
+        /// Every page of `text`, walked with no change between pages: the ids in the order given.
+        func walk(_ text: String, limit: Int) async throws -> [Int64] {
+            var ids: [Int64] = []
+            var cursor: String?
+            repeat {
+                var request = SearchRequest(query: try SearchQueryParser.parse(text))
+                request.sort = sort
+                request.limit = limit
+                request.cursor = cursor
+                let page = try await engine.search(request)
+                ids += page.hits.map(\.id)
+                cursor = page.nextCursor
+            } while cursor != nil
+            return ids
+        }
+        let again = try await walk("report", limit: 50)
         let now = try await matches()
         #expect(again.count == Set(again).count)
         #expect(
@@ -413,17 +418,7 @@ struct SearchTests {
                 }
             ),
         ] {
-            var walked: [Int64] = []
-            cursor = nil
-            repeat {
-                var request = SearchRequest(query: try SearchQueryParser.parse(text))
-                request.sort = sort
-                request.limit = 97
-                request.cursor = cursor
-                let page = try await SearchEngine(library: f.library, candidateLimit: 40).search(request)
-                walked += page.hits.map(\.id)
-                cursor = page.nextCursor
-            } while cursor != nil
+            let walked = try await walk(text, limit: 97)
             let files = try await f.library.database.read { db in
                 try Row.fetchAll(db, sql: "SELECT id, name FROM entries WHERE type = 0").map {
                     (id: $0[0] as Int64, name: String(decoding: [UInt8]($0[1] as Data), as: UTF8.self))
@@ -435,17 +430,7 @@ struct SearchTests {
             #expect(named == Set(expected), "'\(text)': \(Set(expected).subtracting(walked).count) missing")
         }
         // A search by filters alone pages by its sort keys too.
-        var listed: [Int64] = []
-        cursor = nil
-        repeat {
-            var request = SearchRequest(query: try SearchQueryParser.parse("ext:txt -draft"))
-            request.sort = sort
-            request.limit = 41
-            request.cursor = cursor
-            let page = try await engine.search(request)
-            listed += page.hits.map(\.id)
-            cursor = page.nextCursor
-        } while cursor != nil
+        let listed = try await walk("ext:txt -draft", limit: 41)
         let txt = try await f.library.database.read { db in
             try Row.fetchAll(db, sql: "SELECT id, name FROM entries WHERE type = 0").filter {
                 let name = String(decoding: [UInt8]($0[1] as Data), as: UTF8.self)
