@@ -264,12 +264,10 @@ public final class Library: Sendable {
     }
 
     static func describe(_ error: any Error, path: String) -> LibraryError {
-        if let db = error as? DatabaseError,
-            [.SQLITE_NOTADB, .SQLITE_CORRUPT].contains(db.resultCode.primaryResultCode)
-        {
+        if let damage = damageMessage(error) {
             return LibraryError(
                 .corrupt,
-                "'\(path)' is damaged (SQLite: \(db.message ?? "\(db.resultCode)")). sd has not changed it; `sd library info --check` shows the damage; restore the library folder from a backup copy, or create a new library and index again",
+                "'\(path)' is damaged (\(damage)). sd has not changed it; `sd library info --check` shows the damage; restore the library folder from a backup copy, or create a new library and index again",
                 underlying: error
             )
         }

@@ -250,12 +250,11 @@ public struct SearchSnapshot {
         return result
     }
 
-    /// Entries passing `filters` alone (no words), in `sort` order.
+    /// Entries passing `filters` alone (no words), in `sort` order: `limit` of them after `after` (keyset).
     public func filtered(
         _ filters: SearchFilters,
         sort: SearchSort,
         after: SearchKey? = nil,
-        offset: Int = 0,
         limit: Int
     ) throws -> [SearchRow] {
         if !filters.tags.isEmpty {
@@ -284,13 +283,13 @@ public struct SearchSnapshot {
             }
             var result: [SearchRow] = []
             var start = 0
-            while result.count < offset + limit && start < keyed.count {
-                let ids = keyed[start..<min(keyed.count, start + max(64, offset + limit))].map(\.id)
+            while result.count < limit && start < keyed.count {
+                let ids = keyed[start..<min(keyed.count, start + max(64, limit))].map(\.id)
                 start += ids.count
                 let byID = Dictionary(try rows(ids, filters: rest).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
                 result += ids.compactMap { byID[$0] }
             }
-            return Array(result.dropFirst(offset).prefix(limit))
+            return Array(result.prefix(limit))
         }
         let (conditions, arguments) = Self.conditions(filters)
         let order: String
@@ -329,8 +328,8 @@ public struct SearchSnapshot {
         let condition = conditions2.isEmpty ? "" : "WHERE \(conditions2.joined(separator: " AND "))"
         return try Row.fetchAll(
             db,
-            sql: "\(from) \(condition) ORDER BY \(order) LIMIT ? OFFSET ?",
-            arguments: arguments + StatementArguments(keyArguments) + [limit, offset]
+            sql: "\(from) \(condition) ORDER BY \(order) LIMIT ?",
+            arguments: arguments + StatementArguments(keyArguments) + [limit]
         ).map(Self.row)
     }
 
