@@ -45,7 +45,9 @@ public struct SyncServer: Sendable {
             )
         case .sharedRequest(let id, let after, let limit):
             let bounds = try library.sharedLogBounds()
-            if after < bounds.compacted {
+            // Before what is kept, or past anything this copy has (the peer followed an earlier copy of the library,
+            // and this one is restored from a backup): the whole state instead.
+            if after < bounds.compacted || after > bounds.newest {
                 return .shared(
                     id: id,
                     after: after,

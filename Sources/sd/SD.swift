@@ -33,7 +33,7 @@ struct SD: ParsableCommand {
             JobsCommand.self, CopyCommand.self, MoveCommand.self, RemoveCommand.self, RenameCommand.self,
             MakeFolderCommand.self, TrashCommand.self, UndoCommand.self, LogCommand.self, ConfigCommand.self,
             DaemonCommand.self, DupesCommand.self, DedupCommand.self, RedundancyCommand.self, ScrubCommand.self,
-            MetaCommand.self,
+            MetaCommand.self, DeviceCommand.self,
             ResolveCommand.self,
             PairCommand.self, PeerCommand.self, SyncCommand.self,
             TagCommand.self,

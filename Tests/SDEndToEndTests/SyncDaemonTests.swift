@@ -69,24 +69,13 @@ import Testing
             }
             return nil
         }
-        /// What `d` knows of its sync (for a failure's message): its status and its daemon's last sync lines.
-        func syncState(_ d: Device) -> String {
-            let status = (try? d.sd.run(["sync", "status"]).stdout) ?? "?"
-            let logs =
-                (try? FileManager.default.subpathsOfDirectory(atPath: d.dir.file("data")))?
-                .filter { $0.hasSuffix("logs/sdd.log") } ?? []
-            let lines = logs.flatMap { (try? String(contentsOfFile: d.dir.file("data/" + $0), encoding: .utf8)) ?? "" }
-            let sync = String(lines).split(separator: "\n").filter { $0.contains("sync") || $0.contains("heard") }
-            return "\(d.name)'s sync status:\n\(status)\n\(d.name)'s daemon log:\n"
-                + sync.suffix(30).joined(separator: "\n")
-        }
         // Generous waits (a busy machine); what either side knew is shown if one runs out.
         for d in [a, b, c] {
             for owner in [a, b, c] {
                 for name in ["only-on-\(owner.name)", "deep-\(owner.name)"] where try finds(d, name, within: 60) == nil
                 {
                     Issue.record(
-                        "\(d.name) does not find \(owner.name)'s \(name)\n\(syncState(d))\n\(syncState(owner))"
+                        "\(d.name) does not find \(owner.name)'s \(name)\n\(d.syncReport())\n\(owner.syncReport())"
                     )
                 }
             }

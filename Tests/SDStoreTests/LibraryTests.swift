@@ -201,7 +201,8 @@ struct LibraryTests {
         #expect(ids.withLock { $0.count } == 1)
         let later = try DeviceIdentity.loadOrCreate(configDirectory: configDir)
         #expect(ids.withLock { $0 } == [later.id.description])
-        #expect(try FileSystem.list(configDir) == ["device.json"])
+        // The identity and where it lives; no temporary left by the processes that lost the race.
+        #expect(Set(try FileSystem.list(configDir)) == ["device.json", "device.place"])
     }
 
     @Test func unreadableDeviceIdentityIsNotReplaced() throws {
@@ -221,5 +222,49 @@ struct LibraryTests {
         #expect(xdg.dataDirectory == "/xdg/sd")
         let home = LibraryLocator(environment: ["HOME": "/home/me"])
         #expect(home.dataDirectory == "/home/me/.local/share/sd")
+    }
+
+    /// A library keeps its epoch while it stays where it is; a copy of its folder (or a backup, opened) takes a
+    /// new one, with change sequences moved past anything an earlier copy gave out and its history compacted.
+    @Test func aCopiedLibraryTakesANewEpoch() throws {
+        let library = try Library.create(name: "Home", in: dir.path, device: device)
+        let epoch = try library.copyEpoch()
+        #expect(!epoch.isEmpty)
+        let before = try library.database.read { db in
+            try Int64.fetchAll(db, sql: "SELECT seq FROM sync_state UNION ALL SELECT owned_compacted FROM sync_state")
+        }
+        try library.close()
+        let again = try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        #expect(try again.copyEpoch() == epoch, "the same library, opened again")
+        try again.close()
+
+        let copied = try Run.program("/bin/cp", ["-a", dir.file("Home.sdlibrary"), dir.file("Copy.sdlibrary")])
+        #expect(copied.status == 0)
+        let copy = try Library.open(at: dir.file("Copy.sdlibrary"), device: device)
+        defer { try? copy.close() }
+        #expect(try copy.copyEpoch() != epoch)
+        let after = try copy.database.read { db in
+            try Int64.fetchAll(
+                db,
+                sql: """
+                    SELECT seq FROM sync_state UNION ALL SELECT owned_compacted FROM sync_state
+                    UNION ALL SELECT shared_compacted FROM sync_state
+                    """
+            )
+        }
+        let stride: Int64 = 1 << 40
+        #expect(after.count == 3 && after[0] >= before[0] + stride && after[1] >= stride && after[2] >= stride)
+        // A peer's cursor from before the copy is answered with "take the whole state".
+        var old = OwnedCursor()
+        old.tombstone = 1
+        old.entry = [before[0], 1]
+        #expect(try copy.ownedBatch(after: old, limit: 10).resyncNeeded)
+        // ...and so is a cursor past anything this copy has (a restore that was not noticed).
+        let original = try Library.open(at: dir.file("Home.sdlibrary"), device: device)
+        defer { try? original.close() }
+        var ahead = OwnedCursor()
+        ahead.entry = [before[0] + 1_000, 1]
+        #expect(try original.ownedBatch(after: ahead, limit: 10).resyncNeeded)
+        #expect(try original.copyEpoch() == epoch, "the original is not a copy")
     }
 }

@@ -79,4 +79,28 @@ struct MigrationTests {
             #expect(plan.joined().contains("entries_hardlinks"), "\(plan)")
         }
     }
+
+    /// v12 adds a copy's epoch and home to `sync_state`, empty (taken at the next open), and keeps what is there.
+    @Test func copyEpochsStartEmptyAndKeepTheSyncState() throws {
+        let db = try DatabaseQueue()
+        var migrator = Schema.makeMigrator()
+        migrator.eraseDatabaseOnSchemaChange = false
+        try migrator.migrate(db, upTo: "v11-links")
+        try db.write { db in
+            try db.execute(
+                sql: """
+                    UPDATE sync_state SET seq = 41, owned_compacted = 3, shared_compacted = 7 WHERE id = 1;
+                    INSERT INTO sync_peers (device, shared_seq, added_at) VALUES ('p', 9, 0);
+                    """
+            )
+        }
+        try migrator.migrate(db)
+        try db.read { db in
+            let row = try Row.fetchOne(db, sql: "SELECT * FROM sync_state WHERE id = 1")
+            let kept: [Int64] = [row?["seq"] ?? 0, row?["owned_compacted"] ?? 0, row?["shared_compacted"] ?? 0]
+            #expect(kept == [41, 3, 7])
+            #expect((row?["copy_epoch"] as String?) == nil && (row?["home"] as String?) == nil)
+            #expect(try Int64.fetchOne(db, sql: "SELECT shared_seq FROM sync_peers") == 9)
+        }
+    }
 }

@@ -79,4 +79,16 @@ public struct Device: Sendable {
         #expect(shower.wait(seconds: 20), "sd pair ends once paired")
         #expect(shower.termination == .exited(0))
     }
+
+    /// What this device knows of its sync, for a failure's message: `sd sync status` and its daemon's last lines
+    /// about sync.
+    public func syncReport() -> String {
+        let status = (try? sd.run(["sync", "status"]).stdout) ?? "?"
+        let logs =
+            (try? FileManager.default.subpathsOfDirectory(atPath: dir.file("data")))?
+            .filter { $0.hasSuffix("logs/sdd.log") } ?? []
+        let text = logs.map { (try? String(contentsOfFile: dir.file("data/" + $0), encoding: .utf8)) ?? "" }
+        let sync = text.joined().split(separator: "\n").filter { $0.contains("sync") || $0.contains("heard") }
+        return "\(name)'s sync status:\n\(status)\n\(name)'s daemon log:\n" + sync.suffix(40).joined(separator: "\n")
+    }
 }

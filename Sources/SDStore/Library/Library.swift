@@ -187,6 +187,8 @@ public final class Library: Sendable {
             try migrator.migrate(pool)
             try pool.write { db in
                 try registerDevice(device, db)
+                // A copy of the library (copied, restored, moved to another disk) starts a new epoch.
+                try noteWhereItIs(db, databasePath: databasePath)
                 // An index run may drop this index while it records many content ids; if it was killed
                 // before making it again, make it now.
                 try ensureContentIndex(db)

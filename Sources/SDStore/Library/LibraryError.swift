@@ -18,6 +18,8 @@ public struct LibraryError: Error, Sendable, CustomStringConvertible {
         public static let invalidName = Code(name: "invalidName")
         /// The disk said no (permissions, space).
         public static let io = Code(name: "io")
+        /// This device's identity was copied from another machine or folder (see `DeviceIdentity.checkPlace`).
+        public static let copiedIdentity = Code(name: "copiedIdentity")
     }
 
     public var code: Code

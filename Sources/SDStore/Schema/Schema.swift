@@ -28,6 +28,7 @@ enum Schema {
         ("v9-sync", v9),
         ("v10-peer-safety", v10),
         ("v11-links", v11),
+        ("v12-copy-epochs", v12),
     ]
 
     static var version: Int { migrations.count }
@@ -651,6 +652,21 @@ enum Schema {
             sql: """
                 CREATE INDEX entries_symlinks ON entries(device_id) WHERE type = 2;
                 CREATE INDEX entries_hardlinks ON entries(device_number, inode) WHERE link_count > 1;
+                """
+        )
+    }
+
+    // MARK: - v12
+
+    /// Copies of a library: which copy this is (a copy or restore takes a new epoch, so that peers pull its
+    /// whole state), and where its database was when the epoch was taken (to notice that it was copied).
+    static func v12(_ db: Database) throws {
+        try db.execute(
+            sql: """
+                -- Random, per copy of the library; NULL until first opened since this migration.
+                ALTER TABLE sync_state ADD COLUMN copy_epoch TEXT;
+                -- 'DEVICE:INODE' of library.db when the epoch was taken; NULL in a backup (opened: a new epoch).
+                ALTER TABLE sync_state ADD COLUMN home TEXT;
                 """
         )
     }

@@ -264,6 +264,22 @@ extension Library {
                 batch.resyncNeeded = true
                 batch.done = true
                 return batch
+            } else {
+                // A cursor past anything this copy has written was given by an earlier copy of the library (this one
+                // is restored from a backup): the peer's view is not this copy's history, so it takes the whole state.
+                let seq = try Int64.fetchOne(db, sql: "SELECT seq FROM sync_state WHERE id = 1") ?? 0
+                let newest = max(
+                    compacted,
+                    try Int64.fetchOne(db, sql: "SELECT coalesce(max(id), 0) FROM owned_tombstones") ?? 0
+                )
+                let seqs = [
+                    cursor.device[0], cursor.volume[0], cursor.location[0], cursor.entry[0], cursor.pass?[0] ?? 0,
+                ]
+                if cursor.tombstone > newest || seqs.contains(where: { $0 > seq }) {
+                    batch.resyncNeeded = true
+                    batch.done = true
+                    return batch
+                }
             }
             var budget = max(1, limit)
             var exhausted = true
@@ -775,14 +791,10 @@ extension Library {
                 try db.cachedStatement(sql: "SELECT id, sync_seq FROM entries WHERE device_id = ? AND owner_id = ?"),
                 arguments: [deviceRow, e.id]
             )
-        if let existing, (existing[1] as Int64) > e.seq {
-            if let pass {
-                try db.cachedStatement(sql: "UPDATE entries SET added_epoch = ? WHERE id = ?").execute(arguments: [
-                    pass, existing[0] as Int64,
-                ])
-            }
-            return true
-        }
+        // A newer version of the row is kept, but in a whole-state pass: the owner's rows as they are now win over
+        // anything held (a row held with a higher sequence came from an earlier copy of the owner's library, before
+        // it was restored from a backup; in one history a pass never brings a row older than one held).
+        if let existing, pass == nil, (existing[1] as Int64) > e.seq { return true }
         if let content = e.contentID {
             let known = RawStatement(
                 try db.cachedStatement(

@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
+import SDAPI
 import SDCore
 import SDStore
+import SDSystem
 
 /// Options for commands that work on a library.
 struct LibraryOptions: ParsableArguments {
@@ -31,14 +33,17 @@ struct LibraryCommand: ParsableCommand {
         commandName: "library",
         abstract: "Create, list and inspect libraries.",
         discussion: """
-            A library is one folder, NAME.sdlibrary: the index (SQLite), sidecars and config. Copying the folder
-            is a backup.
+            A library is one folder, NAME.sdlibrary: the index (SQLite), sidecars and config. `sd library backup`
+            copies it while it is in use; `sd library restore` puts a copy back. A library found copied or
+            restored takes a new epoch, so devices it syncs with pull its whole state again.
 
             Examples:
               sd library create Photos
               sd library info --library Photos
+              sd library backup /mnt/backup/Photos-2026-12-08.sdlibrary --library Photos
+              sd library restore /mnt/backup/Photos-2026-12-08.sdlibrary
             """,
-        subcommands: [Create.self, List.self, Info.self, Share.self, Join.self]
+        subcommands: [Create.self, List.self, Info.self, Backup.self, Restore.self, Share.self, Join.self]
     )
 
     struct Create: ParsableCommand {
@@ -162,5 +167,109 @@ struct LibraryCommand: ParsableCommand {
             if let integrity = info.integrity { print("integrity    \(integrity)") }
             if damaged { throw ExitCode(ExitStatus.foundProblems) }
         }
+    }
+
+    struct Backup: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Copy a library, consistently, while it is in use.",
+            discussion: """
+                Makes DEST (a new folder) a copy of the library: SQLite's online backup of the index, checked
+                before it is put in place. sdd and sync may go on meanwhile. Thumbnails and other derived files
+                are not copied (they are made again).
+
+                Example:
+                  sd library backup /mnt/backup/Home-2026-12-08.sdlibrary
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: ArgumentHelp("The new folder to make (it must not exist).", valueName: "dest"))
+        var destination: String
+
+        func run() throws {
+            let dest = LibraryLocator.absolute(destination)
+            if let own = OwnFolders.holding(FileSystem.parent(of: dest)) {
+                throw UserError("'\(dest)' is inside sd's own folder '\(own)'; put the backup elsewhere")
+            }
+            let library = try libraryOptions.open()
+            defer { try? library.close() }
+            let bar = FractionLine(enabled: !global.json, label: "backing up \(library.manifest.name)")
+            let report = try library.backup(to: dest) { bar.show($0) }
+            bar.clear()
+            if global.json { return try Output.json(report) }
+            print(
+                "backed up library '\(report.library)' (\(report.entries) entries, \(Operations.size(report.bytes))) to \(report.path)"
+            )
+        }
+    }
+
+    struct Restore: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Put a backup of a library back.",
+            discussion: """
+                Checks the backup and puts a copy of it where the library is (the library of the backup's name
+                in the data folder, or --library NAME|PATH). The library that was there is kept beside it, renamed
+                NAME.sdlibrary.before-restore-TIME; the backup is not changed. Stop sdd first if it runs this
+                library. The restored library takes a new epoch: devices it syncs with pull its whole state, and it
+                pulls theirs (getting back what they hold of changes made after the backup).
+
+                Example:
+                  sd library restore /mnt/backup/Home-2026-12-08.sdlibrary
+                """
+        )
+        @OptionGroup var global: GlobalOptions
+        @OptionGroup var libraryOptions: LibraryOptions
+        @Argument(help: ArgumentHelp("The backup (a .sdlibrary folder).", valueName: "backup"))
+        var backup: String
+
+        func run() throws {
+            let source = LibraryLocator.absolute(backup)
+            let manifest = try Library.manifest(at: source)
+            var options = libraryOptions
+            if options.library == nil { options.library = manifest.name }
+            let target = LibraryLocator().path(for: options.library ?? manifest.name)
+            if DaemonLink.client(for: options) != nil {
+                throw UserError(
+                    "sdd is running library '\(manifest.name)': stop it (`sd daemon stop`), restore, then start it again"
+                )
+            }
+            let report = try Library.restore(from: source, to: target, device: try options.device())
+            if global.json { return try Output.json(report) }
+            print("restored library '\(report.library)' (\(report.entries) entries) to \(report.path)")
+            if let kept = report.keptAt {
+                print("the library as it was is kept at \(kept); remove it once the restored one is right")
+            }
+            print("it takes a new epoch: the devices it syncs with pull its whole state when they next connect")
+        }
+    }
+}
+
+/// A one-line "label: N%" display on a terminal (standard error), at most ten times a second; silent when it
+/// is not a terminal.
+final class FractionLine: @unchecked Sendable {
+    // @unchecked: `last` is only touched under `lock`.
+    private let enabled: Bool
+    private let label: String
+    private let lock = NSLock()
+    private var last = ContinuousClock.now
+
+    init(enabled: Bool, label: String) {
+        self.enabled = enabled && isatty(2) == 1
+        self.label = label
+    }
+
+    func show(_ fraction: Double) {
+        guard enabled else { return }
+        lock.withLock {
+            let now = ContinuousClock.now
+            guard now - last > .milliseconds(100) else { return }
+            last = now
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(label): \(Int(fraction * 100))%".utf8))
+        }
+    }
+
+    func clear() {
+        guard enabled else { return }
+        FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
     }
 }
