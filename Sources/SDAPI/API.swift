@@ -106,7 +106,7 @@ public enum Operations {
     public static func list(_ library: Library, path: [UInt8], device: DeviceID? = nil) throws -> [ListItem] {
         let other = device.flatMap { $0 == library.device.id ? nil : $0 }
         guard let (_, entryID) = try library.resolveEntry(path: path, device: other) else {
-            let shown = String(decoding: path, as: UTF8.self)
+            let shown = PathText.string(path)
             if let other {
                 throw NotInIndex(
                     message: "'sd://\(other)\(shown)' is not in the index: that device has no location there, or "
@@ -122,7 +122,7 @@ public enum Operations {
         let formatter = ISO8601DateFormatter()
         return children.map { c in
             ListItem(
-                name: String(decoding: c.name, as: UTF8.self),
+                name: PathText.string(c.name),
                 display: displayName(c.name),
                 type: "\(c.type)",
                 category: c.category,
@@ -138,10 +138,10 @@ public enum Operations {
 }
 
 extension Operations {
-    /// Names that are not valid UTF-8 are shown with their odd bytes escaped, never silently replaced.
+    /// A name as it may be shown: bytes that are not UTF-8, controls and direction characters escaped
+    /// (`PathText.display`), never silently replaced.
     public static func displayName(_ bytes: [UInt8]) -> String {
-        if let text = String(validating: bytes, as: UTF8.self) { return text }
-        return bytes.map { $0 < 0x80 ? String(UnicodeScalar($0)) : String(format: "\\x%02X", $0) }.joined()
+        PathText.display(bytes: bytes).text
     }
 }
 

@@ -316,7 +316,7 @@ extension Operations {
             switch try? SDPath(parsing: text) {
             case .physical(let device, let bytes) where device != library.device.id:
                 devices.insert(device)
-                remote.append(String(decoding: bytes, as: UTF8.self))
+                remote.append(PathText.string(bytes))
             case .content(let id):
                 let copies = try ContentResolver.copies(of: id, library: library, peers: peers)
                 guard let best = copies.first(where: \.reachable), !best.local, let device = DeviceID(best.device)
@@ -352,7 +352,7 @@ extension Operations {
                 "files can be copied to another device, not moved there (copy them, then delete them here)"
             )
         }
-        return (device, String(decoding: bytes, as: UTF8.self))
+        return (device, PathText.string(bytes))
     }
 
     /// Trash items by id prefix (or all of them).
@@ -383,7 +383,7 @@ extension Operations {
             guard device == library.device.id else {
                 throw RequestError("'\(text)' is on another device; files on other devices cannot be acted on yet")
             }
-            return String(decoding: bytes, as: UTF8.self)
+            return PathText.string(bytes)
         case .content(let id):
             guard
                 let copy = try ContentResolver.copies(of: id, library: library).first(where: {

@@ -6,6 +6,7 @@ import SDJobs
 import SDNet
 import SDStore
 import SDSync
+import SDSystem
 
 /// Brings the index up to date after an action: the changed folders inside locations are listed again (as
 /// the watcher would), unless a watcher holds the location (it sees the changes itself).
@@ -18,7 +19,7 @@ public struct LiveIndexUpdater: IndexUpdater {
         let locations = try library.fetchLocations().filter { $0.state == "online" }
         var folders: [Int64: (location: Location, ids: Set<Int64>)] = [:]
         for path in paths {
-            var bytes = Array(path.utf8)
+            var bytes = PathText.bytes(path)
             guard let location = locations.first(where: { bytes == $0.path || Library.isInside(bytes, $0.path) }) else {
                 continue
             }

@@ -174,7 +174,7 @@ extension Operations {
                     copy.local
                         ? copy.path
                         : DeviceID(copy.device).map {
-                            SDPath.physical(device: $0, path: Array(copy.path.utf8)).description
+                            SDPath.physical(device: $0, path: PathText.bytes(copy.path)).description
                         }
                             ?? copy.path
                 },
@@ -183,7 +183,7 @@ extension Operations {
             return ResolveAnswer(content: content, physical: nil)
         }
         let local = try resolve(text, library)
-        let entry = try library.resolveEntry(path: Array(local.utf8)).flatMap { try library.fetchEntry(id: $0.1) }
+        let entry = try library.resolveEntry(path: PathText.bytes(local)).flatMap { try library.fetchEntry(id: $0.1) }
         let physical = ResolveAnswer.Physical(
             path: local,
             exists: FileSystem.exists(local),
@@ -362,7 +362,7 @@ extension Operations {
         let volume = Mounts.volume(containing: request.path, in: Mounts.list())
         do {
             return try library.addLocation(
-                path: Array(request.path.utf8),
+                path: PathText.bytes(request.path),
                 name: request.name,
                 volume: volume,
                 indexContent: !(request.noContent ?? false)

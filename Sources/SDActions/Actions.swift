@@ -251,11 +251,11 @@ extension ActionPlan {
 
     static func targetProblem(action: String, destination: String?, targets: [String]) -> String? {
         let contained = ["copy", "move", "peer-copy", "rename"].contains(action)
-        let folder = destination.flatMap { try? PlainPath.components(Array($0.utf8), controlBytes: true) }
+        let folder = destination.flatMap { try? PlainPath.components(PathText.bytes($0), controlBytes: true) }
         for target in targets {
-            guard let names = try? PlainPath.components(Array(target.utf8), controlBytes: true) else {
+            guard let names = try? PlainPath.components(PathText.bytes(target), controlBytes: true) else {
                 return
-                    "the target \(PlainPath.shown(Array(target.utf8))) is not a plain absolute path; nothing was done"
+                    "the target \(PlainPath.shown(PathText.bytes(target))) is not a plain absolute path; nothing was done"
             }
             if contained, let folder, !PlainPath.isWithin(names, folder) {
                 return "the target \(target) lies outside the destination \(destination ?? ""); nothing was done"
@@ -363,7 +363,7 @@ public enum Manifest {
         var files: [(root: Int, path: String, relative: String)] = []
         var result = Array(repeating: [String: String](), count: roots.count)
         func walk(_ root: Int, _ path: String, _ relative: String) throws {
-            let entry = try Directory.stat(Array(path.utf8))
+            let entry = try Directory.stat(PathText.bytes(path))
             switch entry.type {
             case .directory:
                 for name in try FileSystem.list(path) {

@@ -57,7 +57,7 @@ public enum DedupPlanner {
         func bytesFreed(_ gone: [Removal]) -> Int64 {
             var freed: Int64 = 0
             for (_, names) in Dictionary(grouping: gone, by: { "\($0.member.device):\($0.member.inode)" }) {
-                let links = (try? Directory.stat(Array(names[0].member.path.utf8)).linkCount) ?? 1
+                let links = (try? Directory.stat(PathText.bytes(names[0].member.path)).linkCount) ?? 1
                 if links <= UInt64(names.count) { freed += names[0].size }
             }
             return freed
@@ -106,7 +106,7 @@ public enum DedupPlanner {
                 }
                 continue
             }
-            let stat = try? Directory.stat(Array(member.path.utf8))
+            let stat = try? Directory.stat(PathText.bytes(member.path))
             var op = FileOperation(
                 kind: mode == .hardlink ? .link : .clone,
                 source: keeper.path,
@@ -155,7 +155,7 @@ public enum DedupPlanner {
                 continue
             }
             var op = FileOperation(kind: .separate, source: item.from, target: item.to, files: 1)
-            op.size = (try? Directory.stat(Array(item.to.utf8))).map { Int64($0.size) } ?? 0
+            op.size = (try? Directory.stat(PathText.bytes(item.to))).map { Int64($0.size) } ?? 0
             op.hash = item.hash
             op.mode = item.mode
             op.mtime = item.mtime

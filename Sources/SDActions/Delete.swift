@@ -51,7 +51,7 @@ public enum DeletePlanner {
                 && paths.firstIndex(of: path) == i
         }.map(\.element)
         for path in roots {
-            guard let entry = try? Directory.stat(Array(path.utf8)) else {
+            guard let entry = try? Directory.stat(PathText.bytes(path)) else {
                 preview.problems.append(
                     ActionProblem(
                         path: path,
@@ -211,14 +211,14 @@ public enum Copies {
             switch entry.type {
             case .regular: result.append((path, Int64(entry.size)))
             case .directory:
-                for child in (try? Directory.list(Array(path.utf8))) ?? [] {
-                    walk(path + "/" + String(decoding: child.name, as: UTF8.self), child)
+                for child in (try? Directory.list(PathText.bytes(path))) ?? [] {
+                    walk(path + "/" + PathText.string(child.name), child)
                 }
             default: break
             }
         }
         for root in roots {
-            if let entry = try? Directory.stat(Array(root.utf8)) { walk(root, entry) }
+            if let entry = try? Directory.stat(PathText.bytes(root)) { walk(root, entry) }
         }
         return result
     }
@@ -266,7 +266,7 @@ public struct DeleteJob: JobKind {
                     deletedAt: Library.nowMilliseconds(),
                     state: "pending"
                 )
-                if let entry = try? Directory.stat(Array(op.source.utf8)), entry.type == .symlink {
+                if let entry = try? Directory.stat(PathText.bytes(op.source)), entry.type == .symlink {
                     item.kind = "symlink"
                 }
                 try library.insertTrashItem(item)

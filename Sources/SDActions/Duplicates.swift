@@ -33,7 +33,7 @@ public enum DuplicateVerifier {
         let members = groups.flatMap(\.members)
         var present: [DuplicateGroup.Member] = []
         for member in members {
-            guard let now = try? Directory.stat(Array(member.path.utf8)), now.type == .regular else {
+            guard let now = try? Directory.stat(PathText.bytes(member.path)), now.type == .regular else {
                 result.skipped.append(ActionProblem(path: member.path, reason: "cannot be read now"))
                 continue
             }

@@ -33,9 +33,9 @@ public enum LinkCheck {
         func removed(_ path: String) -> String? { roots.first { Paths.isInside(path, $0) } }
         // Symbolic links: their targets, as the kernel would resolve them lexically from the link's folder.
         for (pathBytes, targetBytes) in (try? library.indexedSymlinks()) ?? [] {
-            let path = String(decoding: pathBytes, as: UTF8.self)
+            let path = PathText.string(pathBytes)
             guard removed(path) == nil, !targetBytes.isEmpty else { continue }
-            let target = String(decoding: targetBytes, as: UTF8.self)
+            let target = PathText.string(targetBytes)
             let absolute = Paths.normalized(target.hasPrefix("/") ? target : FileSystem.parent(of: path) + "/" + target)
             // (A link that dangles already is not the removal's doing.)
             if removed(absolute) != nil && FileSystem.exists(absolute) {
@@ -50,19 +50,19 @@ public enum LinkCheck {
                 let key = "\(entry.device):\(entry.inode)"
                 inside[key, default: (path, entry.device, entry.inode, entry.linkCount, 0)].seen += 1
             case .directory where depth < 4_096:
-                for child in (try? Directory.list(Array(path.utf8))) ?? [] {
-                    walk(path + "/" + String(decoding: child.name, as: UTF8.self), child, depth: depth + 1)
+                for child in (try? Directory.list(PathText.bytes(path))) ?? [] {
+                    walk(path + "/" + PathText.string(child.name), child, depth: depth + 1)
                 }
             default: break
             }
         }
         for root in roots {
-            if let entry = try? Directory.stat(Array(root.utf8)) { walk(root, entry, depth: 0) }
+            if let entry = try? Directory.stat(PathText.bytes(root)) { walk(root, entry, depth: 0) }
         }
         for file in inside.values.sorted(by: { $0.path < $1.path }) where file.links > UInt64(file.seen) {
             let others = Int(file.links) - file.seen
             let named = ((try? library.indexedNames(device: file.device, inode: file.inode)) ?? [])
-                .map { String(decoding: $0, as: UTF8.self) }.filter { removed($0) == nil }.sorted()
+                .map { PathText.string($0) }.filter { removed($0) == nil }.sorted()
             if named.isEmpty {
                 add(LinkNote(kind: .hardlink, path: "", target: file.path, others: others))
             }

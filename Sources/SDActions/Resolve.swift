@@ -124,7 +124,7 @@ public enum ContentResolver {
                 }
             } else if !copy.online {
                 candidate.why = "its location is offline"
-            } else if let now = try? Directory.stat(Array(copy.path.utf8)), now.type == .regular {
+            } else if let now = try? Directory.stat(PathText.bytes(copy.path)), now.type == .regular {
                 if Int64(now.size) == copy.size {
                     candidate.reachable = true
                 } else {

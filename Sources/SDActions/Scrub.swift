@@ -81,8 +81,8 @@ public struct ScrubJob: JobKind {
                 )
                 for file in files {
                     guard let folder = folders[file.parentID] else { continue }
-                    let path = String(decoding: folder + [0x2F] + file.name, as: UTF8.self)
-                    guard let now = try? Directory.stat(Array(path.utf8)), now.type == .regular else {
+                    let path = PathText.string(folder + [0x2F] + file.name)
+                    guard let now = try? Directory.stat(PathText.bytes(path)), now.type == .regular else {
                         state.unreadable.append(ActionProblem(path: path, reason: "is gone or not a file now"))
                         continue
                     }

@@ -138,7 +138,7 @@ public enum TransferPlanner {
             preview.freeBytes = Mounts.volume(containing: existing, in: Mounts.list()).map { Int64($0.freeBytes) }
         }
         // Only sources inside the library's locations have content ids to compare.
-        let roots = ((try? library?.fetchLocations()) ?? []).map { String(decoding: $0.path, as: UTF8.self) }
+        let roots = ((try? library?.fetchLocations()) ?? []).map { PathText.string($0.path) }
         let indexed = request.sources.map(Paths.normalized).contains { source in
             roots.contains { Paths.isInside(source, $0) }
         }
@@ -181,7 +181,8 @@ public enum TransferPlanner {
             newFolder: Bool = false
         ) {
             guard
-                let entry = listed.flatMap({ $0.error == nil ? $0 : nil }) ?? (try? Directory.stat(Array(source.utf8)))
+                let entry = listed.flatMap({ $0.error == nil ? $0 : nil })
+                    ?? (try? Directory.stat(PathText.bytes(source)))
             else {
                 preview.problems.append(ActionProblem(path: source, reason: "cannot be read"))
                 return
@@ -241,12 +242,12 @@ public enum TransferPlanner {
                 preview.folders += 1
                 op.removeSource = false
                 if !merge { preview.operations.append(op) }
-                guard let children = try? Directory.list(Array(source.utf8)) else {
+                guard let children = try? Directory.list(PathText.bytes(source)) else {
                     preview.problems.append(ActionProblem(path: source, reason: "cannot list this folder"))
                     return
                 }
                 for child in children.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
-                    let name = String(decoding: child.name, as: UTF8.self)
+                    let name = PathText.string(child.name)
                     plan(source + "/" + name, op.target + "/" + name, &preview, listed: child, newFolder: !merge)
                 }
                 if move {
@@ -265,8 +266,8 @@ public enum TransferPlanner {
             case .symlink: return (0, 0, 1, 0)
             case .directory:
                 var total = (files: 0, folders: 1, symlinks: 0, bytes: Int64(0))
-                for child in (try? Directory.list(Array(path.utf8))) ?? [] {
-                    let c = count(path + "/" + String(decoding: child.name, as: UTF8.self), child)
+                for child in (try? Directory.list(PathText.bytes(path))) ?? [] {
+                    let c = count(path + "/" + PathText.string(child.name), child)
                     total.files += c.files
                     total.folders += c.folders
                     total.symlinks += c.symlinks

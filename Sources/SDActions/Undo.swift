@@ -121,7 +121,7 @@ public enum RenamePlanner {
             preview.problems.append(ActionProblem(path: newName, reason: problem))
             return preview
         }
-        guard let entry = try? Directory.stat(Array(source.utf8)) else {
+        guard let entry = try? Directory.stat(PathText.bytes(source)) else {
             preview.problems.append(ActionProblem(path: source, reason: "no such file or folder"))
             return preview
         }

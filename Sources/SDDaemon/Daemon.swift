@@ -377,7 +377,7 @@ struct Routes {
         router.get("/v1/ls") { request, _ in
             let path = try Query.path(request)
             guard path.hasPrefix("sd://") else {
-                return try JSON.response(try Operations.list(library, path: Array(path.utf8)))
+                return try JSON.response(try Operations.list(library, path: PathText.bytes(path)))
             }
             let parsed: SDPath
             do { parsed = try SDPath(parsing: path) } catch { throw BadRequest("\(error)") }
@@ -583,7 +583,7 @@ enum Body {
     static func pathProblem(_ path: String) -> String? {
         guard let byte = path.utf8.first(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
         return
-            "a path with a control byte (0x\(String(byte, radix: 16))) is not allowed: '\(PlainPath.shown(Array(path.utf8)))'"
+            "a path with a control byte (0x\(String(byte, radix: 16))) is not allowed: '\(PlainPath.shown(PathText.bytes(path)))'"
     }
 
     /// A NUL anywhere in the body, or a control byte in a path field, refuses the request.

@@ -1,6 +1,7 @@
 import Foundation
 import SDCore
 import SDStore
+import SDSystem
 import Synchronization
 
 /// How well a candidate matched, strongest first.
@@ -312,8 +313,8 @@ public final class SearchEngine: Sendable {
                 let path = path ?? c.row.name
                 return SearchHit(
                     id: c.row.id,
-                    name: String(decoding: c.row.name, as: UTF8.self),
-                    path: String(decoding: path, as: UTF8.self),
+                    name: PathText.string(c.row.name),
+                    path: PathText.string(path),
                     kind: c.row.type == 1 ? "folder" : (c.row.category ?? "unknown"),
                     size: c.row.size,
                     modified: c.row.mtimeNanoseconds.map { Date(timeIntervalSince1970: Double($0) / 1e9) },
@@ -409,9 +410,9 @@ public final class SearchEngine: Sendable {
                 expanded = FileManager.default.homeDirectoryForCurrentUser.path + expanded.dropFirst()
             }
             let absolute =
-                expanded.hasPrefix("/") ? expanded : FileManager.default.currentDirectoryPath + "/" + expanded
+                expanded.hasPrefix("/") ? expanded : FileSystem.currentDirectory() + "/" + expanded
             let standardized = URL(fileURLWithPath: absolute).standardizedFileURL.path
-            guard let (location, id) = try library.resolveEntry(path: Array(standardized.utf8)) else {
+            guard let (location, id) = try library.resolveEntry(path: PathText.bytes(standardized)) else {
                 throw SearchQueryError("in:\(path) is not a folder in the index")
             }
             if id == location.rootEntryID {

@@ -31,7 +31,7 @@ public enum PeerCopyPlanner {
         let who = "device \(device)"
         var taken = Set<String>()
         for path in paths {
-            let found = try? library.resolveEntry(path: Array(path.utf8), device: device)
+            let found = try? library.resolveEntry(path: PathText.bytes(path), device: device)
             guard let (_, id) = found ?? nil, let entry = try? library.fetchEntry(id: id) else {
                 preview.problems.append(
                     ActionProblem(
@@ -79,7 +79,7 @@ public enum PeerCopyPlanner {
         _ taken: inout Set<String>,
         _ preview: inout ActionPreview
     ) {
-        let source = SDPath.physical(device: device, path: Array(path.utf8)).description
+        let source = SDPath.physical(device: device, path: PathText.bytes(path)).description
         switch entry.type {
         case .directory:
             var op = FileOperation(kind: .folder, source: source, target: target)
@@ -108,7 +108,7 @@ public enum PeerCopyPlanner {
                     )
                     continue
                 }
-                let name = String(decoding: child.name, as: UTF8.self)
+                let name = PathText.string(child.name)
                 plan(device, path + "/" + name, child, target + "/" + name, policy, library, &taken, &preview)
             }
         case .regular:
@@ -207,7 +207,7 @@ public struct PeerCopyJob: JobKind {
                 guard case .physical(let device, let bytes) = try SDPath(parsing: op.source) else {
                     throw ActionError("\(op.source) is not a file of another device")
                 }
-                let path = String(decoding: bytes, as: UTF8.self)
+                let path = PathText.string(bytes)
                 let part =
                     FileSystem.parent(of: op.target)
                     + "/\(String(decoding: FolderListing.partPrefix, as: UTF8.self))\(tag)-\(state.next)"

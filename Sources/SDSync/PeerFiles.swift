@@ -17,7 +17,7 @@ struct PeerPath {
     /// sd's own folders (config with the device key and paired devices, the data folder with the libraries, the
     /// runtime folder, this library), where they really are: never served nor written, even inside a location.
     static func protectedFolders(_ library: Library) -> [[[UInt8]]] {
-        OwnFolders.list(library).compactMap { try? PlainPath.components(Array($0.utf8), controlBytes: true) }
+        OwnFolders.list(library).compactMap { try? PlainPath.components(PathText.bytes($0), controlBytes: true) }
     }
 
     /// #### Errors
@@ -27,7 +27,7 @@ struct PeerPath {
         throws(PeerFileError)
     {
         let components: [[UInt8]]
-        do throws(PlainPathError) { components = try PlainPath.components(Array(path.utf8)) } catch {
+        do throws(PlainPathError) { components = try PlainPath.components(PathText.bytes(path)) } catch {
             throw PeerFileError(error.description)
         }
         var best: (Location, Int)?
@@ -40,7 +40,7 @@ struct PeerPath {
         }
         guard let (location, depth) = best else {
             throw PeerFileError(
-                "\(PlainPath.shown(Array(path.utf8))) is not inside a location of \(library.device.name)"
+                "\(PlainPath.shown(PathText.bytes(path))) is not inside a location of \(library.device.name)"
             )
         }
         self.location = location
@@ -48,13 +48,13 @@ struct PeerPath {
         // Where it really is (the root as it resolves, then the names, no link below it): not sd's own.
         let realRoot = URL(fileURLWithPath: String(decoding: location.path, as: UTF8.self)).resolvingSymlinksInPath()
             .path
-        if let root = try? PlainPath.components(Array(realRoot.utf8), controlBytes: true) {
+        if let root = try? PlainPath.components(PathText.bytes(realRoot), controlBytes: true) {
             let real = root + names
             if protected.contains(where: { PlainPath.isWithin(real, $0) })
                 || names.contains(where: FolderListing.isLibraryFolder)
             {
                 throw PeerFileError(
-                    "\(PlainPath.shown(Array(path.utf8))) is in sd's own folders on \(library.device.name)"
+                    "\(PlainPath.shown(PathText.bytes(path))) is in sd's own folders on \(library.device.name)"
                 )
             }
         }
@@ -296,7 +296,7 @@ public final class PeerFileReceiver: Sendable {
                 )
             }
             try library.notePeerIncoming(
-                folder: Array(folder.path.utf8),
+                folder: PathText.bytes(folder.path),
                 part: String(decoding: part, as: UTF8.self),
                 device: sender?.description,
                 size: size
@@ -378,7 +378,7 @@ public final class PeerFileReceiver: Sendable {
             let (_, folder, _) = try place(path)
             let partName = String(decoding: part, as: UTF8.self)
             let noted = try library.peerIncoming().contains {
-                $0.folder == Array(folder.path.utf8) && $0.part == partName && sender != nil
+                $0.folder == PathText.bytes(folder.path) && $0.part == partName && sender != nil
                     && $0.device == sender?.description
             }
             guard (try? reception(tag, path)) != nil || noted else {
@@ -394,7 +394,10 @@ public final class PeerFileReceiver: Sendable {
 
     private func forget(_ folder: FolderHandle, _ part: [UInt8], _ tag: String) {
         announced.withLock { $0[tag] = nil }
-        try? library.forgetPeerIncoming(folder: Array(folder.path.utf8), part: String(decoding: part, as: UTF8.self))
+        try? library.forgetPeerIncoming(
+            folder: PathText.bytes(folder.path),
+            part: String(decoding: part, as: UTF8.self)
+        )
     }
 
     /// Removes the temporaries of files other devices began sending and left: untouched (no byte written) for

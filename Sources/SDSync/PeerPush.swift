@@ -20,12 +20,14 @@ public enum PeerPushPlanner {
         library: Library
     ) -> ActionPreview {
         let destination = Paths.normalized(rawDestination)
-        func sdPath(_ path: String) -> String { SDPath.physical(device: device, path: Array(path.utf8)).description }
+        func sdPath(_ path: String) -> String {
+            SDPath.physical(device: device, path: PathText.bytes(path)).description
+        }
         var preview = ActionPreview(action: "peer-push", destination: sdPath(destination))
         preview.verifyFull = verifyFull
         let who = "device \(device)"
         let locations = ((try? library.fetchLocations(of: device)) ?? []).filter {
-            destination == $0.pathString || Library.isInside(Array(destination.utf8), $0.path)
+            destination == $0.pathString || Library.isInside(PathText.bytes(destination), $0.path)
         }
         guard let location = locations.max(by: { $0.path.count < $1.path.count }) else {
             preview.problems.append(
@@ -91,7 +93,7 @@ public enum PeerPushPlanner {
         let device: DeviceID
 
         func entry(_ path: String) -> EntryInfo? {
-            guard let found = try? library.resolveEntry(path: Array(path.utf8), device: device) else { return nil }
+            guard let found = try? library.resolveEntry(path: PathText.bytes(path), device: device) else { return nil }
             return try? library.fetchEntry(id: found.1)
         }
         func exists(_ path: String) -> Bool { entry(path) != nil }
@@ -117,7 +119,8 @@ public enum PeerPushPlanner {
             newFolder: Bool
         ) {
             guard
-                let entry = listed.flatMap({ $0.error == nil ? $0 : nil }) ?? (try? Directory.stat(Array(source.utf8)))
+                let entry = listed.flatMap({ $0.error == nil ? $0 : nil })
+                    ?? (try? Directory.stat(PathText.bytes(source)))
             else {
                 preview.problems.append(ActionProblem(path: source, reason: "cannot be read"))
                 return
@@ -135,12 +138,12 @@ public enum PeerPushPlanner {
                 preview.folders += 1
                 if !merge { preview.operations.append(op) }
                 taken.insert(target)
-                guard let children = try? Directory.list(Array(source.utf8)) else {
+                guard let children = try? Directory.list(PathText.bytes(source)) else {
                     preview.problems.append(ActionProblem(path: source, reason: "cannot list this folder"))
                     return
                 }
                 for child in children.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
-                    let name = String(decoding: child.name, as: UTF8.self)
+                    let name = PathText.string(child.name)
                     plan(source + "/" + name, target + "/" + name, &preview, listed: child, newFolder: !merge)
                 }
             case .regular:
@@ -202,7 +205,7 @@ public struct PeerPushJob: JobKind {
             guard case .physical(let device, let bytes) = try SDPath(parsing: op.target) else {
                 throw ActionError("\(op.target) is not a path on another device")
             }
-            let path = String(decoding: bytes, as: UTF8.self)
+            let path = PathText.string(bytes)
             try await sessions.run(device, attempts: Self.attempts) { session, retry in
                 if op.kind == .folder {
                     try await session.makeFolder(path)
@@ -236,7 +239,7 @@ public struct PeerPushJob: JobKind {
         resumeAt: Int64?,
         saved: (Int64) throws -> Void
     ) async throws {
-        let stat = try Directory.stat(Array(op.source.utf8))
+        let stat = try Directory.stat(PathText.bytes(op.source))
         guard Int64(stat.size) == op.size else {
             throw ActionError(
                 "\(op.source) changed since the preview (\(op.size) bytes then, \(stat.size) now); nothing was replaced"

@@ -87,7 +87,8 @@ public final class ChildProcess: Sendable {
         // Nothing but 0, 1 and 2 reaches the child (descriptors others opened without close-on-exec included).
         _ = csd_spawn_close_from(&actions, &attributes, 3)
         if newSession { _ = csd_spawn_new_session(&attributes) }
-        let argv = ([path] + arguments).map { strdup($0) }
+        // Each argument's own bytes (`PathText`): a file name that is not UTF-8 reaches the program exactly.
+        let argv = ([path] + arguments).map { PathText.withCPath($0) { strdup($0) } }
         defer { argv.forEach { free($0) } }
         let env = (environment ?? currentEnvironment()).map { strdup("\($0.key)=\($0.value)") }
         defer { env.forEach { free($0) } }

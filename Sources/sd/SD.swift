@@ -45,10 +45,12 @@ struct SD: ParsableCommand {
 
     static func main() {
         do {
-            let arguments = BulkOperands.take(from: Array(CommandLine.arguments.dropFirst()))
+            let arguments = BulkOperands.take(from: Array(RawArguments.all().dropFirst()))
             var command = try parseAsRoot(arguments)
             try command.run()
+            noteEscapes()
         } catch {
+            noteEscapes()
             exit(withError: error)
         }
     }
@@ -113,20 +115,20 @@ enum Output {
     static let wantsJSON = CommandLine.arguments.dropFirst().contains("--json")
 
     static func error(_ message: String) {
-        FileHandle.standardError.write(Data("sd: error: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("sd: error: \(shown(message))\n".utf8))
     }
 
     /// Reports the error that ends the command (stderr, plus a JSON object on stdout under --json).
     static func fatal(_ message: String, status: Int32) -> Never {
         error(message)
-        if wantsJSON, let data = try? JSONEncoder().encode(["error": message, "exitStatus": "\(status)"]) {
+        if wantsJSON, let data = try? JSONEncoder().encode(["error": shown(message), "exitStatus": "\(status)"]) {
             FileHandle.standardOutput.write(data + Data([0x0A]))
         }
         Foundation.exit(status)
     }
 
     static func warning(_ message: String) {
-        FileHandle.standardError.write(Data("sd: warning: \(message)\n".utf8))
+        FileHandle.standardError.write(Data("sd: warning: \(shown(message))\n".utf8))
     }
 
     /// Prints a value as pretty, key-sorted JSON on standard output.
@@ -134,7 +136,7 @@ enum Output {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
-        var data = try encoder.encode(value)
+        var data = withBytesBeside(try encoder.encode(value))
         data.append(0x0A)
         FileHandle.standardOutput.write(data)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 
 /// sd's universal file address.
 ///
@@ -16,7 +17,7 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
 
     /// A physical path from a `String` path.
     public static func physical(device: DeviceID, path: String) -> SDPath {
-        .physical(device: device, path: Array(path.utf8))
+        .physical(device: device, path: PathText.bytes(path))
     }
 
     /// The path as text, when it is valid UTF-8 (physical paths only).
@@ -67,27 +68,8 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// The length of a valid UTF-8 sequence starting at `i` (2...4), or 0 if the bytes there are not one.
     static func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
-        let b = bytes[i]
-        let length: Int
-        let min: UInt32
-        switch b {
-        case 0xC2...0xDF: (length, min) = (2, 0x80)
-        case 0xE0...0xEF: (length, min) = (3, 0x800)
-        case 0xF0...0xF4: (length, min) = (4, 0x10000)
-        default: return 0
-        }
-        guard i + length <= bytes.count else { return 0 }
-        var scalar = UInt32(b) & (length == 2 ? 0x1F : length == 3 ? 0x0F : 0x07)
-        for j in 1..<length {
-            let c = bytes[i + j]
-            guard c & 0xC0 == 0x80 else { return 0 }
-            scalar = scalar << 6 | UInt32(c & 0x3F)
-        }
-        // Overlong forms, surrogates and values past U+10FFFF are not valid UTF-8.
-        if scalar < min || (0xD800...0xDFFF).contains(scalar) || scalar > 0x10FFFF { return 0 }
-        return length
+        PathText.utf8SequenceLength(bytes, at: i)
     }
 
     // MARK: - Parsing

@@ -87,7 +87,7 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             .compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             .first { !$0.isEmpty } ?? "unknown-machine"
-        let folder = (try? Directory.stat(Array(dir.utf8))).map { "\($0.device):\($0.inode)" } ?? "?"
+        let folder = (try? Directory.stat(PathText.bytes(dir))).map { "\($0.device):\($0.inode)" } ?? "?"
         return "\(machine) \(folder)"
     }
 

@@ -163,7 +163,7 @@ extension Library {
             ).map { row in
                 IndexStatus.LocationSummary(
                     name: row[0],
-                    path: String(decoding: [UInt8](row[1] as Data), as: UTF8.self),
+                    path: PathText.string([UInt8](row[1] as Data)),
                     state: row[2],
                     stateReason: row[3],
                     entries: row[4]

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SDCore
+import SDSystem
 
 /// Files of the index that share one content id.
 public struct DuplicateGroup: Sendable, Codable, Equatable {
@@ -72,7 +73,7 @@ extension Library {
             guard let folder = folderPaths[locationID]?[parent] else { continue }
             let member = DuplicateGroup.Member(
                 entryID: row[1],
-                path: String(decoding: folder + [0x2F] + [UInt8](row[4] as Data), as: UTF8.self),
+                path: PathText.string(folder + [0x2F] + [UInt8](row[4] as Data)),
                 location: owner.name,
                 locationID: locationID,
                 size: row[5],
@@ -308,6 +309,6 @@ extension Library {
                 arguments: [content.int64, entryID, hash]
             )
         }
-        return try ids.compactMap { try entryPath(id: $0).map { String(decoding: $0, as: UTF8.self) } }
+        return try ids.compactMap { try entryPath(id: $0).map { PathText.string($0) } }
     }
 }

@@ -19,7 +19,7 @@ public struct Location: Sendable, Codable, Equatable {
     public var scanEpoch: Int64
     public var lastIndexedAt: Int64?
 
-    public var pathString: String { String(decoding: path, as: UTF8.self) }
+    public var pathString: String { PathText.string(path) }
 
     // JSON (the CLI's --json, the API): the path as text; a root whose name is not UTF-8 as `pathBytes`
     // (base64) instead, so that nothing is lost.
@@ -34,7 +34,7 @@ public struct Location: Sendable, Codable, Equatable {
         uuid = try c.decode(String.self, forKey: .uuid)
         name = try c.decode(String.self, forKey: .name)
         if let text = try c.decodeIfPresent(String.self, forKey: .path) {
-            path = Array(text.utf8)
+            path = PathText.bytes(text)
         } else {
             let data = try c.decode(Data.self, forKey: .pathBytes)
             path = Array(data)
@@ -173,7 +173,7 @@ extension Library {
     public func addLocation(path: [UInt8], name: String?, volume: MountedVolume?, indexContent: Bool = true) throws
         -> Location
     {
-        let text = String(decoding: path, as: UTF8.self)
+        let text = PathText.string(path)
         guard (try? Directory.stat(path))?.type == .directory else {
             throw IndexError(.badLocation, "'\(text)' is not a folder; give the path of a folder to index")
         }
@@ -192,7 +192,7 @@ extension Library {
                 if Self.isInside(path, other) || Self.isInside(other, path) {
                     throw IndexError(
                         .badLocation,
-                        "'\(text)' overlaps location '\(otherName)' (\(String(decoding: other, as: UTF8.self))); locations must not nest"
+                        "'\(text)' overlaps location '\(otherName)' (\(PathText.string(other))); locations must not nest"
                     )
                 }
             }
@@ -357,7 +357,7 @@ extension Library {
                 arguments: [id]
             )
             removal.examples = try ids.compactMap { try Self.entryPath(id: $0, db) }.map {
-                String(decoding: $0, as: UTF8.self)
+                PathText.string($0)
             }
             return removal
         }

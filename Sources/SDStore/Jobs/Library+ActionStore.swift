@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import SDCore
+import SDSystem
 
 /// Something `sd rm` moved into a trash folder.
 public struct TrashItem: Sendable, Codable, Equatable {
@@ -224,7 +225,7 @@ extension Library {
             }
             var result: [String: (Int64, ContentID?)] = [:]
             for path in paths {
-                let bytes = Array(path.utf8)
+                let bytes = PathText.bytes(path)
                 guard let slash = bytes.lastIndex(of: 0x2F), let parent = try resolve(bytes[..<slash]),
                     let id = try Int64.fetchOne(child, arguments: [parent, Data(bytes[(slash + 1)...])])
                 else { continue }
@@ -283,7 +284,7 @@ extension Library {
         }
         return try rows.compactMap { id, device, state, size in
             guard let path = try entryPath(id: id) else { return nil }
-            return (String(decoding: path, as: UTF8.self), device, state == "online", size)
+            return (PathText.string(path), device, state == "online", size)
         }
     }
 

@@ -44,7 +44,7 @@ extension Library {
 
     /// Where the database file is: its device and inode.
     static func home(of databasePath: String) throws -> String {
-        let status = try Directory.stat(Array(databasePath.utf8))
+        let status = try Directory.stat(PathText.bytes(databasePath))
         return "\(status.device):\(status.inode)"
     }
 

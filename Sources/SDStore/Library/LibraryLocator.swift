@@ -30,8 +30,8 @@ public struct LibraryLocator: Sendable {
 
     /// `path` made absolute against the current folder, with `.` and `..` resolved.
     public static func absolute(_ path: String) -> String {
-        let absolute = path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
-        return (absolute as NSString).standardizingPath
+        let absolute = path.hasPrefix("/") ? path : FileSystem.currentDirectory() + "/" + path
+        return PathText.canonical((absolute as NSString).standardizingPath)
     }
 
     /// Whether `nameOrPath` is a bare name (so the library may be created on first use).

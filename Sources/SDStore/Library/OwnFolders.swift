@@ -1,4 +1,5 @@
 import Foundation
+import SDSystem
 
 /// sd's own folders on this device: the config folder (this device's key, its paired devices), the data folder
 /// and every library folder (`NAME.sdlibrary`, wherever it is), the daemon's runtime folder. Nothing in them is
@@ -24,7 +25,7 @@ public enum OwnFolders {
         var prefix = ""
         for part in real.split(separator: "/", omittingEmptySubsequences: true) {
             prefix += "/" + part
-            if FolderListing.isLibraryFolder(Array(part.utf8)) { return prefix }
+            if FolderListing.isLibraryFolder(PathText.bytes(String(part))) { return prefix }
         }
         return nil
     }

@@ -280,7 +280,7 @@ extension Library {
         var found: [(path: String, entry: Int64)] = []
         var missing: [String] = []
         for path in paths {
-            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+            if let (_, id) = try resolveEntry(path: PathText.bytes(path)) {
                 found.append((path, id))
             } else {
                 missing.append(path)
@@ -385,7 +385,7 @@ extension Library {
 
     /// The live tags on an indexed file or folder (its own and its content's).
     public func tags(ofEntryAt path: String) throws -> [String]? {
-        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
+        guard let (_, id) = try resolveEntry(path: PathText.bytes(path)) else { return nil }
         return try database.read { db in
             try String.fetchAll(
                 db,
@@ -463,7 +463,7 @@ extension Library {
     /// These belong to the entry (the file at its place, followed across renames and moves by its uuid), not to
     /// its content as tags do: a note or a rating is about one file, and its copies may deserve others.
     public func metadata(ofEntryAt path: String) throws -> UserMetadata? {
-        guard let (_, id) = try resolveEntry(path: Array(path.utf8)) else { return nil }
+        guard let (_, id) = try resolveEntry(path: PathText.bytes(path)) else { return nil }
         return try database.read { db in
             let row = try Row.fetchOne(
                 db,
@@ -491,7 +491,7 @@ extension Library {
         var targets: [Int64] = []
         var missing: [String] = []
         for path in paths {
-            if let (_, id) = try resolveEntry(path: Array(path.utf8)) {
+            if let (_, id) = try resolveEntry(path: PathText.bytes(path)) {
                 targets.append(id)
             } else {
                 missing.append(path)

@@ -33,12 +33,12 @@ struct LsCommand: ParsableCommand {
             device = owner
             target = bytes
         } else {
-            target = Array(LibraryLocator.absolute(path ?? ".").utf8)
+            target = PathText.bytes(LibraryLocator.absolute(path ?? "."))
         }
         let items: [ListItem]
         if let daemon = DaemonLink.client(for: libraryOptions) {
             let asked = device.map { SDPath.physical(device: $0, path: target).description }
-            let query = APIClient.query(asked ?? String(decoding: target, as: UTF8.self))
+            let query = APIClient.query(asked ?? PathText.string(target))
             items = try DaemonLink.call { try daemon.get("/v1/ls?path=\(query)", [ListItem].self) }
         } else {
             let library = try libraryOptions.open()
@@ -49,7 +49,8 @@ struct LsCommand: ParsableCommand {
         }
         if global.json { return try Output.json(items) }
         for item in items {
-            let display = item.display + (item.type == "directory" ? "/" : "")
+            // The name itself: `print` shows it escaped where it must be.
+            let display = item.name + (item.type == "directory" ? "/" : "")
             if long {
                 print(
                     "\(pad(item.category ?? item.type, 12)) \(pad(ByteFormat.string(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(item.error.map { "  [\($0)]" } ?? "")"

@@ -89,7 +89,8 @@ struct CopyCommand: ParsableCommand {
         let expanded =
             path == "~" || path.hasPrefix("~/")
             ? FileManager.default.homeDirectoryForCurrentUser.path + path.dropFirst() : path
-        return expanded.hasPrefix("/") ? expanded : FileManager.default.currentDirectoryPath + "/" + expanded
+        // Canonical (`PathText`): a control character typed in a name travels as the byte it is.
+        return PathText.canonical(expanded.hasPrefix("/") ? expanded : FileSystem.currentDirectory() + "/" + expanded)
     }
 
     static func size(_ bytes: Int64) -> String { Operations.size(bytes) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SDCore
 import SDStore
+import SDSystem
 
 struct PathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -46,7 +47,7 @@ struct PathCommand: ParsableCommand {
                 parts = Parts(
                     kind: "physical",
                     device: device.description,
-                    path: String(decoding: bytes, as: UTF8.self),
+                    path: PathText.string(bytes),
                     pathBytesHex: Hex.encode(bytes),
                     canonical: parsed.description
                 )
