@@ -436,11 +436,11 @@ extension Operations {
     public static func summary(_ p: ActionPreview) -> String {
         var parts: [String] = []
         if ["tag", "untag"].contains(p.action) {
-            if p.files > 0 { parts.append("\(p.files) files") }
+            if p.files > 0 { parts.append("\(Format.count(p.files, "file"))") }
         } else if p.files > 0 || p.bytes > 0 {
-            parts.append("\(p.files) files, \(size(p.bytes))")
+            parts.append("\(Format.count(p.files, "file")), \(size(p.bytes))")
         }
-        if p.folders > 0 { parts.append("\(p.folders) folders") }
+        if p.folders > 0 { parts.append("\(Format.count(p.folders, "folder"))") }
         if p.symlinks > 0 { parts.append("\(p.symlinks) links") }
         if p.skipped > 0 {
             parts.append("\(p.skipped) \(["tag", "untag"].contains(p.action) ? "already so" : "skipped")")
@@ -448,9 +448,7 @@ extension Operations {
         return parts.isEmpty ? "nothing" : parts.joined(separator: ", ")
     }
 
-    public static func size(_ bytes: Int64) -> String {
-        ByteCountFormatter.string(fromByteCount: bytes, countStyle: .file)
-    }
+    public static func size(_ bytes: Int64) -> String { Format.size(bytes) }
 
     public static func jsonText(_ value: some Encodable) -> String? {
         (try? JSONEncoder().encode(value)).map { String(decoding: $0, as: UTF8.self) }

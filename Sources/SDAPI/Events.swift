@@ -17,7 +17,7 @@ public enum Events {
             if r.removals.removed > 0 { parts.append("\(r.removals.removed) removed") }
             if r.removals.moved > 0 { parts.append("\(r.removals.moved) moved") }
             if r.hashed > 0 { parts.append("\(r.hashed) identified") }
-            if c.unreadableFolders > 0 { parts.append("\(c.unreadableFolders) folders unreadable") }
+            if c.unreadableFolders > 0 { parts.append("\(Format.count(c.unreadableFolders, "folder")) unreadable") }
             return parts.isEmpty ? "no changes" : parts.joined(separator: ", ")
         }
         func fields(_ r: LiveReport) -> [String: Any] {
@@ -30,14 +30,14 @@ public enum Events {
         switch event {
         case .watching(let location, let folders, let recovery):
             line =
-                "\(location): watching \(folders) folders; recovery read \(recovery.foldersRead) of \(recovery.foldersTotal) folders: \(changes(recovery)) (\(String(format: "%.2f", recovery.seconds)) s)"
+                "\(location): watching \(Format.count(folders, "folder")); recovery read \(recovery.foldersRead) of \(Format.count(recovery.foldersTotal, "folder")): \(changes(recovery)) (\(String(format: "%.2f", recovery.seconds)) s)"
             object = ["event": "watching", "location": location, "folders": folders, "recovery": fields(recovery)]
             object["foldersTotal"] = recovery.foldersTotal
         case .applied(let location, let report):
             line = "\(location): \(changes(report)) (\(Int(report.seconds * 1000)) ms)"
             object = ["event": "applied", "location": location, "changes": fields(report)]
         case .sweepDone(let location, let folders, let report):
-            line = "\(location): sweep of \(folders) folders done: \(changes(report))"
+            line = "\(location): sweep of \(Format.count(folders, "folder")) done: \(changes(report))"
             object = ["event": "sweepDone", "location": location, "folders": folders, "changes": fields(report)]
         case .offline(let location, let reason):
             line = "\(location): offline: \(reason)"

@@ -185,6 +185,9 @@ public struct ActionPreview: Codable, Sendable {
     public var links: [LinkNote]?
     /// Removals: links left behind beyond those listed in `links`.
     public var linksNotListed: Int?
+    /// An undo: what it leaves as it is, and why (already put back, gone, changed since, its place taken); the
+    /// rest is reversed.
+    public var leftAsItIs: [ActionProblem]?
 
     public init(action: String, destination: String?) {
         self.action = action

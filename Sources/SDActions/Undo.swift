@@ -63,18 +63,37 @@ public enum UndoPlanner {
     public static func preview(_ record: UndoRecord, jobID: String, library: Library) -> ActionPreview {
         if record.action == "dedup-link" { return DedupPlanner.undoPreview(record, jobID: jobID) }
         var preview = ActionPreview(action: record.action == "trash" ? "restore" : "move", destination: nil)
-        let present = record.items.filter { FileSystem.exists($0.from) }
-        for item in record.items where !FileSystem.exists(item.from) {
-            preview.problems.append(ActionProblem(path: item.from, reason: "is no longer there; cannot be put back"))
-        }
-        let now = (try? Manifest.of(present.map(\.from))) ?? present.map { _ in [:] }
-        for (item, manifest) in zip(present, now) {
+        // Each item is reversed if it still can be; the others are left as they are, and said (an item restored
+        // from the trash by itself is already back). Only when nothing at all can be reversed is the undo refused.
+        var present: [UndoRecord.Item] = []
+        var left: [ActionProblem] = []
+        let candidates = record.items.filter { FileSystem.exists($0.from) }
+        let now = (try? Manifest.of(candidates.map(\.from))) ?? candidates.map { _ in [:] }
+        let manifests = Dictionary(zip(candidates.map(\.from), now), uniquingKeysWith: { a, _ in a })
+        for item in record.items {
+            guard let manifest = manifests[item.from] else {
+                let back =
+                    FileSystem.exists(item.to) && (try? Manifest.of([item.to]).first).flatMap { $0 } == item.manifest
+                left.append(
+                    ActionProblem(
+                        path: back ? item.to : item.from,
+                        reason: back ? "is already back where it was" : "is no longer there; cannot be put back"
+                    )
+                )
+                continue
+            }
             if let difference = Manifest.difference(item.manifest, manifest) {
-                preview.problems.append(ActionProblem(path: item.from, reason: "changed since: \(difference)"))
+                left.append(ActionProblem(path: item.from, reason: "changed since (\(difference)); left where it is"))
+            } else if FileSystem.exists(item.to) {
+                left.append(ActionProblem(path: item.to, reason: "something else is there now; left where it is"))
+            } else {
+                present.append(item)
             }
-            if FileSystem.exists(item.to) {
-                preview.problems.append(ActionProblem(path: item.to, reason: "something else is there now"))
-            }
+        }
+        if present.isEmpty {
+            preview.problems += left
+        } else if !left.isEmpty {
+            preview.leftAsItIs = left
         }
         for folder in record.createFolders.reversed() where !FileSystem.isDirectory(folder) {
             preview.operations.append(FileOperation(kind: .folder, source: folder, target: folder))
@@ -100,11 +119,16 @@ public enum UndoPlanner {
                 == FileSystem.identity(Paths.existingAncestor(FileSystem.parent(of: item.to)))?.device
             planner.plan(item.from, item.to, &preview)
         }
-        for folder in record.removeFolders {
+        for folder in record.removeFolders where FileSystem.isDirectory(folder) {
             preview.operations.append(FileOperation(kind: .removeFolder, source: folder, target: folder))
         }
         preview.destination = record.items.first.map { FileSystem.parent(of: $0.to) }
         preview.trashItems = record.trashItems
+        if let items = record.trashItems, items.count == record.items.count, present.count < record.items.count {
+            // One trash item per undo item, in order: only the reversed ones are marked restored.
+            let reversed = Set(present.map(\.from))
+            preview.trashItems = zip(record.items, items).filter { reversed.contains($0.0.from) }.map(\.1)
+        }
         if record.items.isEmpty { preview.problems.append(ActionProblem(path: "", reason: "nothing to undo")) }
         preview.undoes = jobID
         return preview

@@ -35,7 +35,7 @@ struct CLITests {
         try FileManager.default.createDirectory(atPath: dir.file("dst"), withIntermediateDirectories: true)
         let preview = try sd.run(["cp", "--preview", dir.file("src/report.txt"), dir.file("dst")])
         #expect(preview.status == 0, "\(preview.stderr)")
-        #expect(preview.stdout.contains("copy 1 files"))
+        #expect(preview.stdout.contains("copy 1 file"))
         #expect(!FileManager.default.fileExists(atPath: dir.file("dst/report.txt")))
         let unasked = try sd.run(["cp", dir.file("src/report.txt"), dir.file("dst")])
         #expect(unasked.status == 1 && unasked.stderr.contains("-y"))
@@ -123,10 +123,10 @@ struct CLITests {
         // Both copies named: one content, so one change; the second is so already. A preview changes nothing.
         let both = [dir.file("home/a/beach.jpg"), dir.file("home/b/beach copy.jpg")]
         let previewed = try sd.run(["tag", "add", "holiday", "--preview"] + both)
-        #expect(previewed.stdout == "tag holiday: 1 files, 1 already so\n  \(both[0])\n", "\(previewed.stdout)")
+        #expect(previewed.stdout == "tag holiday: 1 file, 1 already so\n  \(both[0])\n", "\(previewed.stdout)")
         #expect(try sd.run(["tag", "show", both[0]]).stdout == "no tags\n")
         let tagged = try sd.run(["tag", "add", "holiday"] + both)
-        #expect(tagged.status == 0 && tagged.stdout.contains("tag completed: 1 files, 1 already so (job "))
+        #expect(tagged.status == 0 && tagged.stdout.contains("tag completed: 1 file, 1 already so (job "))
         let found = try sd.run(["search", "tag:holiday", "--json"]).stdout
         #expect(found.contains("beach copy.jpg") && found.contains("a/beach.jpg"))
         #expect(try sd.run(["tag", "show", dir.file("home/b/beach copy.jpg")]).stdout == "holiday\n")
@@ -134,7 +134,7 @@ struct CLITests {
         #expect(missing.status == 1 && missing.stderr.contains("nothing was done: nope: no tag named 'nope'"))
         let unindexed = try sd.run(["tag", "add", "holiday", dir.file("home/c.jpg")])
         #expect(unindexed.status == 1 && unindexed.stderr.contains("home/c.jpg: not in the index"), "\(unindexed)")
-        #expect(try sd.run(["dupes"]).stdout.contains("1 groups, 2 files"))
+        #expect(try sd.run(["dupes"]).stdout.contains("1 group, 2 files"))
         let listing = try JSONSerialization.jsonObject(
             with: Data(try sd.run(["ls", dir.file("home/a"), "--json"]).stdout.utf8)
         )
@@ -148,9 +148,9 @@ struct CLITests {
         #expect(try sd.run(["meta", "show", dir.file("home/nope.jpg")]).stderr.contains("is not in the index"))
         // Both copies are on one disk: that is one copy as far as losing a disk goes. The tag is on the content.
         let redundancy = try sd.run(["redundancy"]).stdout
-        #expect(redundancy.hasPrefix("1 contents with fewer than 2 copies: 14 B at risk"), "\(redundancy)")
+        #expect(redundancy.hasPrefix("1 content with fewer than 2 copies: 14 B at risk"), "\(redundancy)")
         let lost = try sd.run(["redundancy", "--if-lost", dir.file("home")]).stdout
-        #expect(lost.hasPrefix("if \(dir.file("home")) were lost: 1 contents with no copy left"), "\(lost)")
+        #expect(lost.hasPrefix("if \(dir.file("home")) were lost: 1 content with no copy left"), "\(lost)")
         let tags = try sd.run(["tag", "list"]).stdout
         #expect(tags == "holiday  2 items\n", "\(tags)")
         #expect(

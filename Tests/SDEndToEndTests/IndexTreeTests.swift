@@ -38,7 +38,7 @@ struct IndexTreeTests {
         #expect(try asNobody(["location", "add", dir.file("tree"), "--name", "tree"]).status == 0)
         let first = try asNobody(["index"])
         #expect(first.status == 0, "\(first.stderr)")
-        #expect(first.stdout.contains("1 folders unreadable"))
+        #expect(first.stdout.contains("1 folder unreadable"))
         let ls = try asNobody(["ls", "--json", dir.file("tree")]).stdout
         #expect(ls.contains("Permission denied"))
         #expect(try asNobody(["ls", dir.file("tree/open")]).stdout == "a.txt\n")

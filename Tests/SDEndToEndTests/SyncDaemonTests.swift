@@ -111,7 +111,7 @@ import Testing
         #expect(resolved.hasPrefix("* 1. \(a.files)/sub/big.bin  (\(aID), network, "), "\(resolved)")
         #expect(resolved.contains(" ms away)"), "\(resolved)")
         let byContent = try b.run(["cp", "-y", "sd://content/\(bigID)", fetched + "/by-content.bin"])
-        #expect(byContent.stdout.contains("peer-copy completed: 1 files"), "\(byContent.stdout)")
+        #expect(byContent.stdout.contains("peer-copy completed: 1 file"), "\(byContent.stdout)")
         #expect(
             FileManager.default.contentsEqual(atPath: fetched + "/by-content.bin", andPath: a.files + "/sub/big.bin")
         )

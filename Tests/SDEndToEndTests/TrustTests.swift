@@ -373,4 +373,76 @@ import Testing
         )
         #expect((got as? [String: Any])?["value"] as? String == "2", "\(got)")
     }
+
+    /// An undo after part of it was done by hand (one file restored from the trash by itself) reverses the rest
+    /// and says what it left; only when nothing can be reversed is it refused.
+    @Test(arguments: Way.allCases) func undoAfterAPartialRestoreReversesTheRest(_ way: Way) throws {
+        let dir = try TemporaryDirectory(prefix: "sd-trust-undo")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        let home = dir.file("home")
+        let contents = ["a.txt": "alpha", "b.txt": "bravo", "c.txt": "charlie"]
+        for (name, text) in contents { try dir.write("home/" + name, Array(text.utf8)) }
+        #expect(try sd.run(["location", "add", home]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        let session = try sd.begin(way)
+        defer { session.end() }
+        let removed = try sd.run(["rm", "-y"] + contents.keys.sorted().map { home + "/" + $0 })
+        #expect(removed.status == 0, "\(removed.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: home).isEmpty)
+        let trash = try JSONSerialization.jsonObject(with: Data(try sd.run(["trash", "list", "--json"]).stdout.utf8))
+        let items = try #require(trash as? [[String: Any]])
+        let a = try #require(
+            items.first { ($0["originalPath"] as? String)?.hasSuffix("/a.txt") == true }?["id"] as? String
+        )
+        #expect(try sd.run(["trash", "restore", "-y", a]).status == 0)
+
+        let undo = try sd.run(["undo", "-y"])
+        #expect(undo.status == 0, "the rest is reversed: \(undo.stdout) \(undo.stderr)")
+        #expect(undo.stdout.contains("left as it is: \(home)/a.txt: is already back where it was"), "\(undo.stdout)")
+        for (name, text) in contents {
+            let back = try? String(contentsOfFile: home + "/" + name, encoding: .utf8)
+            #expect(back == text, "\(name) is back with its bytes")
+        }
+        #expect(try sd.run(["trash", "list"]).stdout.contains("the trash is empty"))
+        // Nothing is left to undo of it: a second undo is refused, and changes nothing.
+        let again = try sd.run(["undo", "-y"])
+        #expect(again.status == 1, "\(again.stdout)")
+        #expect(Set(try FileManager.default.contentsOfDirectory(atPath: home)) == Set(contents.keys))
+    }
+
+    /// One formatter: no command says "1 files" (or any plural for one), sizes read one way ("6 B", never
+    /// "6 bytes" or "Zero KB"), and dates are ISO 8601 in UTC wherever a command prints one.
+    @Test func countsSizesAndDatesReadOneWay() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-trust-format")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        let home = dir.file("home")
+        try dir.write("home/one/only.txt", Array("hello!".utf8))
+        try dir.write("home/one-copy.txt", Array("hello!".utf8))
+        #expect(try sd.run(["location", "add", home]).status == 0)
+        #expect(try sd.run(["tag", "create", "t"]).status == 0)
+        var printed = ""
+        for command in [
+            ["index"], ["status"], ["ls", "-l", home + "/one"], ["search", "only"], ["dupes"],
+            ["cp", "--preview", home + "/one/only.txt", dir.file("elsewhere")], ["rm", "--preview", home + "/one"],
+            ["tag", "add", "t", "--preview", home + "/one/only.txt"], ["rm", "-y", home + "/one-copy.txt"],
+            ["trash", "list"], ["redundancy"], ["scrub", "-y"], ["location", "list"], ["library", "info"],
+        ] {
+            let r = try sd.run(command)
+            printed += r.stdout + r.stderr
+        }
+        let plural = try Regex(#"(^|[^0-9.])1 (files|folders|entries|copies|groups|items|results|contents)\b"#)
+        #expect(printed.firstMatch(of: plural) == nil, "a plural for one: \(printed)")
+        #expect(printed.firstMatch(of: try Regex(#"\d bytes"#)) == nil && !printed.contains("Zero"), "\(printed)")
+        #expect(printed.contains("6 B"), "\(printed)")
+        // Every date printed is ISO 8601 in UTC.
+        let local = try Regex(#"\d{4}-\d{2}-\d{2} \d{2}:\d{2}"#)
+        #expect(printed.firstMatch(of: local) == nil, "a date not in ISO form: \(printed)")
+        #expect(printed.contains(try Regex(#"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z"#)), "\(printed)")
+
+        // For scripts: the paths alone (NUL-ended, exact), and a summary line on standard error only.
+        let found = try sd.run(["search", "only", "--print0"])
+        #expect(found.stdout == home + "/one/only.txt\u{0}", "\(found.stdout.debugDescription)")
+        let paths = try sd.run(["search", "only", "--paths-only"])
+        #expect(paths.stdout == home + "/one/only.txt\n" && paths.stderr.contains("1 result"), "\(paths.stderr)")
+    }
 }

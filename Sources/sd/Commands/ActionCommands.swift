@@ -165,7 +165,7 @@ struct TrashCommand: ParsableCommand {
             for item in items {
                 print(
                     "\(item.id.prefix(8))  \(dates.string(from: Date(timeIntervalSince1970: Double(item.deletedAt) / 1000)))"
-                        + "  \(item.kind)  \(item.files) files  \(CopyCommand.size(item.bytes))  \(item.originalPath)"
+                        + "  \(item.kind)  \(Format.count(item.files, "file"))  \(Format.size(item.bytes))  \(item.originalPath)"
                 )
             }
         }

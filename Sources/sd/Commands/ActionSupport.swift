@@ -199,7 +199,7 @@ enum Actions {
         var lines: [String] = []
         // Files that would lose their last copies come first.
         if !p.lastCopies.isEmpty {
-            lines.append("below min-copies once done (\(p.lastCopies.count) files):")
+            lines.append("below min-copies once done (\(Format.count(p.lastCopies.count, "file"))):")
             for c in p.lastCopies.prefix(20) {
                 lines.append(
                     "  \(c.path): \(c.remaining) cop\(c.remaining == 1 ? "y" : "ies") left, min-copies \(c.required)"
@@ -238,6 +238,7 @@ enum Actions {
                 }
             }
         }
+        for left in p.leftAsItIs ?? [] { lines.append("  left as it is: \(left.path): \(left.reason)") }
         for link in (p.links ?? []).prefix(20) {
             switch link.kind {
             case .symlink: lines.append("  left dangling: \(link.path) -> \(link.target)")
@@ -254,17 +255,17 @@ enum Actions {
             lines.append("  note: a tag is kept on a file's content, so every copy of it changes")
         }
         if let elsewhere = p.copiesOnOtherDevices, elsewhere > 0 {
-            lines.append("  and \(elsewhere) copies on other devices (by sync)")
+            lines.append("  and \(Format.count(elsewhere, "copy")) on other devices (by sync)")
         }
         if let free = p.freeBytes, p.bytesToWrite > 0 {
             lines.append(
-                "  space: \(CopyCommand.size(p.bytesToWrite)) of \(CopyCommand.size(free)) free"
+                "  space: \(Format.size(p.bytesToWrite)) of \(Format.size(free)) free"
                     + (p.fits ? "" : ": does not fit")
             )
         }
         if let freed = p.bytesFreed {
             lines.append(
-                "  frees \(CopyCommand.size(freed))" + (p.action == "trash" ? " once the trash is emptied" : "")
+                "  frees \(Format.size(freed))" + (p.action == "trash" ? " once the trash is emptied" : "")
             )
         }
         if p.action == "dedup-link" {
@@ -272,8 +273,8 @@ enum Actions {
         }
         if p.alreadyThere > 0 {
             lines.append(
-                "  content already on that disk (per the index): \(p.alreadyThere) files, "
-                    + CopyCommand.size(p.alreadyThereBytes)
+                "  content already on that disk (per the index): \(Format.count(p.alreadyThere, "file")), "
+                    + Format.size(p.alreadyThereBytes)
             )
         }
         for c in p.conflicts.prefix(20) { lines.append("  conflict: \(c.target): \(c.conflict ?? "")") }

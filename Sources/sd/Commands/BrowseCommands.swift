@@ -53,7 +53,7 @@ struct LsCommand: ParsableCommand {
             let display = item.name + (item.type == "directory" ? "/" : "")
             if long {
                 print(
-                    "\(pad(item.category ?? item.type, 12)) \(pad(ByteFormat.string(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(item.error.map { "  [\($0)]" } ?? "")"
+                    "\(pad(item.category ?? item.type, 12)) \(pad(Format.size(item.size), 10, right: true))  \(item.modified ?? "-")  \(pad(item.contentID ?? "-", 16))  \(display)\(item.error.map { "  [\($0)]" } ?? "")"
                 )
             } else {
                 print(display)
@@ -87,24 +87,24 @@ struct StatusCommand: ParsableCommand {
             s = try library.status()
         }
         if global.json { return try Output.json(s) }
-        print("entries     \(s.entries) (\(s.files) files, \(s.folders) folders)")
-        print("bytes       \(s.bytes) (\(ByteFormat.string(s.bytes)))")
+        print("entries     \(s.entries) (\(Format.count(s.files, "file")), \(Format.count(s.folders, "folder")))")
+        print("bytes       \(s.bytes) (\(Format.size(s.bytes)))")
         print("contents    \(s.contents) distinct")
         print(
-            "duplicates  \(s.duplicateGroups) groups, \(s.duplicateFiles) files, \(ByteFormat.string(s.wastedBytes)) wasted"
+            "duplicates  \(Format.count(s.duplicateGroups, "group")), \(Format.count(s.duplicateFiles, "file")), \(Format.size(s.wastedBytes)) wasted"
         )
         // (Analysis tasks are queued for the analysis sd does not run yet: not shown as pending work.)
-        print("pending     \(s.pendingContent) files to identify")
-        print("errors      \(s.errors) entries could not be read")
+        print("pending     \(Format.count(s.pendingContent, "file")) to identify")
+        print("errors      \(Format.count(s.errors, "entry")) could not be read")
         print("jobs        \(s.runningJobs) running or interrupted")
         for (kind, k) in s.kinds.sorted(by: { $0.value.files > $1.value.files }) {
             print(
-                "  \(kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(k.files) files, \(ByteFormat.string(k.bytes))"
+                "  \(kind.padding(toLength: 13, withPad: " ", startingAt: 0)) \(Format.count(k.files, "file")), \(Format.size(k.bytes))"
             )
         }
         for l in s.locations {
             print(
-                "location    \(l.name)  \(l.path)  \(l.state)\(l.stateReason.map { " (\($0))" } ?? "")  \(l.entries) entries"
+                "location    \(l.name)  \(l.path)  \(l.state)\(l.stateReason.map { " (\($0))" } ?? "")  \(Format.count(l.entries, "entry"))"
             )
         }
     }

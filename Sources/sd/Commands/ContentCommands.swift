@@ -55,7 +55,7 @@ struct DupesCommand: ParsableCommand {
         }
         for group in report.groups.prefix(max(0, limit)) {
             print(
-                "\(group.files) copies of \(ByteFormat.string(group.size)), \(ByteFormat.string(group.wastedBytes))"
+                "\(Format.count(group.files, "copy")) of \(Format.size(group.size)), \(Format.size(group.wastedBytes))"
                     + " wasted  (content \(group.contentID))"
             )
             for member in group.members { print("  \(member.path)") }
@@ -67,7 +67,7 @@ struct DupesCommand: ParsableCommand {
         }
         for problem in report.skipped { print("skipped: \(problem.path): \(problem.reason)") }
         print(
-            "\(report.groups.count) groups, \(report.files) files, \(ByteFormat.string(report.wastedBytes)) wasted"
+            "\(Format.count(report.groups.count, "group")), \(Format.count(report.files, "file")), \(Format.size(report.wastedBytes)) wasted"
                 + (verify ? " (verified by full BLAKE3)" : " (by content id; --verify confirms)")
         )
     }
@@ -200,24 +200,26 @@ struct RedundancyCommand: ParsableCommand {
             return
         }
         print(
-            "\(report.contents) contents with fewer than \(report.minCopies) copies: "
-                + "\(ByteFormat.string(report.bytesAtRisk)) at risk"
+            "\(Format.count(report.contents, "content")) with fewer than \(Format.count(report.minCopies, "copy")): "
+                + "\(Format.size(report.bytesAtRisk)) at risk"
         )
         if !report.byKind.isEmpty {
             print("by kind:")
             for share in report.byKind {
                 print(
-                    "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(share.contents) contents, \(ByteFormat.string(share.bytes))"
+                    "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(Format.count(share.contents, "content")), \(Format.size(share.bytes))"
                 )
             }
         }
         if !report.byLocation.isEmpty {
             print("by location:")
             for share in report.byLocation {
-                print("  \(share.name): \(share.contents) contents, \(ByteFormat.string(share.bytes))")
+                print("  \(share.name): \(Format.count(share.contents, "content")), \(Format.size(share.bytes))")
             }
         }
-        if report.pendingFiles > 0 { print("not identified yet (not counted): \(report.pendingFiles) files") }
+        if report.pendingFiles > 0 {
+            print("not identified yet (not counted): \(Format.count(report.pendingFiles, "file"))")
+        }
         if let atRisk { throw atRisk }
     }
 
@@ -230,11 +232,11 @@ struct RedundancyCommand: ParsableCommand {
         let (report, libraryOnIt) = (result.report, result.libraryOnIt)
         if global.json { return try Output.json(result) }
         print(
-            "if \(what) were lost: \(report.contents) contents with no copy left, \(ByteFormat.string(report.bytesAtRisk))"
+            "if \(what) were lost: \(Format.count(report.contents, "content")) with no copy left, \(Format.size(report.bytesAtRisk))"
         )
         for share in report.byKind {
             print(
-                "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(share.contents) contents, \(ByteFormat.string(share.bytes))"
+                "  \(share.name.padding(toLength: 13, withPad: " ", startingAt: 0)) \(Format.count(share.contents, "content")), \(Format.size(share.bytes))"
             )
         }
         if libraryOnIt {
@@ -409,7 +411,7 @@ struct ScrubCommand: ParsableCommand {
             }
             for problem in state.unreadable { print("unreadable: \(problem.path): \(problem.reason)") }
             print(
-                "scrub \(result.state): \(state.files) files, \(ByteFormat.string(state.bytes)) read; "
+                "scrub \(result.state): \(Format.count(state.files, "file")), \(Format.size(state.bytes)) read; "
                     + "\(state.corruptions.count) corrupted, \(state.baselined) read for the first time (hash kept), "
                     + "\(state.changed) changed since indexed (skipped)"
             )

@@ -93,7 +93,6 @@ struct CopyCommand: ParsableCommand {
         return PathText.canonical(expanded.hasPrefix("/") ? expanded : FileSystem.currentDirectory() + "/" + expanded)
     }
 
-    static func size(_ bytes: Int64) -> String { Operations.size(bytes) }
 }
 
 /// A job's progress on one terminal line: done of total, bytes/s, time left. Silent when not a terminal.
@@ -116,13 +115,13 @@ final class JobProgressLine: @unchecked Sendable {
             let elapsed = (now - began)
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             let rate = seconds > 0 ? Double(job.progressDone - base) / seconds : 0
-            var text = "\(job.kind) \(job.id.prefix(8)): \(CopyCommand.size(job.progressDone))"
+            var text = "\(job.kind) \(job.id.prefix(8)): \(Format.size(job.progressDone))"
             if let total = job.progressTotal, total > 0 {
-                text += " of \(CopyCommand.size(total)) (\(100 * job.progressDone / total)%)"
+                text += " of \(Format.size(total)) (\(100 * job.progressDone / total)%)"
                 if rate > 0 {
                     text += String(
                         format: "  %@/s  %.0f s left",
-                        CopyCommand.size(Int64(rate)),
+                        Format.size(Int64(rate)),
                         Double(total - job.progressDone) / rate
                     )
                 }

@@ -119,11 +119,11 @@ struct IndexCommand: ParsableCommand {
         if let offline = r.offline { return "\(r.location): offline: \(offline)" }
         let c = r.counts
         var text =
-            "\(r.location): \(c.listed) entries (\(c.inserted) new, \(c.updated) changed, \(c.unchanged) unchanged"
+            "\(r.location): \(Format.count(c.listed, "entry")) (\(c.inserted) new, \(c.updated) changed, \(c.unchanged) unchanged"
         text += ", \(r.removals.removed) removed, \(r.removals.moved) moved)"
-        if r.hashed > 0 || r.hashErrors > 0 { text += "; \(r.hashed) files identified" }
+        if r.hashed > 0 || r.hashErrors > 0 { text += "; \(Format.count(r.hashed, "file")) identified" }
         if r.hashErrors > 0 { text += ", \(r.hashErrors) unreadable" }
-        if c.unreadableFolders > 0 { text += "; \(c.unreadableFolders) folders unreadable" }
+        if c.unreadableFolders > 0 { text += "; \(Format.count(c.unreadableFolders, "folder")) unreadable" }
         if r.resumed { text += "; resumed an interrupted run" }
         text += String(format: " in %.2f s", r.seconds)
         return text
@@ -152,7 +152,7 @@ final class ProgressLine: @unchecked Sendable {
             var text = "\(p.location): \(p.phase.rawValue)"
             switch p.phase {
             case .processing, .discovery:
-                text += "  \(p.entries) entries  \(Int(Double(p.entries) / seconds))/s"
+                text += "  \(Format.count(p.entries, "entry"))  \(Int(Double(p.entries) / seconds))/s"
             case .contentIdentification:
                 let pct = p.toHash > 0 ? 100 * p.hashed / p.toHash : 100
                 text += "  \(p.hashed)/\(p.toHash) files (\(pct)%)"

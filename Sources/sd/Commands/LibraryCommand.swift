@@ -161,7 +161,7 @@ struct LibraryCommand: ParsableCommand {
                 contents     \(info.contentIdentities)
                 tags         \(info.tags)
                 jobs         \(info.jobs)
-                database     \(info.databaseBytes) bytes
+                database     \(Format.size(info.databaseBytes))
                 """
             )
             if let integrity = info.integrity { print("integrity    \(integrity)") }
@@ -198,7 +198,7 @@ struct LibraryCommand: ParsableCommand {
             bar.clear()
             if global.json { return try Output.json(report) }
             print(
-                "backed up library '\(report.library)' (\(report.entries) entries, \(Operations.size(report.bytes))) to \(report.path)"
+                "backed up library '\(report.library)' (\(Format.count(report.entries, "entry")), \(Format.size(report.bytes))) to \(report.path)"
             )
         }
     }
@@ -235,7 +235,7 @@ struct LibraryCommand: ParsableCommand {
             }
             let report = try Library.restore(from: source, to: target, device: try options.device())
             if global.json { return try Output.json(report) }
-            print("restored library '\(report.library)' (\(report.entries) entries) to \(report.path)")
+            print("restored library '\(report.library)' (\(Format.count(report.entries, "entry"))) to \(report.path)")
             if let kept = report.keptAt {
                 print("the library as it was is kept at \(kept); remove it once the restored one is right")
             }

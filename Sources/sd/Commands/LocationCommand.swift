@@ -126,7 +126,7 @@ struct LocationCommand: ParsableCommand {
             }
             if r.contentTagged > 0 {
                 lines.append(
-                    "  tags on the contents of \(r.contentTagged) files stay: they are back when the location is indexed again"
+                    "  tags on the contents of \(Format.count(r.contentTagged, "file")) stay: they are back when the location is indexed again"
                 )
             }
             return lines.joined(separator: "\n")
@@ -162,19 +162,9 @@ struct VolumeCommand: ParsableCommand {
             if global.json { return try Output.json(volumes) }
             for v in volumes {
                 print(
-                    "\(v.mountPoint)  \(v.filesystem)  \(ByteFormat.string(v.totalBytes)) total  \(ByteFormat.string(v.freeBytes)) free\(v.readOnly ? "  read-only" : "")  \(v.identity)"
+                    "\(v.mountPoint)  \(v.filesystem)  \(Format.size(v.totalBytes)) total  \(Format.size(v.freeBytes)) free\(v.readOnly ? "  read-only" : "")  \(v.identity)"
                 )
             }
         }
-    }
-}
-
-enum ByteFormat {
-    static func string(_ bytes: some BinaryInteger) -> String {
-        let value = Double(bytes)
-        let units = ["B", "KB", "MB", "GB", "TB", "PB"]
-        var v = value, i = 0
-        while v >= 1000 && i < units.count - 1 { v /= 1000; i += 1 }
-        return i == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", v, units[i])
     }
 }

@@ -4,6 +4,7 @@ import SDAPI
 import SDCore
 import SDSearch
 import SDStore
+import SDSystem
 
 struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -58,6 +59,10 @@ struct SearchCommand: ParsableCommand {
     @Option(help: "relevance, name, size or modified.") var sort: SearchSort = .relevance
     @Option(help: "Results per page.") var limit = 50
     @Option(help: "Continue after a previous page (its next cursor).") var cursor: String?
+    @Flag(name: .customLong("paths-only"), help: "Print only the paths, one per line (names escaped as shown).")
+    var pathsOnly = false
+    @Flag(help: "Print only the paths, each ended by a NUL byte, exactly as they are (for xargs -0).")
+    var print0 = false
 
     func run() throws {
         var text = query.joined(separator: " ")
@@ -93,17 +98,35 @@ struct SearchCommand: ParsableCommand {
         let page = answer
         let notes = answer.notes
         if global.json { return try Output.json(answer) }
-        for note in notes { FileHandle.standardError.write(Data("sd: note: \(note)\n".utf8)) }
-        for hit in page.hits {
-            let modified = hit.modified.map { Self.day.string(from: $0) } ?? "-"
-            let size = hit.kind == "folder" ? "-" : ByteFormat.string(hit.size)
+        if print0 {
+            // The paths' own bytes, NUL-ended: no escaping, no other output on standard output.
+            var out: [UInt8] = []
+            for hit in page.hits { out += PathText.bytes(hit.path) + [0] }
+            FileHandle.standardOutput.write(Data(out))
+            if let next = page.nextCursor {
+                FileHandle.standardError.write(Data("sd: more results: --cursor \(next)\n".utf8))
+            }
+            return
+        }
+        for note in notes { FileHandle.standardError.write(Data("sd: note: \(shown(note))\n".utf8)) }
+        if pathsOnly {
+            for hit in page.hits { print(hit.path) }
+        }
+        for hit in page.hits where !pathsOnly {
+            let modified = hit.modified.map { Format.date($0) } ?? "-"
+            let size = hit.kind == "folder" ? "-" : Format.size(hit.size)
             print(
                 "\(hit.kind.padding(toLength: 12, withPad: " ", startingAt: 0)) \(size.padding(toLength: 9, withPad: " ", startingAt: 0)) \(modified)  \(hit.contentID ?? "-               ")  \(hit.path)"
             )
         }
-        if page.hits.isEmpty { FileHandle.standardError.write(Data("sd: no matches\n".utf8)) }
-        if let next = page.nextCursor {
-            FileHandle.standardError.write(Data("sd: more results: --cursor \(next)\n".utf8))
+        // The summary goes to standard error: standard output stays the results alone.
+        let count = Format.count(page.hits.count, "result")
+        if page.hits.isEmpty {
+            FileHandle.standardError.write(Data("sd: no matches\n".utf8))
+        } else if let next = page.nextCursor {
+            FileHandle.standardError.write(Data("sd: \(count) on this page; more: --cursor \(next)\n".utf8))
+        } else {
+            FileHandle.standardError.write(Data("sd: \(count)\n".utf8))
         }
     }
 
@@ -118,13 +141,6 @@ struct SearchCommand: ParsableCommand {
         done.wait()
         return try box.result!.get()
     }
-
-    static let day: DateFormatter = {
-        let f = DateFormatter()
-        f.dateFormat = "yyyy-MM-dd HH:mm"
-        f.locale = Locale(identifier: "en_US_POSIX")
-        return f
-    }()
 }
 
 extension SearchSort: ExpressibleByArgument {}

@@ -56,7 +56,9 @@ struct TagCommand: ParsableCommand {
             let tags = try Via.get(libraryOptions, "/v1/tags") { try $0.tags() }
             if global.json { return try Output.json(tags) }
             if tags.isEmpty { return print("no tags yet (`sd tag create NAME`)") }
-            for tag in tags { print("\(tag.name)\(tag.color.map { " \($0)" } ?? "")  \(tag.uses) items") }
+            for tag in tags {
+                print("\(tag.name)\(tag.color.map { " \($0)" } ?? "")  \(Format.count(tag.uses, "item"))")
+            }
         }
     }
 
