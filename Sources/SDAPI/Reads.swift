@@ -351,7 +351,7 @@ public struct RemovedLocation: Codable, Sendable {
 extension Operations {
     public static func addLocation(_ request: LocationRequest, _ library: Library) throws -> Location {
         guard request.path.hasPrefix("/") else { throw RequestError("'\(request.path)' is not an absolute path") }
-        guard !request.path.split(separator: "/").contains("..") else {
+        guard !PathText.hasDotDot(request.path) else {
             throw RequestError("a path with '..' is not allowed; give it resolved")
         }
         if let folder = OwnFolders.holding(request.path, library: library) {

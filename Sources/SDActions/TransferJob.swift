@@ -75,8 +75,7 @@ public struct TransferJob: JobKind {
                 case .symlink:
                     if resumed && op.removeSource && !FileSystem.exists(op.source) { continue }
                     if !FileSystem.exists(op.target) {
-                        let destination = try FileManager.default.destinationOfSymbolicLink(atPath: op.source)
-                        try FileManager.default.createSymbolicLink(atPath: op.target, withDestinationPath: destination)
+                        try FileSystem.makeLink(at: op.target, to: try FileSystem.linkTarget(op.source))
                     }
                     if op.removeSource { sourcesToRemove.append(op) }
                 case .file:

@@ -693,7 +693,7 @@ enum Query {
                 sdPaths ? "give an absolute path or an SdPath: ?path=/home/me" : "give an absolute path: ?path=/home/me"
             )
         }
-        guard !path.split(separator: "/").contains("..") else {
+        guard !PathText.hasDotDot(path) else {
             throw BadRequest("a path with '..' is not allowed; give it resolved")
         }
         if let problem = Body.pathProblem(path) { throw BadRequest(problem) }

@@ -215,6 +215,10 @@ struct PeeringService: Service {
     func run() async throws {
         guard await ready.wait() else { return }
         let sync = peering.sync
+        // Listening first: a connection this device opens says where it listens (its hello's port), and the
+        // device it reaches notes that address. Opened before the listener, it said 0, and that device had no
+        // way back here until the connection ended (seen: a follower that never found its peer).
+        if peering.hasPeers { _ = try? await peering.listen() }
         let follower = Task { await sync.run() }
         let listening = Task { await peering.listenWhenPaired() }
         try? await gracefulShutdown()

@@ -92,6 +92,8 @@ public struct SearchHit: Sendable, Codable, Equatable {
     public var contentID: String?
     public var tier: Int
     public var score: Double
+    /// The name of the device another device's file is on (its path is then `sd://DEVICE-ID/...`).
+    public var device: String?
 }
 
 /// A page of results.
@@ -303,10 +305,18 @@ public final class SearchEngine: Sendable {
         return (Array(kept.prefix(limit)), kept.count > limit)
     }
 
+    /// The name of the device an `sd://DEVICE/...` path is on (nil for this device's paths).
+    static func device(of path: [UInt8], _ names: [String: String]) -> String? {
+        let scheme = Array("sd://".utf8)
+        guard path.starts(with: scheme), let slash = path[scheme.count...].firstIndex(of: 0x2F) else { return nil }
+        return names[String(decoding: path[scheme.count..<slash], as: UTF8.self)]
+    }
+
     /// The hits of a page, with their paths.
     func render(_ shown: [SearchCandidate], _ next: SearchCursor?, _ notes: [String], _ start: ContinuousClock.Instant)
         throws -> SearchPage
     {
+        let names = try library.deviceNames()
         let hits = try library.withSearchSnapshot { snapshot in
             let paths = try snapshot.paths(of: shown.map(\.row))
             return zip(shown, paths).map { c, path in
@@ -320,7 +330,8 @@ public final class SearchEngine: Sendable {
                     modified: c.row.mtimeNanoseconds.map { Date(timeIntervalSince1970: Double($0) / 1e9) },
                     contentID: c.row.contentID.map { ContentID(int64: $0).hex },
                     tier: c.tier.rawValue,
-                    score: c.score
+                    score: c.score,
+                    device: Self.device(of: path, names)
                 )
             }
         }

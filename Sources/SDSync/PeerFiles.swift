@@ -46,8 +46,7 @@ struct PeerPath {
         self.location = location
         names = Array(components[depth...])
         // Where it really is (the root as it resolves, then the names, no link below it): not sd's own.
-        let realRoot = URL(fileURLWithPath: String(decoding: location.path, as: UTF8.self)).resolvingSymlinksInPath()
-            .path
+        let realRoot = FileSystem.resolved(PathText.string(location.path))
         if let root = try? PlainPath.components(PathText.bytes(realRoot), controlBytes: true) {
             let real = root + names
             if protected.contains(where: { PlainPath.isWithin(real, $0) })

@@ -250,6 +250,9 @@ public final class SyncFollower {
             if start.isStart {
                 state.pass += 1
                 state.fullResync = true
+                // Rows of an earlier pass (or of a copy of its library since replaced) still waiting for their
+                // parent are not this state's.
+                try library.dropWaitingRows(of: peer)
             }
             var next = state
             next.owned = batch.cursor

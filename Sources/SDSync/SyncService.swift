@@ -273,7 +273,7 @@ public final class SyncService: Sendable {
         guard let link else {
             throw NetError(
                 .unreachable,
-                peer.addresses.isEmpty
+                failures.isEmpty
                     ? "no address known for \(peer.name); run 'sd peer add HOST:PORT'"
                     : failures.joined(separator: "; ")
             )

@@ -119,9 +119,9 @@ public enum FileSystem {
         var names: [String] = []
         while let entry = readdir(dir) {
             // In place: copying the declared 256-byte d_name reads past a short last record (see Directory.list).
-            let name = String(
-                cString: (UnsafeRawPointer(entry) + Directory.nameOffset).assumingMemoryBound(to: CChar.self)
-            )
+            let start = (UnsafeRawPointer(entry) + Directory.nameOffset).assumingMemoryBound(to: UInt8.self)
+            // Its bytes kept (`PathText`): a name that is not UTF-8 is not replaced.
+            let name = PathText.string(UnsafeBufferPointer(start: start, count: strlen(start)))
             if name != "." && name != ".." { names.append(name) }
         }
         return names

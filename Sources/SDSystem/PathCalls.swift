@@ -85,3 +85,60 @@ extension FileSystem {
         return PathText.string(buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) })
     }
 }
+
+extension FileSystem {
+    /// Where `path` really is, every link resolved (`realpath(3)` on its bytes), or nil when it does not exist.
+    public static func realPath(_ path: String) -> String? {
+        PathText.withCPath(path) { p -> String? in
+            guard let resolved = realpath(p, nil) else { return nil }
+            defer { free(resolved) }
+            let bytes = UnsafeBufferPointer(
+                start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self),
+                count: strlen(resolved)
+            )
+            return PathText.string(bytes)
+        }
+    }
+
+    /// Where `path` would really be: its longest existing ancestor resolved (`realPath`), then the rest of its
+    /// names as they are.
+    public static func resolved(_ path: String) -> String {
+        var head = path
+        var rest: [String] = []
+        while true {
+            if let real = realPath(head) {
+                return rest.isEmpty ? real : (real == "/" ? "" : real) + "/" + rest.reversed().joined(separator: "/")
+            }
+            let parent = FileSystem.parent(of: head)
+            if parent == head || head.isEmpty { return path }
+            rest.append(String(head.dropFirst(parent == "/" ? 1 : parent.count + 1)))
+            head = parent
+        }
+    }
+
+    /// The target a symbolic link holds, its bytes kept.
+    public static func linkTarget(_ path: String) throws(SystemError) -> String {
+        var buffer = [UInt8](repeating: 0, count: Int(PATH_MAX) + 1)
+        let n = PathText.withCPath(path) { p in
+            buffer.withUnsafeMutableBufferPointer { b in
+                b.withMemoryRebound(to: CChar.self) { readlink(p, $0.baseAddress!, $0.count - 1) }
+            }
+        }
+        guard n >= 0 else { throw SystemError.current("read link", path: path) }
+        return PathText.string(buffer.prefix(n))
+    }
+
+    /// Makes a symbolic link at `path` holding `target` (bytes kept); fails if `path` exists.
+    public static func makeLink(at path: String, to target: String) throws(SystemError) {
+        let rc = PathText.withCPath(target) { t in PathText.withCPath(path) { p in symlink(t, p) } }
+        guard rc == 0 else { throw SystemError.current("make link", path: path) }
+    }
+}
+
+extension FileSystem {
+    /// Swaps `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`): both must exist; at every moment each name
+    /// holds one of the two.
+    public static func exchange(_ a: String, _ b: String) throws(SystemError) {
+        if csd_renameat2(AT_FDCWD, a, AT_FDCWD, b, 2) != 0 { throw SystemError.current("exchange", path: b) }
+    }
+}

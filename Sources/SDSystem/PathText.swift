@@ -19,10 +19,15 @@ public enum PathText {
         Unicode.Scalar(standInBase + UInt32(b))!
     }
 
-    /// The byte a scalar stands in for, or nil.
+    /// The byte a scalar stands in for, or nil. Only bytes `string(_:)` stands in count: controls (0x01-0x1F,
+    /// 0x7F) and bytes 0x80-0xFF. The plane's scalars for NUL and for printable ASCII are never stand-ins, so no
+    /// string can smuggle a '/', a '.' or a NUL into the bytes it carries: they are taken as the characters
+    /// they are.
     @inline(__always) public static func standsFor(_ scalar: Unicode.Scalar) -> UInt8? {
         let v = scalar.value
-        return v >= standInBase && v <= standInBase + 0xFF ? UInt8(v - standInBase) : nil
+        guard v > standInBase && v <= standInBase + 0xFF else { return nil }
+        let b = UInt8(v - standInBase)
+        return b < 0x20 || b >= 0x7F ? b : nil
     }
 
     /// The string that carries `bytes` exactly.
@@ -50,7 +55,7 @@ public enum PathText {
                 continue
             }
             let scalar = String(decoding: bytes[i..<(i + length)], as: UTF8.self).unicodeScalars.first!
-            if standsFor(scalar) != nil {
+            if scalar.value >= standInBase && scalar.value <= standInBase + 0xFF {
                 // A name that really holds a stand-in scalar: its bytes are stood in one by one.
                 for j in i..<(i + length) { scalars.append(standIn(bytes[j])) }
             } else {
@@ -118,6 +123,7 @@ public enum PathText {
     /// Scalars that are never shown as themselves: controls (C0, DEL, C1), a backslash (the escape's own
     /// character), stand-ins, bidirectional controls, and line and paragraph separators.
     public static func needsEscape(_ scalar: Unicode.Scalar) -> Bool {
+        // (Scalars of the stand-in range that are not stand-ins are shown escaped too: they look like nothing.)
         switch scalar.value {
         case 0x00...0x1F, 0x5C, 0x7F...0x9F: true
         case 0x061C, 0x200E, 0x200F, 0x2028...0x202E, 0x2066...0x2069: true
@@ -145,8 +151,15 @@ public enum PathText {
 
     static func unicodeEscape(_ scalar: Unicode.Scalar) -> String {
         var digits = String(scalar.value, radix: 16, uppercase: true)
-        while digits.count < 4 { digits = "0" + digits }
-        return "\\u" + digits
+        let width = scalar.value > 0xFFFF ? 8 : 4
+        while digits.count < width { digits = "0" + digits }
+        return (width == 8 ? "\\U" : "\\u") + digits
+    }
+
+    /// Whether `path`'s bytes hold a `..` component (split on the byte '/', not on characters: a combining mark
+    /// after a slash must not hide it).
+    public static func hasDotDot(_ path: String) -> Bool {
+        bytes(path).split(separator: 0x2F, omittingEmptySubsequences: true).contains { $0.elementsEqual([0x2E, 0x2E]) }
     }
 
     /// The length of a valid UTF-8 sequence starting at `i` (2...4), or 0 if the bytes there are not one.

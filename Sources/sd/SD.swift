@@ -11,7 +11,8 @@ struct SD: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sd",
         abstract: "sd: one fast, trustworthy index over all your files, wherever they are.",
-        discussion: """
+        discussion: reflow(
+            """
             Examples:
               sd library create Home
               sd location add ~/Pictures && sd index
@@ -26,7 +27,8 @@ struct SD: ParsableCommand {
               that cannot be opened); 2 an internal error (a bug: please report it); 3 the command worked and
               found problems (scrub found corruption, `library info --check` found damage, redundancy found
               content at risk).
-            """,
+            """
+        ),
         version: "0.1.0",
         subcommands: [
             LibraryCommand.self, LocationCommand.self, IndexCommand.self, WatchCommand.self, SearchCommand.self,
@@ -78,7 +80,7 @@ struct SD: ParsableCommand {
         if let damage = LibraryError.damage(error) { Output.fatal(damage.message, status: 1) }
         if code == .validationFailure {
             // Bad arguments: argument-parser's message and usage, but our exit status for a user error.
-            FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+            FileHandle.standardError.write(Data((shown(fullMessage(for: error)) + "\n").utf8))
             Foundation.exit(1)
         }
         if error is ExitCode { Foundation.exit(code.rawValue) }

@@ -15,7 +15,12 @@ enum RawArguments {
             let bytes = Array(
                 UnsafeBufferPointer(start: UnsafeRawPointer(c).assumingMemoryBound(to: UInt8.self), count: strlen(c))
             )
-            return String(validating: bytes, as: UTF8.self) ?? PathText.string(bytes)
+            // Valid UTF-8 is taken as typed (a note's newline stays a newline); anything else, or text holding the
+            // stand-in plane's characters, is carried exactly.
+            guard !bytes.contains(0xF4), let text = String(validating: bytes, as: UTF8.self) else {
+                return PathText.string(bytes)
+            }
+            return text
         }
     }
 }
@@ -101,4 +106,71 @@ extension Output {
         else { return data }
         return rewritten
     }
+}
+
+/// "label… 3 s" on a terminal line while slow work runs (from its first second; silent when standard error is
+/// not a terminal, and for work that ends sooner): a long preview is never a blank screen.
+func whileWaiting<T>(_ label: String, enabled: Bool = true, _ work: () throws -> T) rethrows -> T {
+    guard enabled, isatty(2) == 1 else { return try work() }
+    let done = Atomic<Bool>(false)
+    let started = ContinuousClock.now
+    // (SD_PROGRESS_AFTER_MS: when it starts showing; tests set 0.)
+    let after = Duration.milliseconds(
+        Int(ProcessInfo.processInfo.environment["SD_PROGRESS_AFTER_MS"] ?? "") ?? 1_000
+    )
+    try? Threads.start(name: "sd-waiting") {
+        var shown = false
+        while !done.load(ordering: .acquiring) {
+            let elapsed = ContinuousClock.now - started
+            if elapsed >= after {
+                FileHandle.standardError.write(Data("\r\u{1B}[K\(label)… \(elapsed.components.seconds) s".utf8))
+                shown = true
+            }
+            usleep(after == .zero ? 20_000 : 250_000)
+        }
+        if shown { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+    }
+    defer { done.store(true, ordering: .releasing) }
+    return try work()
+}
+
+/// Ctrl-C while a job runs: says that it stopped and how it goes on (here: the job is interrupted and resumes
+/// from its last checkpoint; through sdd: it goes on there), then ends with the usual status for SIGINT.
+enum Interrupt {
+    nonisolated(unsafe) private static var source: (any DispatchSourceSignal)?
+
+    static func onCtrlC(say message: String) {
+        signal(SIGINT, SIG_IGN)
+        let source = DispatchSource.makeSignalSource(signal: SIGINT, queue: .global())
+        source.setEventHandler {
+            FileHandle.standardError.write(Data("\r\u{1B}[K\nsd: \(message)\n".utf8))
+            exit(130)
+        }
+        source.resume()
+        Self.source = source
+    }
+
+    static func clear() {
+        source?.cancel()
+        source = nil
+        signal(SIGINT, SIG_DFL)
+    }
+}
+
+/// A command's help text as one paragraph per paragraph: the lines of a paragraph are joined, so that the help
+/// is wrapped once, to the terminal's width (it was wrapped twice: by the source's lines and by the terminal),
+/// while indented lines (examples) and blank lines stay as written.
+func reflow(_ text: String) -> String {
+    var out: [String] = []
+    for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        let indented = line.first == " "
+        if !indented, !line.isEmpty, let last = out.last, !last.isEmpty, last.first != " ",
+            !last.hasSuffix(":")
+        {
+            out[out.count - 1] = last + " " + line
+        } else {
+            out.append(String(line))
+        }
+    }
+    return out.joined(separator: "\n")
 }

@@ -14,6 +14,8 @@ import Testing
         Array("bidi\u{202E}txt.exe".utf8),
         Array("back\\x41slash.txt".utf8),
         Array("tab\tand\u{85}c1.txt".utf8),
+        // The stand-in plane's own characters, for '/' and '.': a name, never a path.
+        Array("plane\u{10FE2F}\u{10FE2E}\u{10FE2E}.txt".utf8),
     ]
     static let folder: [UInt8] = Array("dir".utf8) + [0xFF]
     static let inner: [UInt8] = Array("inner".utf8) + [0xFE] + Array(".txt".utf8)
@@ -114,6 +116,33 @@ import Testing
         #expect(try !kernelNames(files).contains(Self.names[3]))
         try run(["undo", "-y"])
         #expect(try kernelNames(files).contains(Self.names[3]), "undo brought it back")
+        // A folder holding an odd name goes to the trash and comes back whole; a link with an odd name moves,
+        // keeping its target's bytes.
+        try run(["rm", "-y", at(Self.folder)])
+        #expect(try !kernelNames(files).contains(Self.folder))
+        try run(["undo", "-y"])
+        #expect(try kernelNames(at(Self.folder)) == [Self.inner])
+        let link: [UInt8] = Array("link".utf8) + [0xE9]
+        let made = try Run.program(
+            Run.which("python3") ?? "/usr/bin/python3",
+            [
+                "-c", "import os,sys; os.symlink(os.fsencode(sys.argv[1]), os.fsencode(sys.argv[2]))",
+                at(Self.names[4]), at(link),
+            ]
+        )
+        #expect(made.status == 0)
+        try run(["index"])
+        try run(["mv", "-y", at(link), files + "/sub"])
+        let target = try Run.program(
+            Run.which("python3") ?? "/usr/bin/python3",
+            [
+                "-c", "import os,sys; sys.stdout.buffer.write(os.readlink(os.fsencode(sys.argv[1])))",
+                files + "/sub/" + PathText.string(link),
+            ]
+        )
+        #expect([UInt8](target.out) == PathText.bytes(at(Self.names[4])), "the moved link holds its target's bytes")
+        try SDSystem.FileSystem.removeFile(files + "/sub/" + PathText.string(link))
+        try run(["index"])
         let scrub = try run(["scrub", "-y"])
         #expect(scrub.stdout.contains("0 corrupted"), "\(scrub.stdout)")
         // No lost bytes anywhere: the kernel still has every name.

@@ -22,6 +22,8 @@ import Testing
         chmod(a.files + "/sub/deep-a.md", 0o600)
         // Setuid on a's file: a copy elsewhere never carries it.
         chmod(a.files + "/only-on-a.txt", 0o4755)
+        // Devices are named after their host until renamed (here all are "vm" alike): a gets a name of its own.
+        try a.run(["device", "rename", "laptop-a"])
         // a's library, indexed; a's daemon answers the others.
         try a.run(["location", "add", a.files])
         try a.run(["index"])
@@ -82,6 +84,7 @@ import Testing
         }
         let remote = try b.run(["search", "only-on-a"]).stdout
         #expect(remote.contains("sd://\(aID)/"), "another device's file is shown with its device: \(remote)")
+        #expect(remote.contains("(on laptop-a)"), "and the device's name: \(remote)")
         // Another device's folder is listed from its entries as synced here (through b's daemon).
         let listed = try b.run(["ls", "sd://\(aID)\(a.files)"]).stdout
         #expect(listed.contains("only-on-a.txt"), "b lists a's folder: \(listed)")

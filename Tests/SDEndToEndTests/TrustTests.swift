@@ -445,4 +445,66 @@ import Testing
         let paths = try sd.run(["search", "only", "--paths-only"])
         #expect(paths.stdout == home + "/one/only.txt\n" && paths.stderr.contains("1 result"), "\(paths.stderr)")
     }
+
+    /// A slow preview shows that it works on a terminal, and writes nothing extra when standard error is not
+    /// one (the suite's own runs). A pseudo-terminal (Python's pty, not sd's code) stands in for a person's.
+    @Test func slowPreviewsSayTheyWorkOnATerminalOnly() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-trust-progress")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        for i in 0..<300 { try dir.write("home/f\(i % 10)/file-\(i).txt", Array("content \(i)".utf8)) }
+        #expect(try sd.run(["location", "add", dir.file("home")]).status == 0)
+        #expect(try sd.run(["index"]).status == 0)
+        let preview = ["cp", "--preview", dir.file("home"), dir.file("copy")]
+        let piped = try sd.run(preview, environment: ["SD_PROGRESS_AFTER_MS": "0"])
+        #expect(piped.status == 0 && !piped.stderr.contains("previewing"), "quiet when piped: \(piped.stderr)")
+        let script = """
+            import os, pty, sys
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execv(sys.argv[1], sys.argv[1:])
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            os.waitpid(pid, 0)
+            sys.stdout.buffer.write(out)
+            """
+        var environment = sd.environment
+        environment["SD_PROGRESS_AFTER_MS"] = "0"
+        let onTerminal = try Run.program(
+            Run.which("python3") ?? "/usr/bin/python3",
+            ["-c", script, sd.path] + preview,
+            environment: environment
+        )
+        let text = String(decoding: onTerminal.out, as: UTF8.self)
+        #expect(text.contains("previewing…"), "a terminal sees the preview working: \(text.debugDescription)")
+        #expect(text.contains("copy 300 files"), "\(text)")
+    }
+
+    /// Help is wrapped once, to the terminal: no prose line ends early and goes on in the next (the source's
+    /// own line breaks wrapped it a second time), and none runs past the width.
+    @Test func helpIsWrappedOnce() throws {
+        let dir = try TemporaryDirectory(prefix: "sd-trust-help")
+        let sd = try SDBinary(dataDirectory: dir.file("data"), configDirectory: dir.file("config"))
+        let top = try sd.run(["--help"], environment: ["COLUMNS": "80"]).stdout
+        let commands =
+            top.components(separatedBy: "SUBCOMMANDS:").last?.split(separator: "\n")
+            .compactMap { $0.hasPrefix("  ") ? $0.split(separator: " ").first.map(String.init) : nil } ?? []
+        #expect(commands.count > 20, "\(top)")
+        for command in commands {
+            let help = try sd.run([command, "--help"], environment: ["COLUMNS": "80"]).stdout
+            let lines = help.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            for (line, next) in zip(lines, lines.dropFirst()) {
+                #expect(line.count <= 80 || line.hasPrefix("USAGE:"), "sd \(command) --help: '\(line)'")
+                let prose = !line.hasPrefix(" ") && !line.isEmpty && !line.hasSuffix(":")
+                let continues = next.first.map { $0.isLowercase } ?? false
+                #expect(!(prose && line.count < 55 && continues), "sd \(command) --help, ragged: '\(line)' / '\(next)'")
+            }
+        }
+    }
 }

@@ -36,6 +36,22 @@ struct PathTextTests {
         #expect(PathText.display("report 2025.pdf") == ("report 2025.pdf", false))
     }
 
+    /// Text that holds the stand-in plane's characters for NUL, '/' or '.' carries those characters, never the
+    /// bytes: no string smuggles a path separator, a `..` or a NUL into what reaches the system.
+    @Test func noStringSmugglesASlashADotOrANul() {
+        let sneaky = "a\u{10FE2F}..\u{10FE2E}\u{10FE2E}\u{10FE2F}b\u{10FE00}c"
+        #expect(PathText.bytes(sneaky) == Array(sneaky.utf8))
+        #expect(!PathText.bytes(sneaky).contains(0x2F) && !PathText.bytes(sneaky).contains(0))
+        #expect(!PathText.hasDotDot("/a/\u{10FE2E}\u{10FE2E}/b"))
+        #expect(PathText.hasDotDot("/a/../b") && !PathText.hasDotDot("/a/..b/c"))
+        // A slash followed by a combining mark is still a slash (bytes, not characters).
+        #expect(PathText.hasDotDot("/a/..\u{338}/b") == false && PathText.hasDotDot("/\u{338}/../b"))
+        // Their own bytes (a name that really holds such a character) still come back exactly.
+        let bytes = Array("x\u{10FE2F}y".utf8)
+        #expect(PathText.bytes(PathText.string(bytes)) == bytes)
+        #expect(PathText.display(PathText.string(bytes)).text == "x\\xF4\\x8F\\xB8\\xAFy")
+    }
+
     /// What is shown is bash's `$'...'` quoting: bash, given it, prints the original bytes (an oracle that is
     /// not sd's code).
     @Test func theShownFormTypedIntoBashGivesTheBytes() throws {

@@ -81,7 +81,8 @@ public enum SDPath: Hashable, Sendable, CustomStringConvertible {
     public init(parsing text: String) throws(SDPathError) {
         // Work on UTF-8 bytes, never Characters: a combining mark after '/' would fuse with it into one
         // Character and hide the separator.
-        let utf8 = Array(text.utf8)
+        // The bytes the text carries (`PathText`): a name that is not UTF-8 may be given as itself.
+        let utf8 = PathText.bytes(text)
         let scheme = Array(Self.scheme.utf8)
         guard utf8.starts(with: scheme) else {
             if let colon = text.range(of: "://") {

@@ -87,7 +87,9 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             .compactMap { try? String(contentsOfFile: $0, encoding: .utf8) }
             .map { $0.trimmingCharacters(in: .whitespacesAndNewlines) }
             .first { !$0.isEmpty } ?? "unknown-machine"
-        let folder = (try? Directory.stat(PathText.bytes(dir))).map { "\($0.device):\($0.inode)" } ?? "?"
+        // The folder's inode, links followed (not its device number, which changes across reboots on NFS and
+        // other volumes where nothing moved).
+        let folder = FileSystem.identity(dir).map { "\($0.inode)" } ?? "?"
         return "\(machine) \(folder)"
     }
 
@@ -104,15 +106,20 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             try recordPlace(in: dir)
             return
         }
-        let was = recorded.trimmingCharacters(in: .whitespacesAndNewlines)
+        // (A place recorded as 'MACHINE DEVICE:INODE' by this sd's first days compares by its inode.)
+        let recordedParts = recorded.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ")
+        let was = recordedParts.map { String($0.split(separator: ":").last ?? "") }.joined(separator: " ")
         guard was != here else { return }
         let machine = was.split(separator: " ").first.map(String.init) ?? "?"
         let sameMachine = here.hasPrefix(machine + " ")
         throw LibraryError(
             .copiedIdentity,
-            """
-            this device's identity (\(identity.name), \(identity.id)) in '\(dir)' was made             \(sameMachine ? "in another folder" : "on another machine") and copied here: two places with one identity             would overwrite each other's rows in the libraries they share, so sd will not use it as it is. If this             is now the only place that uses it (the folder was moved or restored), run `sd device keep`; otherwise             run `sd device new` to make this a new device (then pair it again)
-            """
+            "this device's identity (\(identity.name), \(identity.id)) in '\(dir)' was made "
+                + (sameMachine ? "in another folder" : "on another machine")
+                + " and copied here: two places with one identity would overwrite each other's rows in the libraries"
+                + " they share, so sd will not use it as it is. If this is now the only place that uses it (the folder"
+                + " was moved or restored), run `sd device keep`; otherwise run `sd device new` to make this a new"
+                + " device (then pair it again)"
         )
     }
 

@@ -38,12 +38,13 @@ public struct FolderListing: Sendable {
         name.starts(with: partPrefix) || name.starts(with: trashPrefix) || isLibraryFolder(name)
     }
 
-    /// A library's folder (`NAME.sdlibrary`), or one being made (`.NAME.sdlibrary.creating-...`): sd's own,
-    /// never indexed nor acted on.
+    /// A library's folder (`NAME.sdlibrary`), or one being made, backed up, restored or kept aside by a restore
+    /// (`.NAME.sdlibrary.creating-...`, `.backup-`, `.restoring-`, `NAME.sdlibrary.before-restore-...`): sd's
+    /// own, never indexed nor acted on.
     public static func isLibraryFolder(_ name: [UInt8]) -> Bool {
         name.count > libraryExtension.count
             && (name.suffix(libraryExtension.count).elementsEqual(libraryExtension)
-                || name.firstRange(of: libraryExtension + Array(".creating-".utf8)) != nil)
+                || name.firstRange(of: libraryExtension + [0x2E]) != nil)
     }
 
     static let libraryExtension = Array(".sdlibrary".utf8)

@@ -42,10 +42,18 @@ extension Library {
         }
     }
 
-    /// Where the database file is: its device and inode.
+    /// Where the database file is: its inode. (Not the device number: it changes across reboots and re-plugs on
+    /// NFS, LVM, btrfs subvolumes and USB disks, where the file has not moved.)
     static func home(of databasePath: String) throws -> String {
-        let status = try Directory.stat(PathText.bytes(databasePath))
-        return "\(status.device):\(status.inode)"
+        guard let identity = FileSystem.identity(databasePath) else {
+            throw LibraryError(.missingFile, "'\(databasePath)' cannot be read")
+        }
+        return "\(identity.inode)"
+    }
+
+    /// The inode part of a recorded home ('DEVICE:INODE' before, 'INODE' now).
+    static func inode(of home: String?) -> String? {
+        home.map { String($0.split(separator: ":").last ?? "") }
     }
 
     /// At open (under the library's exclusive lock): a database found where it was not last time is a copy (or
@@ -56,7 +64,7 @@ extension Library {
         let row = try Row.fetchOne(db, sql: "SELECT copy_epoch, home FROM sync_state WHERE id = 1")
         let epoch: String? = row?["copy_epoch"]
         let recorded: String? = row?["home"]
-        if recorded == here && epoch != nil { return false }
+        if inode(of: recorded) == here && epoch != nil { return false }
         if recorded == nil && epoch == nil {
             // Its first open since epochs exist (or since it was made): this is the library itself.
             try db.execute(
@@ -119,7 +127,7 @@ extension Library {
         }
         let parent = FileSystem.parent(of: destination)
         let staging =
-            "\(parent)/.\(URL(fileURLWithPath: destination).lastPathComponent).backup-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
+            "\(parent)/.\(URL(fileURLWithPath: destination).lastPathComponent)\(Self.folderExtension).backup-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))"
         do {
             try FileSystem.makeDirectories(staging, mode: 0o700)
             for sub in Self.subfolders { try FileSystem.makeDirectories("\(staging)/\(sub)", mode: 0o700) }
@@ -167,7 +175,8 @@ extension Library {
             FileSystem.removeTree(staging)
             throw LibraryError(.io, "cannot back up to '\(destination)': \(error)", underlying: error)
         }
-        let bytes = (try? Directory.stat(Array("\(destination)/\(Self.databaseName)".utf8)).size).map(Int64.init) ?? 0
+        let bytes =
+            (try? Directory.stat(PathText.bytes("\(destination)/\(Self.databaseName)")).size).map(Int64.init) ?? 0
         return LibraryBackupReport(
             library: manifest.name,
             id: manifest.id.description,
@@ -193,6 +202,8 @@ extension Library {
     {
         let manifest = try readManifest(source)
         if manifest.schemaVersion > Schema.version { throw tooNew(source, found: manifest.schemaVersion) }
+        // The name decides where it goes by default: one that could be a path is refused.
+        try validate(name: manifest.name)
         let sourceDatabase = "\(source)/\(databaseName)"
         guard FileSystem.exists(sourceDatabase) else {
             throw LibraryError(.missingFile, "'\(sourceDatabase)' is missing: '\(source)' is not a library backup")
@@ -248,13 +259,17 @@ extension Library {
         do {
             if FileSystem.exists(target) {
                 let aside = "\(target).before-restore-\(stamp)"
-                // Under its lock: no sd process is migrating it meanwhile.
+                // Swapped in one step, under its lock (no sd process migrates it meanwhile): at every moment the
+                // library's name holds a whole library, the old one or the restored one. The old one then goes
+                // beside it under a dated name.
                 try FileLock.withLock(path: "\(target)/\(lockName)", mode: .exclusive) {
-                    try FileSystem.renameNoReplace(target, to: aside)
+                    try FileSystem.exchange(staging, target)
                 }
+                try FileSystem.renameNoReplace(staging, to: aside)
                 kept = aside
+            } else {
+                try FileSystem.renameNoReplace(staging, to: target)
             }
-            try FileSystem.renameNoReplace(staging, to: target)
             try FileSystem.syncDirectory(parent)
         } catch {
             throw LibraryError(

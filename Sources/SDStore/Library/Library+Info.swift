@@ -69,3 +69,15 @@ extension Library {
         }
     }
 }
+
+extension Library {
+    /// Every device this library knows, by id: its name (as it last synced it).
+    public func deviceNames() throws -> [String: String] {
+        try database.read { db in
+            Dictionary(
+                try Row.fetchAll(db, sql: "SELECT uuid, name FROM devices").map { ($0[0] as String, $0[1] as String) },
+                uniquingKeysWith: { a, _ in a }
+            )
+        }
+    }
+}

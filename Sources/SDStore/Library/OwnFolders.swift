@@ -12,13 +12,13 @@ public enum OwnFolders {
             [
                 DeviceIdentity.configDirectory(), LibraryLocator().dataDirectory, DeviceIdentity.runtimeDirectory(),
             ] + (library.map { [$0.path] } ?? [])
-        return folders.map { URL(fileURLWithPath: $0).resolvingSymlinksInPath().path }
+        return folders.map { FileSystem.resolved($0) }
     }
 
     /// Which of sd's own folders holds `path` (compared where they really are), or nil. A folder named
     /// `NAME.sdlibrary` anywhere on the way counts as a library's.
     public static func holding(_ path: String, library: Library? = nil) -> String? {
-        let real = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        let real = FileSystem.resolved(path)
         for folder in list(library) where real == folder || real.hasPrefix(folder == "/" ? "/" : folder + "/") {
             return folder
         }

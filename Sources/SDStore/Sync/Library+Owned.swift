@@ -583,11 +583,11 @@ extension Library {
                         read_only = excluded.read_only, total_bytes = excluded.total_bytes,
                         free_bytes = excluded.free_bytes, speed_class = excluded.speed_class,
                         last_seen_at = excluded.last_seen_at, sync_seq = excluded.sync_seq
-                    WHERE excluded.sync_seq >= volumes.sync_seq
+                    WHERE excluded.sync_seq >= volumes.sync_seq OR ?
                     """,
                 arguments: [
                     v.uuid, deviceRow, v.identity, v.name, Data(v.mountPoint), v.filesystem, v.readOnly,
-                    v.totalBytes, v.freeBytes, v.speedClass, v.lastSeenAt, v.seq,
+                    v.totalBytes, v.freeBytes, v.speedClass, v.lastSeenAt, v.seq, pass != nil,
                 ]
             )
             applied.rows += 1
@@ -895,6 +895,17 @@ extension Library {
             batch.local[e.id] = db.lastInsertedRowID
         }
         return true
+    }
+
+    /// Forgets the rows of `owner` that wait for their parent (at the start of a whole-state pass: rows still
+    /// waiting from before it, of a copy of its library since replaced, must not be applied by the pass).
+    public func dropWaitingRows(of owner: DeviceID) throws {
+        try database.write { db in
+            try db.execute(
+                sql: "DELETE FROM sync_pending WHERE device_id = (SELECT id FROM devices WHERE uuid = ?)",
+                arguments: [owner.description]
+            )
+        }
     }
 
     /// After a whole-state pull of `owner` marked with `pass`: removes that device's rows the pass did not

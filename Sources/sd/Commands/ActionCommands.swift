@@ -12,7 +12,8 @@ struct MoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mv",
         abstract: "Move files and folders: previewed, then a durable job; `sd undo` moves them back.",
-        discussion: """
+        discussion: reflow(
+            """
             Like `mv`: one source to a new name, or any number into an existing folder. On one filesystem each
             source is renamed in one step; across filesystems every file is copied, flushed, verified against its
             source, and only then is the source removed. An interrupted move resumes with `sd jobs resume ID`.
@@ -21,6 +22,7 @@ struct MoveCommand: ParsableCommand {
               sd mv ~/Downloads/*.pdf ~/Documents/ --preview
               sd mv -y ~/Videos/2019 /mnt/archive/
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -40,7 +42,8 @@ struct RemoveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rm",
         abstract: "Move files and folders to the trash (`sd trash`), or delete them for good with --permanent.",
-        discussion: """
+        discussion: reflow(
+            """
             The trash is a folder on the same filesystem (inside the library, or `.sd-trash-UID` at the top of
             another filesystem), so trashing is a rename and `sd undo` or `sd trash restore` puts things back.
             A permanent deletion that would leave some content with fewer copies than the library's min-copies
@@ -50,6 +53,7 @@ struct RemoveCommand: ParsableCommand {
               sd rm ~/Downloads/old-installer.iso
               sd rm --permanent --preview ~/tmp/build
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -97,11 +101,13 @@ struct MakeFolderCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mkdir",
         abstract: "Make folders, with any missing parents (recorded in the index and the audit log).",
-        discussion: """
+        discussion: reflow(
+            """
             Making empty folders changes nothing that exists, so sd does not ask (-y is accepted).
 
             Example: sd mkdir ~/Pictures/2026/summer
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -120,7 +126,8 @@ struct UndoCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "undo",
         abstract: "Reverse the last move, rename or trashing (or the one given), if its files did not change since.",
-        discussion: """
+        discussion: reflow(
+            """
             Each file is checked by content id against what it was when the action completed; a file changed,
             gone, or a place taken since makes undo refuse and say which. The reversal is itself an action (a
             move, or a restore from the trash): previewed, a durable job, in the audit log.
@@ -129,6 +136,7 @@ struct UndoCommand: ParsableCommand {
               sd undo --preview
               sd undo 3f2a9c1e -y
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -211,7 +219,8 @@ struct ConfigCommand: ParsableCommand {
         commandName: "config",
         abstract:
             "Library settings: min-copies (the copies of any content a permanent delete must leave), sync-retention-days.",
-        discussion: """
+        discussion: reflow(
+            """
             sync-retention-days (default 90): how long sync history (changes, deletion marks) is kept; sdd
             compacts what is older. A device away longer pulls whole states instead of the changes it missed.
 
@@ -220,7 +229,8 @@ struct ConfigCommand: ParsableCommand {
               sd config set min-copies 3 --tag photos
               sd config set sync-retention-days 30
               sd config list
-            """,
+            """
+        ),
         subcommands: [Set.self, Get.self, List.self]
     )
 

@@ -51,13 +51,15 @@ enum Actions {
         let holding = Set(request.paths.flatMap { Operations.devicesHolding($0, library, unlessHere: true) })
         let peers =
             holding.isEmpty ? nil : try waitFor { await Operations.measureReach(Array(holding), library: library) }
-        let preview = try Operations.preview(
-            request,
-            library: library,
-            peers: peers,
-            notes: { if !global.json { line.clear(); print($0) } },
-            progress: { line.show($0, $1) }
-        )
+        let preview = try whileWaiting("previewing", enabled: !global.json) {
+            try Operations.preview(
+                request,
+                library: library,
+                peers: peers,
+                notes: { if !global.json { line.clear(); print($0) } },
+                progress: { line.show($0, $1) }
+            )
+        }
         line.clear()
         try commit(
             preview,
@@ -77,7 +79,9 @@ enum Actions {
         options: ActionOptions,
         yes: Bool
     ) throws {
-        let answer = try daemon.post("/v1/actions/preview", request, PreviewAnswer.self)
+        let answer = try whileWaiting("previewing", enabled: !global.json) {
+            try daemon.post("/v1/actions/preview", request, PreviewAnswer.self)
+        }
         let preview = answer.preview
         if !global.json { for note in answer.notes { print(note) } }
         if global.json && options.preview { return try previewed(preview, json: true) }
@@ -91,6 +95,11 @@ enum Actions {
         }
         // A preview that cannot commit is refused (and audited) by the daemon, with the reasons.
         let job = try daemon.post("/v1/actions/\(answer.id)/commit", [String: String](), JobRecord.self)
+        Interrupt.onCtrlC(
+            say:
+                "stopped waiting; job \(job.id.prefix(8)) goes on in sdd (`sd jobs` shows it, `sd jobs cancel \(job.id.prefix(8))` stops it)"
+        )
+        defer { Interrupt.clear() }
         let result = try wait(for: job.id, daemon, json: global.json).job
         if result.state == "failed" {
             throw UserError("\(result.error ?? "failed") (job \(job.id.prefix(8)) failed)")
@@ -155,6 +164,11 @@ enum Actions {
         }
         let runner = JobRunner(library: library, kinds: kinds(library))
         let job = try Operations.commit(preview, runner: runner)
+        Interrupt.onCtrlC(
+            say:
+                "stopped; job \(job.id.prefix(8)) is interrupted: `sd jobs resume \(job.id.prefix(8))` goes on from its last checkpoint (`sd jobs cancel \(job.id.prefix(8))` drops it)"
+        )
+        defer { Interrupt.clear() }
         let result = try run(runner, job.id, library: library, summary: summary(preview), json: global.json)
         try finish(preview, result, global: global)
     }

@@ -9,11 +9,13 @@ struct LsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls",
         abstract: "List a folder's children from the index (not from the disk).",
-        discussion: """
+        discussion: reflow(
+            """
             Examples:
               sd ls ~/Pictures --long
               sd ls sd://<device-id>/home/me/Pictures
             """
+        )
     )
     @OptionGroup var global: GlobalOptions
     @OptionGroup var libraryOptions: LibraryOptions

@@ -13,7 +13,8 @@ struct DupesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dupes",
         abstract: "Files held more than once (same content id), with the bytes the extra copies take.",
-        discussion: """
+        discussion: reflow(
+            """
             Groups come from the index's content ids (sampled for files over 100 KiB, so two different files can
             share one); --verify confirms every group with the full BLAKE3 of each file, computed once and kept
             while the file is unchanged, and reports groups that split. Hard links to one file count once.
@@ -22,6 +23,7 @@ struct DupesCommand: ParsableCommand {
               sd dupes --min-size 10MB
               sd dupes --kind image --location Photos --verify
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -78,7 +80,8 @@ struct DedupCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dedup",
         abstract: "Remove extra copies: hard links, reflinks or the trash, verified by full hash first.",
-        discussion: """
+        discussion: reflow(
+            """
             Only groups confirmed by the full BLAKE3 of every file are touched (a group whose sampled ids
             collided is split and its parts treated apart), and each file is checked again the moment it is
             replaced. One copy stays per group on each filesystem: copies on other disks are backups, not
@@ -95,6 +98,7 @@ struct DedupCommand: ParsableCommand {
               sd dedup --min-size 1MB --preview
               sd dedup --location Photos --mode trash -y
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -168,7 +172,8 @@ struct RedundancyCommand: ParsableCommand {
         commandName: "redundancy",
         abstract:
             "Content with fewer copies than N on distinct disks or devices: the bytes at risk, by kind and place.",
-        discussion: """
+        discussion: reflow(
+            """
             A copy counts once per filesystem per device: two copies on one disk die with it. Files not
             identified yet (`sd index` without --no-content identifies them) are not counted.
 
@@ -176,6 +181,7 @@ struct RedundancyCommand: ParsableCommand {
               sd redundancy                 # fewer than 2 copies (or the library's min-copies, if higher)
               sd redundancy --min-copies 3 --kind image
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -250,7 +256,8 @@ struct ResolveCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "resolve",
         abstract: "Resolve an SdPath: a content path's copies, ranked, and the one chosen; or a physical path's entry.",
-        discussion: """
+        discussion: reflow(
+            """
             Copies are ranked: reachable first, this device first, then the faster filesystem (memory, local disk,
             removable, network). Commands that take a file take a content path too and read the chosen copy.
 
@@ -258,6 +265,7 @@ struct ResolveCommand: ParsableCommand {
               sd resolve sd://content/9c1e5d0a1b2c3d4e
               sd resolve ~/Pictures/beach.jpg
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -308,7 +316,8 @@ struct ScrubCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scrub",
         abstract: "Find silent corruption: re-read files in full and compare them with their kept hashes.",
-        discussion: """
+        discussion: reflow(
+            """
             Each file's full BLAKE3 is kept with the size and modification time it was computed at (by an
             earlier scrub, or by `sd dupes --verify`). A file whose size and time are unchanged but whose
             hash is not was corrupted (a failing disk, a program writing behind the filesystem's back); it is
@@ -323,6 +332,7 @@ struct ScrubCommand: ParsableCommand {
               sd scrub --max-rate 50           # at most 50 MB/s, to run in the background
               sd scrub --location Photos --repair
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions

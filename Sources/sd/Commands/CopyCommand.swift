@@ -14,7 +14,8 @@ struct CopyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cp",
         abstract: "Copy files and folders: previewed, then a durable job that verifies each copy.",
-        discussion: """
+        discussion: reflow(
+            """
             Like `cp -r`: one source to a new name, or any number into an existing folder. The preview lists what
             will be written, the space it needs against what is free, conflicts, and content the library already
             knows at the target. Each file is written under a hidden name, flushed to disk, verified against its
@@ -31,6 +32,7 @@ struct CopyCommand: ParsableCommand {
               sd cp -y report.pdf notes.txt ~/Documents/
               sd cp -y ~/Pictures/2024 sd://DEVICE/srv/photos/
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions

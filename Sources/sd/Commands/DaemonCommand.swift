@@ -9,7 +9,8 @@ struct DaemonCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "daemon",
         abstract: "Start, stop or ask about sdd, the daemon that serves a library's API.",
-        discussion: """
+        discussion: reflow(
+            """
             While a daemon serves the library a command names, the commands it answers (status, ls, ...) go
             through it, with the same output; the others, and everything when no daemon runs, work on the
             library directly. The socket is $SD_RUNTIME_DIR/sdd.sock, else $XDG_RUNTIME_DIR/sd/sdd.sock, else
@@ -19,7 +20,8 @@ struct DaemonCommand: ParsableCommand {
               sd daemon start
               sd daemon status --json
               sd daemon stop
-            """,
+            """
+        ),
         subcommands: [Start.self, Stop.self, Status.self],
         defaultSubcommand: Status.self
     )

@@ -15,7 +15,8 @@ struct DeviceCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device",
         abstract: "This device: its name and identity.",
-        discussion: """
+        discussion: reflow(
+            """
             A device's identity (its id, key and paired devices) lives in the config folder ($SD_CONFIG_DIR, else
             $XDG_CONFIG_HOME/sd, else ~/.config/sd). A config folder copied to another machine or folder is
             refused until you say which it is: `sd device keep` (this is now the only place that uses it) or
@@ -24,7 +25,8 @@ struct DeviceCommand: ParsableCommand {
             Examples:
               sd device show
               sd device rename laptop
-            """,
+            """
+        ),
         subcommands: [Show.self, Rename.self, Keep.self, New.self],
         defaultSubcommand: Show.self
     )
@@ -49,13 +51,15 @@ struct DeviceCommand: ParsableCommand {
     struct Rename: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Give this device a name (shown on the devices it syncs with).",
-            discussion: """
+            discussion: reflow(
+                """
                 Libraries take the new name when they are next opened (restart sdd to have it now); the devices a
                 library syncs with see it at their next sync.
 
                 Example:
                   sd device rename laptop
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The new name (1-64 bytes).") var name: String
@@ -86,11 +90,13 @@ struct DeviceCommand: ParsableCommand {
     struct New: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make this machine a new device (the identity here is moved aside, never deleted).",
-            discussion: """
+            discussion: reflow(
+                """
                 For a config folder copied from another machine that still uses it. The new device has no paired
                 devices: pair it again (`sd pair`). Locations added under the old identity stay that device's:
                 add them again here.
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
 

@@ -8,7 +8,8 @@ struct HashCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hash",
         abstract: "Print the content id of each file (or its full BLAKE3 with --full).",
-        discussion: """
+        discussion: reflow(
+            """
             Without --full, prints "ID  PATH" lines: the Spacedrive V2 content id (16 hex digits; files over
             100 KiB are sampled), "-" for an empty file. With --full, prints exactly what b3sum prints: the
             BLAKE3 of the whole file.
@@ -17,6 +18,7 @@ struct HashCommand: ParsableCommand {
               sd hash ~/Pictures/*.jpg
               sd hash --full --json big.iso
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions

@@ -10,7 +10,8 @@ struct IndexCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "index",
         abstract: "Index locations: discover, process, aggregate, identify content, queue analysis.",
-        discussion: """
+        discussion: reflow(
+            """
             Without arguments, indexes every location. A run interrupted (even by SIGKILL) resumes where it
             stopped the next time. A scan never reads a missing disk as deleted files: a location whose folder
             is gone is marked offline and keeps its entries, and a scan that would remove more than half of a
@@ -20,6 +21,7 @@ struct IndexCommand: ParsableCommand {
               sd index
               sd index Pictures --no-content
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -158,7 +160,7 @@ final class ProgressLine: @unchecked Sendable {
                 text += "  \(p.hashed)/\(p.toHash) files (\(pct)%)"
             default: break
             }
-            FileHandle.standardError.write(Data("\r\u{1B}[K\(text)".utf8))
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(shown(text))".utf8))
         }
     }
 

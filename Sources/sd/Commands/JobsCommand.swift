@@ -13,7 +13,8 @@ struct JobsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
         abstract: "List, inspect, pause, resume and cancel the library's jobs.",
-        discussion: """
+        discussion: reflow(
+            """
             Jobs (indexing a location, and every file action) are kept in the library: one interrupted by
             a crash or a reboot shows as 'running' with no process behind it ('interrupted' below) and goes on
             from its last checkpoint when resumed. A job is named by its id or the start of it.
@@ -22,7 +23,8 @@ struct JobsCommand: ParsableCommand {
               sd jobs
               sd jobs pause 3f2a
               sd jobs resume 3f2a
-            """,
+            """
+        ),
         subcommands: [List.self, Show.self, Pause.self, Resume.self, Cancel.self],
         defaultSubcommand: List.self
     )

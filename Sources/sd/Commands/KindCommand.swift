@@ -6,7 +6,8 @@ struct KindCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kind",
         abstract: "Identify each file's kind: category, MIME type, and how it was decided.",
-        discussion: """
+        discussion: reflow(
+            """
             Decides by extension where that is enough, by magic bytes where the extension is missing, unknown
             or ambiguous, and by a text-or-binary check otherwise. With --check-content the bytes are always
             read, so an extension the bytes contradict is caught.
@@ -14,6 +15,7 @@ struct KindCommand: ParsableCommand {
             Example:
               sd kind --check-content ~/Downloads/*
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions

@@ -32,7 +32,8 @@ struct LibraryCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "library",
         abstract: "Create, list and inspect libraries.",
-        discussion: """
+        discussion: reflow(
+            """
             A library is one folder, NAME.sdlibrary: the index (SQLite), sidecars and config. `sd library backup`
             copies it while it is in use; `sd library restore` puts a copy back. A library found copied or
             restored takes a new epoch, so devices it syncs with pull its whole state again.
@@ -42,20 +43,23 @@ struct LibraryCommand: ParsableCommand {
               sd library info --library Photos
               sd library backup /mnt/backup/Photos-2026-12-08.sdlibrary --library Photos
               sd library restore /mnt/backup/Photos-2026-12-08.sdlibrary
-            """,
+            """
+        ),
         subcommands: [Create.self, List.self, Info.self, Backup.self, Restore.self, Share.self, Join.self]
     )
 
     struct Create: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create a new library.",
-            discussion: """
+            discussion: reflow(
+                """
                 Creates NAME.sdlibrary in the data folder ($SD_DATA_DIR, else $XDG_DATA_HOME/sd, else
                 ~/.local/share/sd), or in --in DIR.
 
                 Example:
                   sd library create Photos
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The library's name.") var name: String
@@ -111,13 +115,15 @@ struct LibraryCommand: ParsableCommand {
     struct Info: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Show a library's identity, schema and counts.",
-            discussion: """
+            discussion: reflow(
+                """
                 Without --library, shows the default library (created on first use).
 
                 Examples:
                   sd library info
                   sd library info --library Photos --check
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
@@ -172,7 +178,8 @@ struct LibraryCommand: ParsableCommand {
     struct Backup: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Copy a library, consistently, while it is in use.",
-            discussion: """
+            discussion: reflow(
+                """
                 Makes DEST (a new folder) a copy of the library: SQLite's online backup of the index, checked
                 before it is put in place. sdd and sync may go on meanwhile. Thumbnails and other derived files
                 are not copied (they are made again).
@@ -180,6 +187,7 @@ struct LibraryCommand: ParsableCommand {
                 Example:
                   sd library backup /mnt/backup/Home-2026-12-08.sdlibrary
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
@@ -188,6 +196,11 @@ struct LibraryCommand: ParsableCommand {
 
         func run() throws {
             let dest = LibraryLocator.absolute(destination)
+            guard dest.hasSuffix(Library.folderExtension) else {
+                throw UserError(
+                    "name the backup NAME\(Library.folderExtension) (e.g. \(dest)\(Library.folderExtension)): sd knows its own folders by that name, and never indexes or acts on them"
+                )
+            }
             if let own = OwnFolders.holding(FileSystem.parent(of: dest)) {
                 throw UserError("'\(dest)' is inside sd's own folder '\(own)'; put the backup elsewhere")
             }
@@ -206,7 +219,8 @@ struct LibraryCommand: ParsableCommand {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Put a backup of a library back.",
-            discussion: """
+            discussion: reflow(
+                """
                 Checks the backup and puts a copy of it where the library is (the library of the backup's name
                 in the data folder, or --library NAME|PATH). The library that was there is kept beside it, renamed
                 NAME.sdlibrary.before-restore-TIME; the backup is not changed. Stop sdd first if it runs this
@@ -216,6 +230,7 @@ struct LibraryCommand: ParsableCommand {
                 Example:
                   sd library restore /mnt/backup/Home-2026-12-08.sdlibrary
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions

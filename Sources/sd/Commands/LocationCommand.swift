@@ -9,12 +9,14 @@ struct LocationCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "location",
         abstract: "Add, list and remove the folders sd indexes.",
-        discussion: """
+        discussion: reflow(
+            """
             Examples:
               sd location add ~/Pictures --name Pictures
               sd location list
               sd location remove Pictures      # removes index data only, never files
-            """,
+            """
+        ),
         subcommands: [Add.self, List.self, Remove.self]
     )
 
@@ -70,7 +72,8 @@ struct LocationCommand: ParsableCommand {
     struct Remove: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Remove a location and its index data. Files on disk are never touched.",
-            discussion: """
+            discussion: reflow(
+                """
                 The ratings, favorite marks, notes and tags kept on the location's files and folders go with
                 their index entries: sd lists them and asks first. Tags on files' contents stay, and are back
                 when the location is added and indexed again.
@@ -79,6 +82,7 @@ struct LocationCommand: ParsableCommand {
                   sd location remove 2 --preview
                   sd location remove ~/Old -y
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions

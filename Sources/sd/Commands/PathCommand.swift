@@ -8,22 +8,26 @@ struct PathCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "path",
         abstract: "Parse and format SdPaths (sd://<device-id>/<path>, sd://content/<content-id>).",
-        discussion: """
+        discussion: reflow(
+            """
             Examples:
               sd path format ~/notes.txt
               sd path parse sd://content/9c1e5d0a1b2c3d4e
-            """,
+            """
+        ),
         subcommands: [Parse.self, Format.self]
     )
 
     struct Parse: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Check an SdPath and show its parts.",
-            discussion: """
+            discussion: reflow(
+                """
                 Examples:
                   sd path parse sd://content/9c1e5d0a1b2c3d4e
                   sd path parse 'sd://6ba7b810-9dad-11d1-80b4-00c04fd430c8/home/me/a%20b.txt'
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The SdPath.") var text: String
@@ -79,12 +83,14 @@ struct PathCommand: ParsableCommand {
     struct Format: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Make the SdPath of a local file (on this device), or of a content id.",
-            discussion: """
+            discussion: reflow(
+                """
                 Examples:
                   sd path format ~/Documents/report.pdf
                   sd path format --content 9c1e5d0a1b2c3d4e
                   sd path format --device 6ba7b810-9dad-11d1-80b4-00c04fd430c8 /srv/a.txt
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Option(help: "A content id (16 hex digits) instead of a file.") var content: String?

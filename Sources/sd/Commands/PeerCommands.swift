@@ -33,14 +33,16 @@ struct PairCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pair",
         abstract: "Pair this device with another: show a code here, type it there.",
-        discussion: """
+        discussion: reflow(
+            """
             On the first device (sdd must run there: it answers the other device):
               sd pair                       # prints HOST:PORT/XXXX-XXXX-XXXX-XXXX and waits
             On the second:
               sd pair join HOST:PORT/XXXX-XXXX-XXXX-XXXX
             The code works once, for 5 minutes. Both devices prove they know it without sending it, then each
             keeps the other's key: from then on they accept each other, and nobody else.
-            """,
+            """
+        ),
         subcommands: [Show.self, Join.self],
         defaultSubcommand: Show.self
     )
@@ -116,7 +118,8 @@ struct PeerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "peer",
         abstract: "The devices paired with this one.",
-        discussion: """
+        discussion: reflow(
+            """
             What a paired device may do here is decided here: a new pairing may read files in this device's
             locations, sync the library's index and change shared metadata (tags, ratings, notes); nothing else
             until you allow it. Rights: read, sync, metadata, settings, write, overwrite, act, relay (read,
@@ -129,7 +132,8 @@ struct PeerCommand: ParsableCommand {
               sd peer deny laptop read --location ~/Private   # ...and not read that one
               sd peer rekey laptop              # it was reinstalled: the next pairing may give it a new key
               sd peer remove laptop             # it is refused from now on
-            """,
+            """
+        ),
         subcommands: [List.self, Add.self, Allow.self, Deny.self, Rekey.self, Remove.self],
         defaultSubcommand: List.self
     )
@@ -196,11 +200,13 @@ struct PeerCommand: ParsableCommand {
     struct Allow: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Let a paired device do something here (everywhere, or in one location).",
-            discussion: """
+            discussion: reflow(
+                """
                 Examples:
                   sd peer allow laptop write --location ~/Inbox
                   sd peer allow laptop settings
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
@@ -216,11 +222,13 @@ struct PeerCommand: ParsableCommand {
     struct Deny: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Take a right back from a paired device (everywhere, or in one location).",
-            discussion: """
+            discussion: reflow(
+                """
                 Examples:
                   sd peer deny laptop metadata
                   sd peer deny laptop read --location ~/Private
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @OptionGroup var libraryOptions: LibraryOptions
@@ -236,11 +244,13 @@ struct PeerCommand: ParsableCommand {
     struct Rekey: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Let the next pairing with a device (within 10 minutes) give it a new key.",
-            discussion: """
+            discussion: reflow(
+                """
                 A pairing never replaces the key pinned for a device: one presenting another key under a paired
                 device's id is refused. When that device really has a new key (reinstalled, its config lost), run
                 this here, then pair again; compare the fingerprints shown here and by `sd peer list` there.
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The device: its id or name.") var device: String
@@ -278,7 +288,8 @@ struct SyncCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "sync",
         abstract: "Library sync with other devices: its state, and edits that lost to concurrent ones.",
-        discussion: """
+        discussion: reflow(
+            """
             sdd syncs the library with every device it is shared with (`sd library share DEVICE`), whenever they
             are reachable. Each device's files are written by that device only; tags, ratings and notes merge
             (the last edit wins, the losing one of a concurrent edit is kept here).
@@ -287,7 +298,8 @@ struct SyncCommand: ParsableCommand {
               sd sync status
               sd sync conflicts
               sd sync conflicts --restore 3
-            """,
+            """
+        ),
         subcommands: [Status.self, Conflicts.self],
         defaultSubcommand: Status.self
     )
@@ -399,12 +411,14 @@ extension LibraryCommand {
     struct Join: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Hold a library a paired device shares with this one: made here, filled from it.",
-            discussion: """
+            discussion: reflow(
+                """
                 Example:
                   sd library join laptop                 # its only shared library
                   sd library join laptop --name Photos
                 Then `sd daemon start --library NAME` keeps it in sync.
                 """
+            )
         )
         @OptionGroup var global: GlobalOptions
         @Argument(help: "The paired device: its id or name.") var device: String
@@ -439,12 +453,16 @@ extension LibraryCommand {
             defer { try? library.close() }
             try library.saveSyncPeer(SyncPeerState(device: id))
             let started = Date()
-            let pulled = try waitFor {
-                try await SyncService.pullOnce(library: library, from: id, at: address, endpoint: endpoint)
+            let pulled = try whileWaiting("pulling the index from \(peer.name)", enabled: !global.json) {
+                try waitFor {
+                    try await SyncService.pullOnce(library: library, from: id, at: address, endpoint: endpoint)
+                }
             }
             let pullSeconds = Date().timeIntervalSince(started)
             // Searchable at once (else searches read every new name until sdd catches up).
-            while try library.catchUpSearch() > 0 {}
+            try whileWaiting("making it searchable", enabled: !global.json) {
+                while try library.catchUpSearch() > 0 {}
+            }
             let total = Date().timeIntervalSince(started)
             if global.json {
                 return try Output.json(

@@ -10,7 +10,8 @@ struct SearchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "search",
         abstract: "Find files and folders in the index by name, path and filters.",
-        discussion: """
+        discussion: reflow(
+            """
             QUERY
               tax invoice      words starting with 'tax' and 'invoice', in the name
                                or in the names of the folders above it
@@ -44,6 +45,7 @@ struct SearchCommand: ParsableCommand {
               sd search oice_20 --limit 10 --json
               sd search --kind video --size '>1GB' --sort size
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
@@ -116,7 +118,7 @@ struct SearchCommand: ParsableCommand {
             let modified = hit.modified.map { Format.date($0) } ?? "-"
             let size = hit.kind == "folder" ? "-" : Format.size(hit.size)
             print(
-                "\(hit.kind.padding(toLength: 12, withPad: " ", startingAt: 0)) \(size.padding(toLength: 9, withPad: " ", startingAt: 0)) \(modified)  \(hit.contentID ?? "-               ")  \(hit.path)"
+                "\(hit.kind.padding(toLength: 12, withPad: " ", startingAt: 0)) \(size.padding(toLength: 9, withPad: " ", startingAt: 0)) \(modified)  \(hit.contentID ?? "-               ")  \(hit.path)\(hit.device.map { "  (on \($0))" } ?? "")"
             )
         }
         // The summary goes to standard error: standard output stays the results alone.

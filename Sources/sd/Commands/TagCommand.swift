@@ -8,7 +8,8 @@ struct TagCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tag",
         abstract: "Tags: create, list, rename, delete; add to and remove from files and folders.",
-        discussion: """
+        discussion: reflow(
+            """
             Names are hierarchical (`finance/tax`). A tag on a file with a content id is on its content: every
             copy, here or on another device, carries it; files not identified yet and folders carry their own.
             Every change is kept in the library's change log with a hybrid logical clock stamp, for sync.
@@ -18,7 +19,8 @@ struct TagCommand: ParsableCommand {
               sd tag create finance/tax --color '#2a9d8f'
               sd tag add finance/tax ~/Documents/2025/*.pdf
               sd tag show ~/Documents/2025/return.pdf
-            """,
+            """
+        ),
         subcommands: [Create.self, List.self, Rename.self, Delete.self, Add.self, Remove.self, Show.self],
         defaultSubcommand: List.self
     )
@@ -147,7 +149,8 @@ struct MetaCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "meta",
         abstract: "Rate, mark as favorite and annotate files and folders of the index (shared metadata).",
-        discussion: """
+        discussion: reflow(
+            """
             These belong to the file at its place (followed across renames and moves), not to its content as
             tags do. Every change is written to the change log, stamped with this device's clock, for sync.
 
@@ -155,7 +158,8 @@ struct MetaCommand: ParsableCommand {
               sd meta set ~/Pictures/beach.jpg --rating 5 --favorite
               sd meta set ~/Documents/tax-2025.pdf --note "filed 2026-03-02"
               sd meta show ~/Pictures/beach.jpg
-            """,
+            """
+        ),
         subcommands: [Change.self, Show.self]
     )
 

@@ -9,7 +9,8 @@ struct WatchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "watch",
         abstract: "Keep every location's index live while files change (runs until Ctrl-C or SIGTERM).",
-        discussion: """
+        discussion: reflow(
+            """
             First brings each location up to date with what changed while sd was not running: folders whose
             modification time moved are read again (that finds files added, removed and renamed), then a
             background sweep looks at every file for ones modified in place. After that, changes are applied
@@ -22,6 +23,7 @@ struct WatchCommand: ParsableCommand {
               sd watch
               sd watch --json | jq .
             """
+        )
     )
 
     @OptionGroup var global: GlobalOptions
