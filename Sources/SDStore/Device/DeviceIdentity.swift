@@ -141,11 +141,7 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
     /// are moved aside into `replaced-TIME/` in the config folder (never deleted), and a new identity is made.
     /// The folder moved aside, and the new identity.
     public static func startOver(configDirectory dir: String) throws -> (keptAt: String, identity: DeviceIdentity) {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
-        let aside = "\(dir)/replaced-\(formatter.string(from: Date()))"
+        let aside = "\(dir)/replaced-\(Library.restoreStamp())"
         do {
             try FileSystem.makeDirectories(aside, mode: 0o700)
             for name in ["device.json", "device.key", "peers.json", placeName] where FileSystem.exists("\(dir)/\(name)")
@@ -176,10 +172,8 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
                 "'\(name)' cannot be a device name: use 1-64 bytes without control characters (e.g. laptop, nas-2)"
             )
         }
-        guard var identity = try loadUnchecked(configDirectory: dir) else {
-            return try rename(to: trimmed, creatingIn: dir)
-        }
-        try checkPlace(of: identity, in: dir)
+        // (Made if there is none yet; refused if it was copied here.)
+        var identity = try loadOrCreate(configDirectory: dir)
         identity.name = trimmed
         let body = try LibraryManifest.encoder.encode(identity).map { $0 } + [0x0A]
         do {
@@ -188,11 +182,6 @@ public struct DeviceIdentity: Codable, Sendable, Equatable {
             throw LibraryError(.io, "cannot write '\(dir)/device.json': \(error)", underlying: error)
         }
         return identity
-    }
-
-    private static func rename(to name: String, creatingIn dir: String) throws -> DeviceIdentity {
-        _ = try loadOrCreate(configDirectory: dir)
-        return try rename(to: name, configDirectory: dir)
     }
 
     private static func load(_ path: String) throws -> DeviceIdentity? {

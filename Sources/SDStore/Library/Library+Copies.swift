@@ -137,22 +137,13 @@ extension Library {
         }
         var entries = 0
         do {
-            let target = "\(staging)/\(Self.databaseName)"
-            try FileSystem.createEmpty(target, mode: 0o600)
-            let copy = try DatabaseQueue(path: target)
-            try database.backup(to: copy, pagesPerStep: 256) { step in
-                if step.totalPageCount > 0 {
-                    progress(Double(step.completedPageCount) / Double(step.totalPageCount))
-                }
-            }
-            try copy.write { db in
-                // A copy: wherever it is opened, it starts a new epoch.
-                try db.execute(sql: "UPDATE sync_state SET home = NULL, copy_epoch = 'backup' WHERE id = 1")
-            }
-            let check = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
-            entries = try copy.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entries") ?? 0 }
-            try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-            try copy.close()
+            let (check, count) = try Self.copyDatabase(
+                database,
+                to: "\(staging)/\(Self.databaseName)",
+                marked: "backup",
+                progress: progress
+            )
+            entries = count
             guard check == ["ok"] else {
                 throw LibraryError(
                     .corrupt,
@@ -213,7 +204,7 @@ extension Library {
             guard present.id == manifest.id else {
                 throw LibraryError(
                     .alreadyExists,
-                    "'\(target)' is another library (\(present.name), \(present.id)) than the backup's (\(manifest.name), \(manifest.id)); restore it elsewhere with --to PATH"
+                    "'\(target)' is another library (\(present.name), \(present.id)) than the backup's (\(manifest.name), \(manifest.id)); restore it elsewhere with --library PATH"
                 )
             }
         }
@@ -227,25 +218,15 @@ extension Library {
             for sub in subfolders { try FileSystem.makeDirectories("\(staging)/\(sub)", mode: 0o700) }
             // Through SQLite (not a byte copy): a backup's WAL, if any, is read, and the copy is checked.
             let from = try DatabaseQueue(path: sourceDatabase, configuration: readOnly())
-            let copyPath = "\(staging)/\(databaseName)"
-            try FileSystem.createEmpty(copyPath, mode: 0o600)
-            let copy = try DatabaseQueue(path: copyPath)
-            try from.backup(to: copy)
-            try from.close()
-            let check = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+            defer { try? from.close() }
+            let (check, count) = try copyDatabase(from, to: "\(staging)/\(databaseName)", marked: "restored")
+            entries = count
             guard check == ["ok"] else {
                 throw LibraryError(
                     .corrupt,
                     "the backup at '\(source)' is damaged (\(check.prefix(3).joined(separator: "; "))); nothing was restored"
                 )
             }
-            try copy.write { db in
-                // A restore is a copy: the library starts a new epoch when it is opened.
-                try db.execute(sql: "UPDATE sync_state SET home = NULL, copy_epoch = 'restored' WHERE id = 1")
-            }
-            entries = try copy.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entries") ?? 0 }
-            try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
-            try copy.close()
             try FileSystem.writeNew(try manifest.encoded(), to: "\(staging)/\(manifestName)", mode: 0o600)
             try FileSystem.syncDirectory(staging)
         } catch let error as LibraryError {
@@ -289,6 +270,32 @@ extension Library {
             keptAt: kept,
             entries: entries
         )
+    }
+
+    /// Copies the database `source` into a new file `path` through SQLite's online backup (one read transaction:
+    /// a consistent copy while others write), marks the copy as one (`copy_epoch` = `marked`, no home: opened
+    /// anywhere, it starts a new epoch), and checkpoints it into one file. SQLite's quick check of the copy, and
+    /// its entries.
+    static func copyDatabase(
+        _ source: any DatabaseReader,
+        to path: String,
+        marked: String,
+        progress: @escaping (Double) -> Void = { _ in }
+    ) throws -> (check: [String], entries: Int) {
+        try FileSystem.createEmpty(path, mode: 0o600)
+        let copy = try DatabaseQueue(path: path)
+        defer { try? copy.close() }
+        try source.backup(to: copy, pagesPerStep: 256) { step in
+            if step.totalPageCount > 0 { progress(Double(step.completedPageCount) / Double(step.totalPageCount)) }
+        }
+        let check = try copy.read { db in try String.fetchAll(db, sql: "PRAGMA quick_check") }
+        guard check == ["ok"] else { return (check, 0) }
+        try copy.write { db in
+            try db.execute(sql: "UPDATE sync_state SET home = NULL, copy_epoch = ? WHERE id = 1", arguments: [marked])
+        }
+        let entries = try copy.read { db in try Int.fetchOne(db, sql: "SELECT count(*) FROM entries") ?? 0 }
+        try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+        return (check, entries)
     }
 
     /// The manifest of the library (or backup) at `path`.
